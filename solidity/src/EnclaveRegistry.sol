@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+
+import {IEnclaveRegistry, EnclaveRecord} from "./interfaces/IEnclaveRegistry.sol";
+
+/// @notice Allowlists enclave images and registers enclave keys approved by k-of-n attestors.
+/// @dev Note: `allowDev` is immutable. A production registry deployed with `allowDev = false`
+/// can never accept a development enclave, whoever owns it.
+contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                          STORAGE                           */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @dev keccak256 of the EIP-712 type attestors sign.
+    bytes32 public constant REGISTRATION_TYPEHASH = keccak256(
+        "Registration(address enclave,bytes32 imageId,uint8 teeType,address payee,uint64 expiresAt,bytes32 quoteHash)"
+    );
+
+    /// @notice Lifecycle of an image on the allowlist. Revocation is final.
+    enum ImageStatus {
+        None,
+        Allowed,
+        Revoked
+    }
+
+    struct Image {
+        ImageStatus status;
+        uint8 teeType;
+    }
+
+    /// @notice A registered key, packed in two slots.
+    struct Enclave {
+        bytes32 imageId;
+        address payee;
+        uint64 expiresAt;
+        bool revoked;
+    }
+
+    /// @inheritdoc IEnclaveRegistry
+    bool public immutable allowDev;
+
+    /// @notice Approvals needed to register a key.
+    uint256 public threshold;
+
+    /// @notice Allowlisted (or revoked) images.
+    mapping(bytes32 imageId => Image) public images;
+
+    /// @notice Accounts whose approvals count.
+    mapping(address attestor => bool) public isAttestor;
+
+    /// @notice Registered keys. A zero `payee` means never registered.
+    mapping(address enclave => Enclave) public enclaves;
+
+    constructor(address owner_, bool allowDev_, address[] memory attestors, uint256 threshold_)
+        EIP712("EnclaveRegistry", "1")
+        Ownable(owner_)
+    {
+        allowDev = allowDev_;
+        for (uint256 i; i < attestors.length; ++i) {
+            isAttestor[attestors[i]] = true;
+            emit AttestorSet(attestors[i], true);
+        }
+        _setThreshold(threshold_);
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                        REGISTRATION                        */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @inheritdoc IEnclaveRegistry
+    function register(EnclaveRecord calldata record, bytes[] calldata approvals) external {
+        if (record.teeType == uint8(TeeType.DEV) && !allowDev) revert DevNotAllowed();
+        Image memory image = images[record.imageId];
+        if (image.status != ImageStatus.Allowed) revert ImageNotAllowed(record.imageId);
+        if (image.teeType != record.teeType) revert TeeTypeMismatch(image.teeType, record.teeType);
+        if (record.enclave == address(0) || record.payee == address(0) || record.expiresAt <= block.timestamp) {
+            revert InvalidRecord();
+        }
+        if (enclaves[record.enclave].payee != address(0)) revert AlreadyRegistered(record.enclave);
+        _checkApprovals(_registrationDigest(record), approvals);
+
+        enclaves[record.enclave] =
+            Enclave({imageId: record.imageId, payee: record.payee, expiresAt: record.expiresAt, revoked: false});
+        emit EnclaveRegistered(
+            record.enclave, record.imageId, record.teeType, record.payee, record.expiresAt, record.quoteHash
+        );
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                           ADMIN                            */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @notice Adds `imageId` to the allowlist for one TEE type.
+    function allowImage(bytes32 imageId, uint8 teeType) external onlyOwner {
+        if (teeType == uint8(TeeType.DEV) && !allowDev) revert DevNotAllowed();
+        if (images[imageId].status != ImageStatus.None) revert ImageAlreadyListed(imageId);
+        images[imageId] = Image({status: ImageStatus.Allowed, teeType: teeType});
+        emit ImageAllowed(imageId, teeType);
+    }
+
+    /// @notice Revokes `imageId` for good; every enclave running it stops being active at once.
+    function revokeImage(bytes32 imageId) external onlyOwner {
+        if (images[imageId].status != ImageStatus.Allowed) revert ImageNotAllowed(imageId);
+        images[imageId].status = ImageStatus.Revoked;
+        emit ImageRevoked(imageId);
+    }
+
+    /// @notice Revokes one enclave key for good.
+    function revokeEnclave(address enclave) external onlyOwner {
+        if (enclaves[enclave].payee == address(0)) revert UnknownEnclave(enclave);
+        enclaves[enclave].revoked = true;
+        emit EnclaveRevoked(enclave);
+    }
+
+    /// @notice Adds or removes an attestor.
+    function setAttestor(address attestor, bool allowed) external onlyOwner {
+        isAttestor[attestor] = allowed;
+        emit AttestorSet(attestor, allowed);
+    }
+
+    /// @notice Sets how many attestor approvals a registration needs.
+    function setThreshold(uint256 threshold_) external onlyOwner {
+        _setThreshold(threshold_);
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                           VIEWS                            */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @inheritdoc IEnclaveRegistry
+    function isActive(address enclave) external view returns (bool) {
+        return _activePayee(enclave) != address(0);
+    }
+
+    /// @inheritdoc IEnclaveRegistry
+    function activePayee(address enclave) external view returns (address) {
+        return _activePayee(enclave);
+    }
+
+    /// @inheritdoc IEnclaveRegistry
+    function registrationDigest(EnclaveRecord calldata record) external view returns (bytes32) {
+        return _registrationDigest(record);
+    }
+
+    /// @notice The EIP-712 domain separator of this deployment.
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                     INTERNAL FUNCTIONS                     */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    function _activePayee(address enclave) private view returns (address) {
+        Enclave memory e = enclaves[enclave];
+        if (e.payee == address(0) || e.revoked || e.expiresAt < block.timestamp) return address(0);
+        if (images[e.imageId].status != ImageStatus.Allowed) return address(0);
+        return e.payee;
+    }
+
+    function _registrationDigest(EnclaveRecord calldata record) private view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(REGISTRATION_TYPEHASH, record)));
+    }
+
+    /// @dev Ascending signer order makes duplicates impossible without a seen-set.
+    function _checkApprovals(bytes32 digest, bytes[] calldata approvals) private view {
+        if (approvals.length < threshold) revert NotEnoughApprovals(approvals.length, threshold);
+        address previous;
+        for (uint256 i; i < approvals.length; ++i) {
+            (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, approvals[i]);
+            if (err != ECDSA.RecoverError.NoError || !isAttestor[signer] || signer <= previous) {
+                revert InvalidApproval(i);
+            }
+            previous = signer;
+        }
+    }
+
+    function _setThreshold(uint256 threshold_) private {
+        if (threshold_ == 0) revert InvalidThreshold();
+        threshold = threshold_;
+        emit ThresholdSet(threshold_);
+    }
+}
