@@ -1,0 +1,5 @@
+"""`python -m coprocessor` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,206 @@
+"""Talking to the chain: connections, one account's transactions, deployment records, revert reasons."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode
+from eth_account import Account
+from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+
+from .errors import ChainError
+from .toolchain import artifact
+
+# Anvil's well-known, publicly documented development keys (mnemonic "test test ... junk").
+# They guard nothing: every Foundry user has them. Never use them off a local chain.
+ANVIL_KEYS = (
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+)
+
+_CONTRACTS_WITH_ERRORS = ("Coprocessor", "EnclaveRegistry", "ExampleConsumer", "ExactGasCall")
+
+
+def connect(rpc_url: str, timeout: float = 30.0) -> Web3:
+    """A Web3 over HTTP; raises ChainError if nothing answers."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id  # noqa: B018 - a cheap call that proves the endpoint answers
+    except Exception as exc:
+        raise ChainError(f"no JSON-RPC endpoint answers at {rpc_url}: {exc}") from None
+    return w3
+
+
+def contract(w3: Web3, name: str, address: str) -> Contract:
+    """A web3 contract handle from the forge artifact of `name`."""
+    return w3.eth.contract(address=to_checksum_address(address), abi=artifact(name)["abi"])
+
+
+@cache
+def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:
+    selectors = {}
+    for name in _CONTRACTS_WITH_ERRORS:
+        for item in artifact(name)["abi"]:
+            if item["type"] == "error":
+                types = [arg["type"] if arg["type"] != "tuple" else _tuple_type(arg) for arg in item["inputs"]]
+                selectors[function_abi_to_4byte_selector(item)] = (item["name"], types)
+    return selectors
+
+
+def _tuple_type(arg: dict[str, Any]) -> str:
+    return "(" + ",".join(c["type"] for c in arg["components"]) + ")"
+
+
+def decode_revert(data: bytes | str | None) -> str:
+    """A readable reason for revert data: `Name(args)` for our custom errors."""
+    if data is None:
+        return "reverted without data"
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
+    if len(raw) < 4:
+        return "reverted without data"
+    if raw[:4] == keccak(b"Error(string)")[:4]:
+        return decode(["string"], raw[4:])[0]
+    known = _error_selectors().get(raw[:4])
+    if known is None:
+        return f"reverted with unknown data 0x{raw.hex()}"
+    name, types = known
+    try:
+        args = decode(types, raw[4:])
+    except Exception:
+        return name
+    shown = ", ".join("0x" + a.hex() if isinstance(a, bytes) else str(a) for a in args)
+    return f"{name}({shown})"
+
+
+def _revert_reason(exc: Exception) -> str:
+    if isinstance(exc, ContractCustomError | ContractLogicError) and exc.data:
+        return decode_revert(exc.data)
+    return str(exc)
+
+
+class TxSender:
+    """One account's transactions: a local nonce, EIP-1559 fees and receipt polling. Thread-safe."""
+
+    def __init__(self, w3: Web3, private_key: str) -> None:
+        self.w3 = w3
+        self.account = Account.from_key(private_key)
+        self.address: str = self.account.address
+        self.chain_id = w3.eth.chain_id
+        self._lock = threading.Lock()
+        self._nonce: int | None = None
+
+    def resync_nonce(self) -> None:
+        """Forget the local nonce; the next send asks the chain (after a dropped or replaced tx)."""
+        with self._lock:
+            self._nonce = None
+
+    def estimate(self, to: str | None, data: bytes, value: int = 0) -> int:
+        """Gas for a call, or ChainError with the decoded revert reason."""
+        tx: dict[str, Any] = {"from": self.address, "data": data, "value": value}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        try:
+            return self.w3.eth.estimate_gas(tx)
+        except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
+            raise ChainError(_revert_reason(exc)) from None
+
+    def send(self, to: str | None, data: bytes, value: int = 0, gas: int | None = None) -> bytes:
+        """Signs and sends; returns the transaction hash. Estimates gas (with headroom) when not given."""
+        if gas is None:
+            gas = self.estimate(to, data, value) * 6 // 5 + 10_000
+        base_fee = self.w3.eth.get_block("latest")["baseFeePerGas"]
+        tip = 10**9
+        with self._lock:
+            if self._nonce is None:
+                self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+            tx = {
+                "chainId": self.chain_id,
+                "nonce": self._nonce,
+                "data": data,
+                "value": value,
+                "gas": gas,
+                "maxFeePerGas": base_fee * 2 + tip,
+                "maxPriorityFeePerGas": tip,
+            }
+            if to is not None:
+                tx["to"] = to_checksum_address(to)
+            signed = self.account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception:
+                self._nonce = None  # the chain may or may not have taken it: ask again next time
+                raise
+            self._nonce += 1
+        return bytes(tx_hash)
+
+    def wait(self, tx_hash: bytes, timeout: float = 60.0) -> Any:
+        """Polls for the receipt (Anvil may not have it the instant the send returns)."""
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+                if receipt is not None:
+                    return receipt
+            except Exception:  # web3 raises TransactionNotFound while pending
+                pass
+            if time.monotonic() > deadline:
+                raise ChainError(f"no receipt for 0x{tx_hash.hex()} after {timeout:g} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    def transact(self, to: str | None, data: bytes, value: int = 0, gas: int | None = None) -> Any:
+        """Sends and waits; raises ChainError if the transaction reverted."""
+        receipt = self.wait(self.send(to, data, value, gas))
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction 0x{bytes(receipt['transactionHash']).hex()} reverted")
+        return receipt
+
+    def deploy(self, name: str, *args: Any) -> str:
+        """Deploys the forge artifact `name` with constructor `args`; returns its address."""
+        art = artifact(name)
+        factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]["object"])
+        data = bytes.fromhex(factory._encode_constructor_data(*args).removeprefix("0x"))
+        receipt = self.transact(None, data)
+        return to_checksum_address(receipt["contractAddress"])
+
+    def call_function(self, handle: Contract, function: str, *args: Any, value: int = 0) -> Any:
+        """Sends `handle.function(*args)` and waits for it to succeed."""
+        data = bytes.fromhex(handle.encode_abi(function, args=list(args)).removeprefix("0x"))
+        return self.transact(handle.address, data, value)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Addresses of one deployment of the protocol, saved as JSON for the node and the CLI."""
+
+    chain_id: int
+    registry: str
+    coprocessor: str
+    consumer: str
+    start_block: int
+
+    def save(self, path: Path) -> None:
+        """Writes the record."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        """Reads a record written by `save`."""
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise ChainError(f"no deployment record at {path}: run `coprocessor deploy` or `coprocessor dev`") from None

@@ -1,0 +1,310 @@
+"""The `coprocessor` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+
+from . import devnet
+from .chain import ANVIL_KEYS, Deployment, TxSender, connect
+from .consumer import Answer, ExampleConsumerClient
+from .enclave.attestation import DEV_BANNER, DevBackend
+from .enclave.server import EnclaveClient, make_server
+from .enclave.service import Enclave, EnclaveConfig
+from .errors import CoprocessorError
+from .journal import Journal
+from .node import Node, NodeConfig
+from .protocol import Status
+from .template import Template, encode_args, find_template, load_templates
+from .toolchain import TEMPLATES_DIR, forge_build
+
+_templates_option = click.option(
+    "--templates",
+    "template_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of templates (or one template folder); repeatable. Default: the project's templates/.",
+)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("web3").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def _templates(template_dirs: tuple[Path, ...]) -> dict[bytes, Template]:
+    return load_templates(list(template_dirs) or [TEMPLATES_DIR])
+
+
+class _Cli(click.Group):
+    """Turns our errors into one clear line and exit code 1 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except CoprocessorError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Cli)
+@click.version_option(package_name="coprocessor")
+def main() -> None:
+    """An EVM coprocessor: Solidity requests answered by enclave-signed Python templates.
+
+    Start with `coprocessor dev --demo`: it starts a local chain, deploys the contracts,
+    registers a development enclave, answers a few real requests and prints them.
+    """
+
+
+# ---------------------------------------------------------------------------- dev
+
+
+@main.command()
+@click.option("--port", default=8545, show_default=True, help="Port for the local Anvil chain.")
+@click.option("--demo", is_flag=True, help="Send a handful of requests, print the answers, then exit.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=devnet.default_state_dir,
+    show_default=".coprocessor",
+    help="Where the journal, deployment record and enclave log go (wiped at start).",
+)
+@_templates_option
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], verbose: bool) -> None:
+    """Run everything locally: Anvil, contracts, a DEV enclave and the node.
+
+    Development attestation only: NOT SECURE. Ctrl-C stops every child process.
+    """
+    _setup_logging(verbose)
+    log = logging.getLogger("coprocessor.dev")
+    templates = _templates(template_dirs)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "enclave.log"):
+        (state_dir / stale).unlink(missing_ok=True)
+
+    click.echo("compiling contracts (forge, offline solcjs)...", err=True)
+    forge_build()
+    anvil = enclave_process = None
+    node = None
+    try:
+        click.echo(f"starting anvil on 127.0.0.1:{port}...", err=True)
+        anvil = devnet.start_anvil(port)
+        rpc_url = f"http://127.0.0.1:{port}"
+        deployment = devnet.deploy(rpc_url)
+        deployment.save(state_dir / "deployment.json")
+        log.info("deployed: registry %s, coprocessor %s, consumer %s", deployment.registry, deployment.coprocessor, deployment.consumer)
+
+        w3 = connect(rpc_url)
+        payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
+        enclave_process, enclave_url = devnet.start_enclave(
+            deployment, payee, [t.path for t in templates.values()], state_dir / "enclave.log"
+        )
+        click.echo(DEV_BANNER, err=True)
+        enclave = EnclaveClient(enclave_url)
+        address = devnet.register_enclave(rpc_url, deployment, enclave, ANVIL_KEYS[devnet.ATTESTOR])
+        log.info("dev enclave %s attested, approved and registered (payee %s)", address, payee)
+        for template in templates.values():
+            log.info("template %s v%s: %s", template.name, template.version, template.id_hex)
+
+        journal = Journal(state_dir / "journal.sqlite")
+        node = Node(w3, deployment.coprocessor, journal, enclave, TxSender(w3, ANVIL_KEYS[devnet.NODE]), deployment.start_block)
+        if demo:
+            thread = threading.Thread(target=node.run, name="node", daemon=True)
+            thread.start()
+            ok = _run_demo(w3, deployment, templates)
+            node.stop()
+            thread.join(5)
+            sys.exit(0 if ok else 1)
+        signal.signal(signal.SIGTERM, lambda *_: node.stop())
+        log.info("serving requests; Ctrl-C to stop")
+        try:
+            node.run()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        if node is not None:
+            node.stop()
+        devnet.stop(enclave_process)
+        devnet.stop(anvil)
+
+
+def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Template]) -> bool:
+    """Sends real requests through the example consumer and prints a table of the callbacks."""
+    median = find_template(templates, "median-price")
+    client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)  # type: ignore[arg-type]
+    e8 = 10**8
+    cases: list[tuple[str, bytes, Status]] = [
+        ("4 sources, 1 outlier", encode_args(median, [[3012 * e8, 3015 * e8, 3009 * e8, 9999 * e8], 200]), Status.OK),
+        ("5 sources", encode_args(median, [[101 * e8, 99 * e8, 100 * e8, 102 * e8, 98 * e8], 500]), Status.OK),
+        ("1 source", encode_args(median, [[42 * e8], 0]), Status.OK),
+        ("empty list", encode_args(median, [[], 100]), Status.INVALID_INPUT),
+        ("malformed ABI", b"\x01\x02\x03", Status.INVALID_INPUT),
+    ]
+    sent = []
+    for label, input_data, expected in cases:
+        request_id, sent_at = client.ask(median.template_id, input_data)
+        sent.append((label, request_id, sent_at, expected))
+    answers: list[tuple[str, Answer, Status]] = []
+    for label, request_id, sent_at, expected in sent:
+        answers.append((label, client.wait(request_id, sent_at), expected))
+
+    click.echo("")
+    click.echo(f"{'request id':<16} {'template':<13} {'case':<21} {'status':<13} {'latency':>8}  output")
+    click.echo("-" * 100)
+    ok = True
+    for label, answer, expected in answers:
+        ok &= answer.status == expected
+        click.echo(
+            f"0x{answer.request_id.hex()[:12]}… {median.name:<13} {label:<21} {answer.status.name:<13}"
+            f" {answer.latency * 1000:>6.0f} ms  {answer.describe(median)}"
+        )
+    latencies = sorted(a.latency for _, a, _ in answers)
+    click.echo("-" * 100)
+    click.echo(
+        f"{len(answers)} requests answered on-chain; latency median {latencies[len(latencies) // 2] * 1000:.0f} ms,"
+        f" max {latencies[-1] * 1000:.0f} ms (request mined -> callback stored)"
+    )
+    if not ok:
+        click.echo("error: some statuses differ from what the demo expected", err=True)
+    return ok
+
+
+# ---------------------------------------------------------------------------- deploy / node / request
+
+
+@main.command()
+@click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/deployment.json"), show_default=True)
+@click.option("--no-dev", is_flag=True, help="Deploy a registry that refuses DEV enclaves forever (allowDev = false).")
+def deploy(rpc: str, out: Path, no_dev: bool) -> None:
+    """Deploy the contracts to a dev chain with Anvil's well-known keys and write a deployment record."""
+    forge_build()
+    deployment = devnet.deploy(rpc, allow_dev=not no_dev)
+    deployment.save(out)
+    click.echo(json.dumps(deployment.__dict__, indent=2))
+
+
+@main.command("node")
+@click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
+@click.option("--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/deployment.json"), show_default=True)
+@click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/journal.sqlite"), show_default=True)
+@click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the submitting account's private key.")
+@click.option("--confirmations", default=0, show_default=True, help="Blocks to wait before acting on a request.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, verbose: bool) -> None:
+    """Serve requests: watch the chain, run them in the enclave, submit signed results."""
+    import os
+
+    _setup_logging(verbose)
+    key = os.environ.get(key_env)
+    if not key:
+        raise click.UsageError(f"set {key_env} to the private key of the account that submits fulfilments")
+    deployment = Deployment.load(deployment_path)
+    w3 = connect(rpc)
+    node = Node(
+        w3, deployment.coprocessor, Journal(journal_path), EnclaveClient(enclave_url), TxSender(w3, key),
+        deployment.start_block, NodeConfig(confirmations=confirmations),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: node.stop())
+    logging.getLogger("coprocessor.node").info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
+    try:
+        node.run()
+    except KeyboardInterrupt:
+        node.stop()
+
+
+@main.command()
+@click.argument("template")
+@click.argument("args")
+@click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
+@click.option("--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/deployment.json"), show_default=True)
+@click.option("--timeout", default=300, show_default=True, help="Seconds before the request may be cancelled and refunded.")
+@click.option("--fee", default=0, show_default=True, help="Fee in wei.")
+@click.option("--wait", "wait_seconds", default=60.0, show_default=True, help="Seconds to wait for the callback.")
+@_templates_option
+def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: int, fee: int, wait_seconds: float, template_dirs: tuple[Path, ...]) -> None:
+    """Send one request through the example consumer and wait for its callback.
+
+    TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs, e.g.
+
+        coprocessor request median-price '[[100, 101, 250], 500]'
+    """
+    chosen = find_template(_templates(template_dirs), template)
+    try:
+        values = json.loads(args)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"ARGS must be a JSON list: {exc}") from None
+    if not isinstance(values, list):
+        raise click.BadParameter("ARGS must be a JSON list")
+    deployment = Deployment.load(deployment_path)
+    w3 = connect(rpc)
+    client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)
+    request_id, sent_at = client.ask(chosen.template_id, encode_args(chosen, values), timeout, fee)
+    click.echo(f"request 0x{request_id.hex()} sent; waiting for the callback...", err=True)
+    answer = client.wait(request_id, sent_at, wait_seconds)
+    click.echo(f"{answer.status.name} in {answer.latency * 1000:.0f} ms: {answer.describe(chosen)}")
+    if answer.status != Status.OK:
+        sys.exit(2)
+
+
+# ---------------------------------------------------------------------------- enclave / template
+
+
+@main.group()
+def enclave() -> None:
+    """The enclave process: key holder and template runner."""
+
+
+@enclave.command("serve")
+@click.option("--chain-id", type=int, required=True, help="Chain the enclave signs for.")
+@click.option("--coprocessor", required=True, help="Coprocessor address (EIP-712 verifying contract).")
+@click.option("--registry", required=True, help="EnclaveRegistry address (bound into the attestation).")
+@click.option("--payee", required=True, help="Account credited with fees for this enclave's responses.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0 picks a free port; the URL is printed on stdout.")
+@click.option("--concurrency", default=2, show_default=True, help="Template runs at once.")
+@click.option("--dev", "dev_mode", is_flag=True, required=True, help="Use development attestation (NOT SECURE). Required: it is the only backend so far.")
+@_templates_option
+def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, host: str, port: int, concurrency: int, dev_mode: bool, template_dirs: tuple[Path, ...]) -> None:
+    """Generate a key inside this process and serve /info, /attest and /run on loopback."""
+    click.echo(DEV_BANNER, err=True)
+    service = Enclave(EnclaveConfig(chain_id, coprocessor, registry, payee), _templates(template_dirs), DevBackend(), concurrency)
+    server = make_server(service, host, port)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    click.echo(f"enclave listening on http://{host}:{server.server_address[1]}")
+    sys.stdout.flush()
+    click.echo(f"enclave {service.address} serving {len(service.templates)} templates", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+
+
+@main.group()
+def template() -> None:
+    """Task templates."""
+
+
+@template.command("list")
+@_templates_option
+def template_list(template_dirs: tuple[Path, ...]) -> None:
+    """List local templates with their content-hash ids."""
+    for t in _templates(template_dirs).values():
+        click.echo(f"{t.id_hex}  {t.name} v{t.version}  ({', '.join(t.inputs)}) -> ({', '.join(t.outputs)})")

@@ -1,0 +1,138 @@
+"""A local development network: Anvil, the contracts, a dev enclave, registered and ready to serve."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from eth_utils import to_checksum_address
+
+from .attestor import Claim, approve, verify_evidence
+from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+from .enclave.attestation import dev_image_id
+from .enclave.server import EnclaveClient
+from .errors import ChainError, ToolchainError
+from .protocol import EnclaveRecord, TeeType
+from .toolchain import tool_path
+
+# Roles on a dev chain, by index into ANVIL_KEYS.
+DEPLOYER, NODE, ATTESTOR, USER, PAYEE = range(5)
+
+DEV_ENCLAVE_VALIDITY = 30 * 24 * 3600
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the parent dies, however the parent dies."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_anvil(port: int, extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """Starts the pinned Anvil on loopback and waits until it answers."""
+    process = subprocess.Popen(
+        [str(tool_path("anvil")), "--host", "127.0.0.1", "--port", str(port), "--silent", *extra_args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=_die_with_parent,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ToolchainError(f"anvil exited at start: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise ToolchainError(f"anvil did not open port {port} within 20 s")
+
+
+def deploy(rpc_url: str, allow_dev: bool = True, attestors: Sequence[str] = (), threshold: int = 1) -> Deployment:
+    """Deploys EnclaveRegistry, Coprocessor and ExampleConsumer; allowlists the DEV image if allowed."""
+    w3 = connect(rpc_url)
+    deployer = TxSender(w3, ANVIL_KEYS[DEPLOYER])
+    attestors = list(attestors) or [TxSender(w3, ANVIL_KEYS[ATTESTOR]).address]
+    start_block = w3.eth.block_number
+    registry = deployer.deploy("EnclaveRegistry", deployer.address, allow_dev, attestors, threshold)
+    coprocessor = deployer.deploy("Coprocessor", registry, deployer.address)
+    consumer = deployer.deploy("ExampleConsumer", coprocessor)
+    if allow_dev:
+        deployer.call_function(contract(w3, "EnclaveRegistry", registry), "allowImage", dev_image_id(), int(TeeType.DEV))
+    return Deployment(w3.eth.chain_id, registry, coprocessor, consumer, start_block)
+
+
+def start_enclave(
+    deployment: Deployment, payee: str, template_dirs: Sequence[Path], log_file: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Starts `coprocessor enclave serve` as its own process; returns it and its URL."""
+    command = [
+        sys.executable, "-m", "coprocessor", "enclave", "serve",
+        "--chain-id", str(deployment.chain_id),
+        "--coprocessor", deployment.coprocessor,
+        "--registry", deployment.registry,
+        "--payee", payee,
+        "--port", "0",
+        "--dev",
+    ]
+    for folder in template_dirs:
+        command += ["--templates", str(folder)]
+    stderr = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, preexec_fn=_die_with_parent)
+    assert process.stdout is not None
+    line = process.stdout.readline().decode().strip()
+    if not line.startswith("enclave listening on "):
+        process.kill()
+        raise ToolchainError(f"enclave did not start (said {line!r}); see {log_file or 'its stderr'}")
+    return process, line.removeprefix("enclave listening on ")
+
+
+def register_enclave(rpc_url: str, deployment: Deployment, enclave: EnclaveClient, attestor_key: str) -> str:
+    """Attests the enclave, verifies the evidence as an attestor would, approves and registers it."""
+    w3 = connect(rpc_url)
+    info = enclave.info()
+    nonce = secrets.token_bytes(32)
+    evidence = enclave.attest(nonce)
+    claim = Claim(info["address"], info["payee"], deployment.chain_id, deployment.registry, nonce)
+    verify_evidence(evidence, claim, allowed_images={dev_image_id()}, allow_dev=True)
+    expires_at = w3.eth.get_block("latest")["timestamp"] + DEV_ENCLAVE_VALIDITY
+    record = EnclaveRecord(info["address"], evidence.image_id, evidence.tee_type, info["payee"], expires_at, evidence.quote_hash)
+    signature = approve(record, bytes.fromhex(attestor_key.removeprefix("0x")), deployment.chain_id, deployment.registry)
+    registrant = TxSender(w3, ANVIL_KEYS[NODE])
+    registry = contract(w3, "EnclaveRegistry", deployment.registry)
+    registrant.call_function(registry, "register", record.as_tuple(), [signature])
+    if not registry.functions.isActive(to_checksum_address(info["address"])).call():
+        raise ChainError("enclave registered but not active")
+    return info["address"]
+
+
+def stop(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+    """Stops a child process politely, then firmly."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def default_state_dir() -> Path:
+    """Where `coprocessor dev` keeps its journal, deployment record and logs."""
+    return Path(os.environ.get("COPROCESSOR_STATE_DIR", ".coprocessor"))

@@ -1,0 +1,104 @@
+"""The enclave's small local RPC: JSON over HTTP on loopback, and its client."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..errors import CoprocessorError, EnclaveError
+from ..protocol import Request, Status
+from .attestation import Evidence
+from .service import Enclave, SignedResult
+
+_MAX_BODY = 1024 * 1024
+
+
+def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """An HTTP server exposing `GET /info`, `POST /attest` and `POST /run` for `enclave`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+        def _reply(self, code: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == "/info":
+                self._reply(200, enclave.info())
+            else:
+                self._reply(404, {"error": f"no such endpoint {self.path}"})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > _MAX_BODY:
+                self._reply(413, {"error": "request body too large"})
+                return
+            try:
+                body = json.loads(self.rfile.read(length))
+                if self.path == "/attest":
+                    self._reply(200, enclave.attest(bytes.fromhex(body["nonce"].removeprefix("0x"))).to_json())
+                elif self.path == "/run":
+                    request = Request.from_json(body["request"])
+                    result = enclave.run(request, bytes.fromhex(body["input"].removeprefix("0x")))
+                    self._reply(
+                        200,
+                        {
+                            "status": int(result.status),
+                            "output": "0x" + result.output.hex(),
+                            "signature": "0x" + result.signature.hex(),
+                        },
+                    )
+                else:
+                    self._reply(404, {"error": f"no such endpoint {self.path}"})
+            except (CoprocessorError, ValueError, KeyError, TypeError) as exc:
+                self._reply(400, {"error": f"{type(exc).__name__}: {exc}"})
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+class EnclaveClient:
+    """Talks to an enclave over its local RPC."""
+
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+            raise EnclaveError(f"enclave refused {path}: {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise EnclaveError(f"enclave at {self.url} unreachable: {exc}") from None
+
+    def info(self) -> dict[str, Any]:
+        """See `Enclave.info`."""
+        return self._call("/info")
+
+    def attest(self, nonce: bytes) -> Evidence:
+        """See `Enclave.attest`."""
+        return Evidence.from_json(self._call("/attest", {"nonce": "0x" + nonce.hex()}))
+
+    def run(self, request: Request, input_data: bytes) -> SignedResult:
+        """See `Enclave.run`."""
+        body = self._call("/run", {"request": request.to_json(), "input": "0x" + input_data.hex()})
+        return SignedResult(
+            Status(body["status"]),
+            bytes.fromhex(body["output"].removeprefix("0x")),
+            bytes.fromhex(body["signature"].removeprefix("0x")),
+        )

@@ -1,0 +1,131 @@
+"""The enclave: holds the signing key, runs templates in workers, signs responses."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode, encode
+from eth_keys import keys
+from eth_utils import keccak, to_checksum_address
+
+from ..errors import EnclaveError
+from ..protocol import Request, Status, coprocessor_domain, report_data, response_digest, sign_digest
+from ..template import Template
+from .attestation import AttestationBackend, Evidence
+from .workers import WorkerPool
+
+
+@dataclass(frozen=True)
+class EnclaveConfig:
+    """What the enclave is bound to. Fixed at start: the node cannot change it per request."""
+
+    chain_id: int
+    coprocessor: str
+    registry: str
+    payee: str
+    max_output_bytes: int = 16 * 1024
+
+
+@dataclass(frozen=True)
+class SignedResult:
+    """A response signed by the enclave key."""
+
+    status: Status
+    output: bytes
+    signature: bytes
+
+
+class Enclave:
+    """Generates its key inside, never exports it, and signs only what its workers computed."""
+
+    def __init__(
+        self,
+        config: EnclaveConfig,
+        templates: dict[bytes, Template],
+        backend: AttestationBackend,
+        max_concurrency: int = 2,
+    ) -> None:
+        self.config = config
+        self.templates = templates
+        self.backend = backend
+        self._key = secrets.token_bytes(32)
+        self.address = keys.PrivateKey(self._key).public_key.to_checksum_address()
+        self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._pool = WorkerPool(spares=max_concurrency)
+
+    def info(self) -> dict[str, Any]:
+        """Public facts: address, binding, measurement and the templates it can run."""
+        return {
+            "address": self.address,
+            "chainId": self.config.chain_id,
+            "coprocessor": to_checksum_address(self.config.coprocessor),
+            "registry": to_checksum_address(self.config.registry),
+            "payee": to_checksum_address(self.config.payee),
+            "teeType": int(self.backend.tee_type),
+            "imageId": "0x" + self.backend.image_id().hex(),
+            "templates": [
+                {"id": t.id_hex, "name": t.name, "version": t.version} for t in self.templates.values()
+            ],
+        }
+
+    def attest(self, nonce: bytes) -> Evidence:
+        """Evidence whose report data binds this key, the payee, the chain, the registry and `nonce`."""
+        if len(nonce) != 32:
+            raise EnclaveError("nonce must be 32 bytes")
+        c = self.config
+        return self.backend.attest(report_data(self.address, c.payee, c.chain_id, c.registry, nonce))
+
+    def run(self, request: Request, input_data: bytes) -> SignedResult:
+        """Runs the request's template on `input_data` and signs the outcome.
+
+        Refuses (raises) rather than signs when the input is not the one the request committed
+        to: a signature must only ever speak about the request the chain holds.
+        """
+        if keccak(input_data) != request.input_hash:
+            raise EnclaveError("input does not match the request's inputHash")
+        template = self.templates.get(request.template_id)
+        if template is None:
+            status, output = Status.INVALID_INPUT, f"unknown template 0x{request.template_id.hex()}".encode()
+        else:
+            with self._slots:
+                status, output = self._execute(template, request, input_data)
+        return SignedResult(status, output, sign_digest(self._key, response_digest(self._domain, request, status, output)))
+
+    def _execute(self, template: Template, request: Request, input_data: bytes) -> tuple[Status, bytes]:
+        job = {
+            "path": str(template.path),
+            "entry": template.entry,
+            "inputs": list(template.inputs),
+            "outputs": list(template.outputs),
+            "input": input_data.hex(),
+            "limits": {"memory_mb": template.limits.memory_mb, "timeout_seconds": template.limits.timeout_seconds},
+            "context": {
+                "request_id": request.request_id.hex(),
+                "consumer": request.consumer,
+                "template_id": request.template_id.hex(),
+                "anchor_block": request.anchor_block,
+                "deadline": request.deadline,
+            },
+        }
+        result = self._pool.run(job, timeout=template.limits.timeout_seconds)
+        status, output = result.status, result.output
+        if status == Status.OK:
+            # Trusted re-check of what untrusted code produced: it must be canonical ABI of the declared types.
+            try:
+                canonical = encode(list(template.outputs), list(decode(list(template.outputs), output)))
+            except Exception:
+                canonical = b""
+            if canonical != output:
+                return Status.TEMPLATE_ERROR, b"output is not canonical ABI of the declared types"
+        limit = min(template.limits.output_bytes, self.config.max_output_bytes)
+        if len(output) > limit:
+            return Status.RESOURCE_LIMIT, f"output of {len(output)} bytes exceeds the limit of {limit}".encode()
+        return status, output
+
+    def close(self) -> None:
+        """Stops spare workers."""
+        self._pool.close()

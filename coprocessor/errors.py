@@ -1,0 +1,25 @@
+"""The one root exception and its built-in-compatible subclasses."""
+
+
+class CoprocessorError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ToolchainError(CoprocessorError, RuntimeError):
+    """A pinned tool (anvil, forge, solc) or a build artifact is missing or failed."""
+
+
+class ManifestError(CoprocessorError, ValueError):
+    """A template folder or its `template.toml` is invalid."""
+
+
+class EnclaveError(CoprocessorError, RuntimeError):
+    """The enclave refused a job, or could not be reached."""
+
+
+class AttestationError(CoprocessorError, ValueError):
+    """Evidence did not verify, or does not bind what it must."""
+
+
+class ChainError(CoprocessorError, RuntimeError):
+    """A transaction reverted, or the chain answered something unexpected."""

@@ -1,0 +1,24 @@
+"""Median price with outlier rejection: robust against a minority of bad or manipulated sources."""
+
+from coprocessor.sdk import Context, InvalidInput
+
+MAX_PRICES = 1024
+
+
+def median(values: list[int]) -> int:
+    """The median; for an even count, the floor of the mean of the two middle values."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) // 2
+
+
+def run(ctx: Context, prices: tuple[int, ...], max_deviation_bps: int) -> tuple[int, int]:
+    """Drops prices further than `max_deviation_bps` from the raw median, returns the median of the rest."""
+    if not prices:
+        raise InvalidInput("no prices given")
+    if len(prices) > MAX_PRICES:
+        raise InvalidInput(f"at most {MAX_PRICES} prices")
+    raw = median(list(prices))
+    accepted = [p for p in prices if abs(p - raw) * 10_000 <= raw * max_deviation_bps]
+    ctx.log(f"median-price: {len(accepted)} of {len(prices)} prices within {max_deviation_bps} bps of {raw}")
+    return median(accepted), len(accepted)
