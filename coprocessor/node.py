@@ -63,6 +63,7 @@ class Node:
         self._sent: dict[str, float] = {}
         self._last_sweep = 0.0
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set when an enclave run finishes, so results go out at once
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -85,12 +86,14 @@ class Node:
                 log.warning("step failed, retrying: %s", exc)
             except Exception as exc:  # web3 transport errors have many types; keep serving
                 log.exception("unexpected error in node step: %s", exc)
-            self._stop.wait(self.config.poll_interval)
+            self._wake.wait(self.config.poll_interval)
+            self._wake.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
         """Asks `run` to return after the current step."""
         self._stop.set()
+        self._wake.set()
 
     def step(self) -> None:
         """One pass: read new requests, start enclave runs, collect results, submit, track, sweep."""
@@ -107,12 +110,16 @@ class Node:
     # ------------------------------------------------------------------ stages
 
     def _dispatch(self) -> None:
+        """Starts enclave runs for newly seen requests, up to a bounded backlog."""
         for entry in self.journal.entries(State.SEEN, limit=self.config.concurrency * 4):
             rid = entry.request.request_id
             if rid in self._running:
                 continue
             self.journal.set_state([rid], State.RUNNING)
-            self._running[rid] = self._pool.submit(self.enclave.run, entry.request, entry.input)
+            log.debug("request 0x%s dispatched to the enclave", rid.hex()[:12])
+            future = self._pool.submit(self.enclave.run, entry.request, entry.input)
+            future.add_done_callback(lambda _: self._wake.set())
+            self._running[rid] = future
 
     def _collect(self) -> None:
         for rid, future in list(self._running.items()):
@@ -149,6 +156,7 @@ class Node:
         sent = [f.request.request_id for f in batch if f.request.request_id not in refused]
         self.journal.set_state(sent, State.SUBMITTED, tx_hash=tx_hash.hex())
         self._sent[tx_hash.hex()] = time.monotonic()
+        self._wake.set()  # a local chain mines at once: look for the receipt without a full poll wait
 
     def _track(self) -> None:
         by_tx: dict[str, list[bytes]] = {}

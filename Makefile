@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine with Python 3.11+, Node/npm and make:
+#   make demo   - install everything, start a local chain + enclave + node, answer real requests
+#   make test   - install everything, run the Solidity and Python test suites
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
+
+.PHONY: setup demo dev test test-solidity test-python clean
+
+setup: $(BIN)/coprocessor node_modules/.installed solidity/out/.built
+
+$(BIN)/coprocessor: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	chmod +x node_modules/@foundry-rs/*/bin/*
+	@touch $@
+
+solidity/out/.built: node_modules/.installed $(shell find solidity/src -name '*.sol')
+	cd solidity && ../$(FORGE) build
+	@touch $@
+
+demo: setup
+	$(BIN)/coprocessor dev --demo
+
+dev: setup
+	$(BIN)/coprocessor dev
+
+test: setup test-solidity test-python
+
+test-solidity: setup
+	cd solidity && FORGE_SNAPSHOT_CHECK=true ../$(FORGE) test
+
+test-python: setup
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) node_modules solidity/out solidity/cache .coprocessor
