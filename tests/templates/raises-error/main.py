@@ -1,0 +1,5 @@
+"""Raises with the given message."""
+
+
+def run(ctx, message):
+    raise RuntimeError(message)
