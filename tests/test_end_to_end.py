@@ -101,3 +101,18 @@ def test_enclave_refusesInputThatDoesNotMatchCommitment(stack: Devnet) -> None:
         assert "inputHash" in str(exc)
     else:
         raise AssertionError("the enclave signed a response for an input the request did not commit to")
+
+
+def test_request_endlessTemplateSettlesAsTimeout(stack: Devnet, node: Node) -> None:
+    client = stack.user()
+    request_id, sent_at = client.ask(stack.template("spins").template_id, b"")
+    answer = client.wait(request_id, sent_at)
+    assert answer.status == Status.TIMEOUT
+
+
+def test_request_memoryHogSettlesAsResourceLimit(stack: Devnet, node: Node) -> None:
+    client = stack.user()
+    request_id, sent_at = client.ask(stack.template("eats-memory").template_id, b"")
+    answer = client.wait(request_id, sent_at)
+    assert answer.status == Status.RESOURCE_LIMIT
+    assert answer.output.startswith(b"MemoryError")
