@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class NodeConfig:
     """Tuning knobs with sensible local defaults."""
 
-    poll_interval: float = 0.1
+    poll_interval: float = 0.05
     confirmations: int = 0
     concurrency: int = 2
     max_batch: int = 25

@@ -55,7 +55,7 @@ class Enclave:
         self.address = keys.PrivateKey(self._key).public_key.to_checksum_address()
         self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
         self._slots = threading.BoundedSemaphore(max_concurrency)
-        self._pool = WorkerPool(spares=max_concurrency)
+        self._pool = WorkerPool()
 
     def info(self) -> dict[str, Any]:
         """Public facts: address, binding, measurement and the templates it can run."""

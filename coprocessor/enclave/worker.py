@@ -1,7 +1,11 @@
-"""A template worker: one fresh process per run, started without the enclave key.
+"""Template workers: a fork server that never sees the enclave key, and the job each child runs.
 
-Reads one job (JSON) on stdin, runs the template and writes one JSON result on the
-original stdout. The template's own prints go to stderr so they cannot forge a result.
+The enclave starts this module as a fresh interpreter with an empty environment
+(`python -I -m coprocessor.enclave.worker FD`). It imports what templates need once, then
+for every job receives a socket over the control channel (SCM_RIGHTS), forks a child and
+reports the child's pid. The child reads one JSON job from its socket, runs the template
+under resource limits and writes one JSON result back. Template prints go to stderr, so
+they cannot forge a result.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import importlib
 import json
 import os
 import resource
+import signal
+import socket
 import sys
 from typing import Any
 
@@ -21,21 +27,12 @@ from coprocessor.sdk import Context, InvalidInput
 _REASON_LIMIT = 256
 
 
-def _apply_limits(limits: dict[str, Any]) -> None:
-    """Lowers this process's limits before any template code runs."""
-    memory = int(limits["memory_mb"]) * 1024 * 1024
-    cpu = int(limits["timeout_seconds"]) + 1
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
-
-
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Runs one job and returns {"status", "output"} (output is hex ABI or a UTF-8 reason)."""
+    """Runs one job and returns {"status", "output" | "reason"} (output as hex ABI)."""
     try:
         inputs = decode(job["inputs"], bytes.fromhex(job["input"]))
     except Exception as exc:  # any decode failure is the requester's fault
@@ -63,19 +60,59 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return {"status": Status.OK, "output": output.hex()}
 
 
-def main() -> None:
-    """Entry point: `python -I -m coprocessor.enclave.worker`."""
-    result_stream = os.fdopen(os.dup(sys.stdout.fileno()), "w")
-    sys.stdout = sys.stderr
-    job = json.loads(sys.stdin.read())
+def _read_all(conn: socket.socket) -> bytes:
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _child(conn: socket.socket) -> None:
+    """In the forked child: one job in, one result out, then exit."""
+    os.setsid()  # own process group: the enclave kills the whole group, forks included
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    job = json.loads(_read_all(conn))
+
+    def send(result: dict[str, Any]) -> None:
+        conn.sendall(json.dumps({**result, "status": int(result["status"])}).encode())
+        conn.close()
+        os._exit(0)
+
+    def cpu_exhausted(signum: int, frame: object) -> None:
+        send({"status": Status.TIMEOUT, "reason": "template exceeded its CPU time"})
+
+    limits = job["limits"]
+    memory = int(limits["memory_mb"]) * 1024 * 1024
+    cpu = max(1, int(limits["timeout_seconds"] + 0.999))
+    signal.signal(signal.SIGXCPU, cpu_exhausted)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # soft: SIGXCPU, hard: SIGKILL
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     context = job["context"]
     for key in ("request_id", "template_id"):
         context[key] = bytes.fromhex(context[key])
-    _apply_limits(job["limits"])
-    result = run_job(job)
-    result_stream.write(json.dumps({**result, "status": int(result["status"])}))
-    result_stream.flush()
+    send(run_job(job))
+
+
+def serve(control: socket.socket) -> None:
+    """The fork server loop: one job socket in, one child pid out, until the enclave goes away."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    sys.stdout = sys.stderr
+    while True:
+        _, fds, _, _ = socket.recv_fds(control, 1, 1)
+        if not fds:
+            return  # control channel closed: the enclave stopped
+        conn = socket.socket(fileno=fds[0])
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            try:
+                _child(conn)
+            finally:
+                os._exit(1)
+        conn.close()
+        control.sendall(pid.to_bytes(8, "big"))
 
 
 if __name__ == "__main__":
-    main()
+    serve(socket.socket(fileno=int(sys.argv[1])))
