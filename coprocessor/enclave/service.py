@@ -51,11 +51,12 @@ class Enclave:
         self.config = config
         self.templates = templates
         self.backend = backend
+        # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
+        self._pool = WorkerPool()
         self._key = secrets.token_bytes(32)
         self.address = keys.PrivateKey(self._key).public_key.to_checksum_address()
         self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
         self._slots = threading.BoundedSemaphore(max_concurrency)
-        self._pool = WorkerPool()
 
     def info(self) -> dict[str, Any]:
         """Public facts: address, binding, measurement and the templates it can run."""
