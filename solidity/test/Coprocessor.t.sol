@@ -179,9 +179,7 @@ contract CoprocessorTest is CoprocessorTestBase {
     }
 
     function test_request_revertsWhenCallbackGasLimitTooBig() public {
-        vm.expectRevert(
-            abi.encodeWithSelector(ICoprocessor.InvalidCallbackGasLimit.selector, 2_000_001, 2_000_000)
-        );
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.InvalidCallbackGasLimit.selector, 2_000_001, 2_000_000));
         mock.request(TEMPLATE_ID, "", 2_000_001, TIMEOUT);
         mock.request(TEMPLATE_ID, "", 2_000_000, TIMEOUT);
     }
@@ -415,8 +413,7 @@ contract CoprocessorTest is CoprocessorTestBase {
     function test_fulfill_revertsForSignatureFromOtherCoprocessor() public {
         Coprocessor other = new Coprocessor(registry, owner);
         Request memory r = _ask();
-        bytes memory sig =
-            _sign(enclaveKey, other.responseDigest(r.requestId, _commitment(r), 0, OUTPUT));
+        bytes memory sig = _sign(enclaveKey, other.responseDigest(r.requestId, _commitment(r), 0, OUTPUT));
         address recovered = _recover(_digest(r, 0, OUTPUT), sig);
         vm.expectRevert(abi.encodeWithSelector(ICoprocessor.EnclaveNotActive.selector, recovered));
         coprocessor.fulfill(_batch(Fulfillment(r, 0, OUTPUT, sig)));
@@ -495,6 +492,38 @@ contract CoprocessorTest is CoprocessorTestBase {
         assertEq(coprocessor.balanceOf(payee), 0);
         // Still pending: only `cancel` closes an expired request.
         assertEq(uint8(coprocessor.requestState(r.requestId)), uint8(ICoprocessor.RequestState.Pending));
+    }
+
+    /// @dev Note: documents current behaviour. Expiry is checked before the signature, so anyone can
+    /// have `FulfillmentSkipped(Expired)` emitted for an expired pending request with no valid signature.
+    function test_fulfill_skipsExpiredBeforeCheckingSignature() public {
+        Request memory r = _ask();
+        vm.warp(r.deadline + 1);
+        vm.expectEmit(true, true, true, true, address(coprocessor));
+        emit ICoprocessor.FulfillmentSkipped(r.requestId, ICoprocessor.SkipReason.Expired);
+        coprocessor.fulfill(_batch(Fulfillment(r, 0, OUTPUT, hex"deadbeef")));
+        assertEq(uint8(coprocessor.requestState(r.requestId)), uint8(ICoprocessor.RequestState.Pending));
+    }
+
+    /// @dev Note: documents a limitation of the example. Its fixed 200k callback gas stores at most
+    /// ~200 bytes of output (192 fit, 224 do not). A larger, in-limit output settles the request and
+    /// pays the fee, but the callback runs out of gas and the answer is lost.
+    function test_fulfill_exampleConsumerDropsLargeOutput() public {
+        Request memory r = _ask();
+        // Non-zero bytes: writing zeros to fresh slots would be nearly free.
+        bytes memory big = new bytes(1024);
+        for (uint256 i; i < big.length; ++i) {
+            big[i] = 0xab;
+        }
+        Fulfillment[] memory fs = _batch(_fulfillment(r, 0, big, enclaveKey));
+        vm.expectEmit(true, true, true, true, address(coprocessor));
+        emit ICoprocessor.RequestFulfilled(r.requestId, enclave, 0, false);
+        coprocessor.fulfill(fs);
+
+        (bool received,,) = consumer.responses(r.requestId);
+        assertFalse(received);
+        assertEq(coprocessor.balanceOf(payee), FEE);
+        assertEq(uint8(coprocessor.requestState(r.requestId)), uint8(ICoprocessor.RequestState.Fulfilled));
     }
 
     function test_fulfill_skipsCancelled() public {
@@ -785,7 +814,10 @@ contract CoprocessorTest is CoprocessorTestBase {
 
     function test_responseDigest_isEip712OverResponse() public {
         Request memory r = _ask();
-        assertEq(coprocessor.responseDigest(r.requestId, _commitment(r), 2, OUTPUT), _digestOn(block.chainid, address(coprocessor), r, 2, OUTPUT));
+        assertEq(
+            coprocessor.responseDigest(r.requestId, _commitment(r), 2, OUTPUT),
+            _digestOn(block.chainid, address(coprocessor), r, 2, OUTPUT)
+        );
         assertEq(
             RequestLib.RESPONSE_TYPEHASH,
             keccak256("Response(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash)")

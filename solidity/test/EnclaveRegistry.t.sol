@@ -102,9 +102,7 @@ contract EnclaveRegistryTest is CoprocessorTestBase {
         bytes[] memory approvals = _approvals(registry, record);
 
         vm.expectEmit(true, true, true, true, address(registry));
-        emit IEnclaveRegistry.EnclaveRegistered(
-            newEnclave, IMAGE_ID, DEV, payee, record.expiresAt, QUOTE_HASH
-        );
+        emit IEnclaveRegistry.EnclaveRegistered(newEnclave, IMAGE_ID, DEV, payee, record.expiresAt, QUOTE_HASH);
         // Anyone may submit: the approvals are what count.
         vm.prank(stranger);
         registry.register(record, approvals);

@@ -37,9 +37,8 @@ abstract contract CoprocessorTestBase is Test {
     /// @dev secp256k1 group order: valid private keys are [1, N - 1].
     uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
 
-    bytes32 internal constant REQUEST_SUBMITTED_SIG = keccak256(
-        "RequestSubmitted(bytes32,address,bytes32,bytes,bytes32,uint32,uint96,uint64,uint64,bytes32)"
-    );
+    bytes32 internal constant REQUEST_SUBMITTED_SIG =
+        keccak256("RequestSubmitted(bytes32,address,bytes32,bytes,bytes32,uint32,uint96,uint64,uint64,bytes32)");
     bytes32 internal constant REQUEST_FULFILLED_SIG = keccak256("RequestFulfilled(bytes32,address,uint8,bool)");
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
@@ -195,7 +194,9 @@ abstract contract CoprocessorTestBase is Test {
         view
         returns (Fulfillment memory)
     {
-        return Fulfillment({request: r, status: status, output: output, signature: _sign(key, _digest(r, status, output))});
+        return Fulfillment({
+            request: r, status: status, output: output, signature: _sign(key, _digest(r, status, output))
+        });
     }
 
     /// @notice An Ok fulfilment of `r` signed by the registered enclave.
