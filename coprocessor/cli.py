@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -205,8 +206,6 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, verbose: bool) -> None:
     """Serve requests: watch the chain, run them in the enclave, submit signed results."""
-    import os
-
     _setup_logging(verbose)
     key = os.environ.get(key_env)
     if not key:

@@ -50,7 +50,7 @@ class Devnet:
             Journal(journal_path),
             EnclaveClient(self.enclave_url),
             TxSender(w3, ANVIL_KEYS[devnet.NODE]),
-            w3.eth.block_number if start_block is None else start_block,
+            w3.eth.block_number + 1 if start_block is None else start_block,
         )
         thread = threading.Thread(target=node.run, daemon=True)
         thread.start()
