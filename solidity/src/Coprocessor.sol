@@ -186,10 +186,6 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
         }
         bytes32 commitment = r.commitment();
         if (stored != commitment) revert CommitmentMismatch(r.requestId);
-        if (block.timestamp > r.deadline) {
-            emit FulfillmentSkipped(r.requestId, SkipReason.Expired);
-            return;
-        }
         if (f.status > RequestLib.MAX_STATUS) revert InvalidStatus(f.status);
         uint32 maxOutputBytes = limits.maxOutputBytes;
         if (f.output.length > maxOutputBytes) revert OutputTooLarge(f.output.length, maxOutputBytes);
@@ -200,6 +196,11 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
         if (err != ECDSA.RecoverError.NoError) revert InvalidSignature();
         address payee = registry.activePayee(signer);
         if (payee == address(0)) revert EnclaveNotActive(signer);
+        // Checked after the signature, so a `Skipped(Expired)` event always speaks for a real enclave response.
+        if (block.timestamp > r.deadline) {
+            emit FulfillmentSkipped(r.requestId, SkipReason.Expired);
+            return;
+        }
 
         // Close before the external call: a re-entrant fulfil or cancel sees the request settled.
         _commitments[r.requestId] = FULFILLED;

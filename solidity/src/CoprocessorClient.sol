@@ -30,6 +30,12 @@ abstract contract CoprocessorClient is ICoprocessorConsumer {
         return coprocessor.request{value: fee}(templateId, input, callbackGasLimit, timeout);
     }
 
+    /// @notice Sends this consumer's refunds (from cancelled requests) held by the Coprocessor to `to`.
+    /// @dev Note: expose it behind your own access control; refunds are credited, never pushed.
+    function _withdrawRefunds(address payable to) internal {
+        coprocessor.withdraw(to);
+    }
+
     /// @notice Handles a verified response. Runs with exactly the callback gas limit of the request.
     /// @dev Note: a revert here is recorded by the Coprocessor as a failed callback; the request stays settled.
     function _onResponse(bytes32 requestId, uint8 status, bytes calldata output) internal virtual;

@@ -96,6 +96,7 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
 
     /// @notice Adds `imageId` to the allowlist for one TEE type.
     function allowImage(bytes32 imageId, uint8 teeType) external onlyOwner {
+        if (teeType > uint8(TeeType.TDX)) revert InvalidTeeType(teeType);
         if (teeType == uint8(TeeType.DEV) && !allowDev) revert DevNotAllowed();
         if (images[imageId].status != ImageStatus.None) revert ImageAlreadyListed(imageId);
         images[imageId] = Image({status: ImageStatus.Allowed, teeType: teeType});

@@ -496,11 +496,10 @@ contract CoprocessorTest is CoprocessorTestBase {
 
     /// @dev Note: documents current behaviour. Expiry is checked before the signature, so anyone can
     /// have `FulfillmentSkipped(Expired)` emitted for an expired pending request with no valid signature.
-    function test_fulfill_skipsExpiredBeforeCheckingSignature() public {
+    function test_fulfill_expiredWithInvalidSignatureReverts() public {
         Request memory r = _ask();
         vm.warp(r.deadline + 1);
-        vm.expectEmit(true, true, true, true, address(coprocessor));
-        emit ICoprocessor.FulfillmentSkipped(r.requestId, ICoprocessor.SkipReason.Expired);
+        vm.expectRevert(ICoprocessor.InvalidSignature.selector);
         coprocessor.fulfill(_batch(Fulfillment(r, 0, OUTPUT, hex"deadbeef")));
         assertEq(uint8(coprocessor.requestState(r.requestId)), uint8(ICoprocessor.RequestState.Pending));
     }
@@ -713,17 +712,22 @@ contract CoprocessorTest is CoprocessorTestBase {
 
     /// @dev Note: documents a gap rather than a guarantee. Refunds are credited to the consumer contract,
     /// and `CoprocessorClient`/`ExampleConsumer` have no function that calls `withdraw`, so they are stuck.
-    function test_cancel_exampleConsumerRefundIsStranded() public {
+    function test_withdrawRefunds_exampleConsumerOwnerRecoversRefund() public {
         Request memory r = _ask();
         vm.warp(r.deadline + 1);
         coprocessor.cancel(r);
         assertEq(coprocessor.balanceOf(address(consumer)), FEE);
 
-        (bool ok,) = address(consumer).call(abi.encodeWithSignature("withdraw(address)", address(this)));
-        assertFalse(ok);
-        (ok,) = address(consumer).call(abi.encodeWithSignature("withdrawRefunds(address)", address(this)));
-        assertFalse(ok);
-        assertEq(coprocessor.balanceOf(address(consumer)), FEE);
+        address payable stranger = payable(makeAddr("stranger"));
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(ExampleConsumer.NotOwner.selector, stranger));
+        consumer.withdrawRefunds(stranger);
+
+        address payable to = payable(makeAddr("refundee"));
+        vm.prank(consumer.owner());
+        consumer.withdrawRefunds(to);
+        assertEq(to.balance, FEE);
+        assertEq(coprocessor.balanceOf(address(consumer)), 0);
     }
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/

@@ -411,11 +411,10 @@ contract EnclaveRegistryTest is CoprocessorTestBase {
 
     /// @dev Note: documents current behaviour. `allowImage` does not check `teeType` against the
     /// `TeeType` enum, so an image can be listed for a type (here 7) no enclave can meaningfully have.
-    function test_allowImage_acceptsUndefinedTeeType() public {
+    function test_allowImage_revertsOnUndefinedTeeType() public {
         vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(IEnclaveRegistry.InvalidTeeType.selector, uint8(7)));
         registry.allowImage(SGX_IMAGE, 7);
-        (, uint8 teeType) = registry.images(SGX_IMAGE);
-        assertEq(teeType, 7);
     }
 
     function test_setAttestor_addsAndRemoves() public {

@@ -12,6 +12,9 @@ contract ExampleConsumer is CoprocessorClient {
         bytes output;
     }
 
+    /// @notice Thrown when anyone but the deployer withdraws refunds.
+    error NotOwner(address caller);
+
     /// @notice Emitted when a question is sent to the Coprocessor.
     event Asked(bytes32 indexed requestId, address indexed asker, bytes32 indexed templateId);
     /// @notice Emitted when the answer arrives.
@@ -19,6 +22,9 @@ contract ExampleConsumer is CoprocessorClient {
 
     /// @notice Callback gas given to every request; storing a short output fits easily.
     uint32 public constant CALLBACK_GAS = 200_000;
+
+    /// @notice The deployer, who may withdraw refunds of cancelled requests.
+    address public immutable owner = msg.sender;
 
     /// @notice Answers by request id.
     mapping(bytes32 requestId => Response) public responses;
@@ -32,6 +38,12 @@ contract ExampleConsumer is CoprocessorClient {
     function ask(bytes32 templateId, bytes calldata input, uint64 timeout) external payable returns (bytes32 requestId) {
         requestId = _request(templateId, input, CALLBACK_GAS, timeout, msg.value);
         emit Asked(requestId, msg.sender, templateId);
+    }
+
+    /// @notice Sends refunds of cancelled requests to `to`. Only the deployer.
+    function withdrawRefunds(address payable to) external {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        _withdrawRefunds(to);
     }
 
     /// @notice The stored response of `requestId`.

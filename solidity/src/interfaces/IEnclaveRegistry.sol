@@ -28,6 +28,8 @@ interface IEnclaveRegistry {
     error ImageAlreadyListed(bytes32 imageId);
     /// @notice Thrown when a DEV enclave or image is offered to a registry deployed with `allowDev = false`.
     error DevNotAllowed();
+    /// @notice Thrown when a TEE type is not one of `TeeType`.
+    error InvalidTeeType(uint8 teeType);
     /// @notice Thrown when the record's TEE type differs from the type its image was allowed for.
     error TeeTypeMismatch(uint8 expected, uint8 actual);
     /// @notice Thrown when a key is registered a second time.

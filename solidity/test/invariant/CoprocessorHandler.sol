@@ -10,7 +10,7 @@ import {Coprocessor} from "../../src/Coprocessor.sol";
 import {ICoprocessor} from "../../src/interfaces/ICoprocessor.sol";
 import {Request, Fulfillment, RequestLib} from "../../src/libraries/RequestLib.sol";
 
-import {WithdrawingConsumer} from "../utils/Mocks.sol";
+import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 
 /// @notice Drives the Coprocessor like a crowd of consumers, racing nodes and keepers, and keeps
 /// ghost accounts of every wei that goes in and out, built from the events the contract emits.
@@ -22,7 +22,7 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
     bytes32 internal constant WITHDRAWN_SIG = keccak256("Withdrawn(address,address,uint256)");
 
     Coprocessor public immutable coprocessor;
-    WithdrawingConsumer public immutable consumer;
+    ExampleConsumer public immutable consumer;
     address public immutable refundSink;
 
     uint256[] internal _enclaveKeys;
@@ -58,7 +58,7 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
 
     constructor(
         Coprocessor coprocessor_,
-        WithdrawingConsumer consumer_,
+        ExampleConsumer consumer_,
         uint256[] memory enclaveKeys,
         address[] memory payees_
     ) {
@@ -191,6 +191,7 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
         vm.recordLogs();
         if (who == payees.length) {
             (account, to) = (address(consumer), refundSink);
+            vm.prank(consumer.owner());
             consumer.withdrawRefunds(payable(to));
         } else {
             (account, to) = (payees[who], payees[who]);

@@ -7,7 +7,7 @@ import {ICoprocessor} from "../../src/interfaces/ICoprocessor.sol";
 import {Request} from "../../src/libraries/RequestLib.sol";
 
 import {CoprocessorTestBase} from "../utils/CoprocessorTestBase.sol";
-import {WithdrawingConsumer} from "../utils/Mocks.sol";
+import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 import {CoprocessorHandler} from "./CoprocessorHandler.sol";
 
 /// @notice No request settles twice, and every wei paid in is accounted for, whatever the order of
@@ -15,11 +15,11 @@ import {CoprocessorHandler} from "./CoprocessorHandler.sol";
 /// forge-config: default.invariant.fail-on-revert = true
 contract CoprocessorInvariantTest is CoprocessorTestBase {
     CoprocessorHandler internal handler;
-    WithdrawingConsumer internal wconsumer;
+    ExampleConsumer internal wconsumer;
 
     function setUp() public override {
         super.setUp();
-        wconsumer = new WithdrawingConsumer(coprocessor);
+        wconsumer = new ExampleConsumer(coprocessor);
 
         // Two enclaves with their own payees, valid for far longer than any run can warp.
         address payee2 = makeAddr("payee2");

@@ -3,7 +3,6 @@ pragma solidity ^0.8.24;
 
 import {ICoprocessor} from "../../src/interfaces/ICoprocessor.sol";
 import {ICoprocessorConsumer} from "../../src/interfaces/ICoprocessorConsumer.sol";
-import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 import {Fulfillment} from "../../src/libraries/RequestLib.sol";
 
 /// @notice A consumer whose callback misbehaves on demand, and which records what it saw.
@@ -91,16 +90,6 @@ contract MockConsumer is ICoprocessorConsumer {
                 return(0, size)
             }
         }
-    }
-}
-
-/// @notice The ExampleConsumer plus the one function it lacks: a way to withdraw its cancellation refunds.
-contract WithdrawingConsumer is ExampleConsumer {
-    constructor(ICoprocessor coprocessor_) ExampleConsumer(coprocessor_) {}
-
-    /// @notice Withdraws refunds credited to this consumer.
-    function withdrawRefunds(address payable to) external {
-        coprocessor.withdraw(to);
     }
 }
 
