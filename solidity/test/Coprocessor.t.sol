@@ -45,15 +45,7 @@ contract CoprocessorTest is CoprocessorTestBase {
         pure
         returns (bytes32)
     {
-        bytes32 domain = keccak256(
-            abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
-                keccak256("Coprocessor"),
-                keccak256("1"),
-                chainId,
-                verifier
-            )
-        );
+        bytes32 domain = _domainSeparator("Coprocessor", chainId, verifier);
         bytes32 structHash =
             keccak256(abi.encode(RequestLib.RESPONSE_TYPEHASH, r.requestId, _commitment(r), status, keccak256(output)));
         return keccak256(abi.encodePacked("\x19\x01", domain, structHash));

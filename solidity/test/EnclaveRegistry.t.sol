@@ -49,15 +49,7 @@ contract EnclaveRegistryTest is CoprocessorTestBase {
         pure
         returns (bytes32)
     {
-        bytes32 domain = keccak256(
-            abi.encode(
-                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
-                keccak256("EnclaveRegistry"),
-                keccak256("1"),
-                chainId,
-                verifier
-            )
-        );
+        bytes32 domain = _domainSeparator("EnclaveRegistry", chainId, verifier);
         bytes32 structHash = keccak256(
             abi.encode(
                 keccak256(

@@ -217,6 +217,19 @@ abstract contract CoprocessorTestBase is Test {
         fs[1] = f1;
     }
 
+    /// @notice An OpenZeppelin EIP-712 domain separator (version "1") computed by hand.
+    function _domainSeparator(string memory name, uint256 chainId, address verifier) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+                keccak256(bytes(name)),
+                keccak256("1"),
+                chainId,
+                verifier
+            )
+        );
+    }
+
     /// @notice Who the Coprocessor will think signed `signature` over `digest`.
     function _recover(bytes32 digest, bytes memory signature) internal pure returns (address) {
         (bytes32 r, bytes32 s) = abi.decode(signature, (bytes32, bytes32));
