@@ -17,6 +17,10 @@ class EnclaveError(CoprocessorError, RuntimeError):
     """The enclave refused a job, or could not be reached."""
 
 
+class EnclaveUnreachable(EnclaveError):
+    """The enclave did not answer at all (as opposed to refusing a job); worth retrying."""
+
+
 class AttestationError(CoprocessorError, ValueError):
     """Evidence did not verify, or does not bind what it must."""
 

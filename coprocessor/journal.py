@@ -80,16 +80,17 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
-    def _tx(self, statements: Iterable[tuple[str, tuple]]) -> None:
+    def _tx(self, statements: Iterable[tuple[str, tuple]]) -> list[int]:
+        """Runs `statements` in one transaction; returns each one's row count."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    self._db.execute(sql, params)
+                counts = [self._db.execute(sql, params).rowcount for sql, params in statements]
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        return counts
 
     def cursor(self) -> tuple[int, str] | None:
         """The last block the listener fully processed, with its hash."""
@@ -119,12 +120,7 @@ class Journal:
 
     def rewind(self, block: int, block_hash: str) -> int:
         """After a reorg: forget unsettled requests above `block` and move the cursor back. Returns how many."""
-        with self._lock:
-            count = self._db.execute(
-                "SELECT COUNT(*) FROM requests WHERE block_number > ? AND state IN (?, ?, ?)",
-                (block, State.SEEN.value, State.RUNNING.value, State.SIGNED.value),
-            ).fetchone()[0]
-        self._tx(
+        dropped, _ = self._tx(
             [
                 (
                     "DELETE FROM requests WHERE block_number > ? AND state IN (?, ?, ?)",
@@ -133,7 +129,7 @@ class Journal:
                 ("UPDATE cursor SET block = ?, block_hash = ? WHERE id = 1", (block, block_hash)),
             ]
         )
-        return count
+        return dropped
 
     def entries(self, *states: State, limit: int = 1000) -> list[Entry]:
         """Requests in any of `states`, oldest first."""

@@ -17,7 +17,7 @@ from web3 import Web3
 from .chain import TxSender, contract
 from .enclave.server import EnclaveClient
 from .enclave.service import SignedResult
-from .errors import ChainError, EnclaveError
+from .errors import ChainError, EnclaveError, EnclaveUnreachable
 from .journal import ACTIVE_STATES, Journal, State
 from .listener import Listener
 from .protocol import Fulfillment, RequestState
@@ -128,14 +128,14 @@ class Node:
             del self._running[rid]
             try:
                 result = future.result()
+            except EnclaveUnreachable as exc:
+                self.journal.set_state([rid], State.SEEN, error=str(exc))  # try again next step
+                continue
             except EnclaveError as exc:
-                if "unreachable" in str(exc):
-                    self.journal.set_state([rid], State.SEEN, error=str(exc))  # try again next step
-                else:
-                    # The enclave refuses to sign (e.g. input does not match the commitment):
-                    # the request cannot be answered, so it will expire and be refunded.
-                    self.journal.set_state([rid], State.FAILED, error=str(exc))
-                    log.error("request 0x%s refused by the enclave: %s", rid.hex()[:12], exc)
+                # The enclave refuses to sign (e.g. input does not match the commitment):
+                # the request cannot be answered, so it will expire and be refunded.
+                self.journal.set_state([rid], State.FAILED, error=str(exc))
+                log.error("request 0x%s refused by the enclave: %s", rid.hex()[:12], exc)
                 continue
             self.journal.set_state(
                 [rid], State.SIGNED, status=result.status, output=result.output, signature=result.signature

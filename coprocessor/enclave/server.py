@@ -8,7 +8,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ..errors import CoprocessorError, EnclaveError
+from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
 from ..protocol import Request, Status
 from .attestation import Evidence
 from .service import Enclave, SignedResult
@@ -84,7 +84,7 @@ class EnclaveClient:
             detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
             raise EnclaveError(f"enclave refused {path}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
-            raise EnclaveError(f"enclave at {self.url} unreachable: {exc}") from None
+            raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
 
     def info(self) -> dict[str, Any]:
         """See `Enclave.info`."""
