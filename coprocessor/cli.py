@@ -4,25 +4,38 @@ from __future__ import annotations
 
 import json
 import logging
+import functools
 import os
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import devnet
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect
 from .consumer import Answer, ExampleConsumerClient
-from .enclave.attestation import DEV_BANNER, DevBackend
+from .cli_attest import (
+    policy_kwargs,
+    attest_group,
+    build_policy,
+    collateral_for,
+    enclave_attest,
+    enclave_register,
+    onchain_images,
+    policy_options,
+)
+from .enclave.attestation import DEV_BANNER, AttestationBackend, DevBackend, DstackBackend
 from .enclave.server import EnclaveClient, make_server
 from .enclave.service import Enclave, EnclaveConfig
 from .errors import CoprocessorError
 from .journal import Journal
 from .node import Node, NodeConfig
 from .protocol import Status
+from .registration import KeyKeeper, Registrar
 from .template import Template, encode_args, find_template, load_templates
 from .toolchain import TEMPLATES_DIR, forge_build
 
@@ -111,18 +124,27 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
 
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
+        pki_dir = state_dir / "dev-pki"
         enclave_process, enclave_url = devnet.start_enclave(
-            deployment, payee, [t.path for t in templates.values()], state_dir / "enclave.log"
+            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.log"
         )
         click.echo(DEV_BANNER, err=True)
         enclave = EnclaveClient(enclave_url)
-        address = devnet.register_enclave(rpc_url, deployment, enclave, ANVIL_KEYS[devnet.ATTESTOR])
-        log.info("dev enclave %s attested, approved and registered (payee %s)", address, payee)
+        registrar = devnet.dev_registrar(rpc_url, deployment, pki_dir)
+        record = registrar.register(enclave)
+        log.info(
+            "dev enclave %s: DCAP quote verified by dcap-qvl against the dev root, approved and registered (payee %s)",
+            record.enclave, payee,
+        )
         for template in templates.values():
             log.info("template %s v%s: %s", template.name, template.version, template.id_hex)
 
         journal = Journal(state_dir / "journal.sqlite")
-        node = Node(w3, deployment.coprocessor, journal, enclave, TxSender(w3, ANVIL_KEYS[devnet.NODE]), deployment.start_block)
+        keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)
+        node = Node(
+            w3, deployment.coprocessor, journal, enclave, TxSender(w3, ANVIL_KEYS[devnet.NODE]),
+            deployment.start_block, keeper=keeper,
+        )
         if demo:
             thread = threading.Thread(target=node.run, name="node", daemon=True)
             thread.start()
@@ -203,18 +225,41 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/journal.sqlite"), show_default=True)
 @click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the submitting account's private key.")
 @click.option("--confirmations", default=0, show_default=True, help="Blocks to wait before acting on a request.")
+@click.option("--attestor-key-env", "attestor_envs", multiple=True, help="Environment variable with an attestor key, to renew the enclave key before it expires; repeat for k-of-n. Without it the node only stops when the key lapses.")
+@click.option("--renew-before", default=3 * 24 * 3600, show_default=True, help="Seconds before expiry at which the enclave key is renewed.")
+@click.option("--key-check-interval", default=10.0, show_default=True, help="Seconds between on-chain checks of the enclave key.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, verbose: bool) -> None:
-    """Serve requests: watch the chain, run them in the enclave, submit signed results."""
+@policy_options
+def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, key_check_interval: float, verbose: bool, **kwargs: Any) -> None:
+    """Serve requests: watch the chain, run them in the enclave, submit signed results.
+
+    The node checks its enclave key on-chain every few seconds: a revoked or expired key
+    stops dispatching and submitting at once. With attestor keys it re-attests and
+    registers a fresh key before the current one expires (policy options as for
+    `coprocessor attest verify`).
+    """
     _setup_logging(verbose)
-    key = os.environ.get(key_env)
-    if not key:
-        raise click.UsageError(f"set {key_env} to the private key of the account that submits fulfilments")
+    options = policy_kwargs(kwargs)
+    names = (key_env, *attestor_envs)
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        raise click.UsageError(f"set {', '.join(missing)} (the submitting account's key, then attestor keys)")
+    key, *attestor_keys = (os.environ[name] for name in names)
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
+    enclave = EnclaveClient(enclave_url)
+    sender = TxSender(w3, key)
+    registrar = None
+    if attestor_keys:
+        policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
+        registrar = Registrar(
+            w3, deployment, sender, [bytes.fromhex(k.removeprefix("0x")) for k in attestor_keys], policy,
+            renew_before * 10, collateral=functools.partial(collateral_for, options),
+        )
+    keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before)
     node = Node(
-        w3, deployment.coprocessor, Journal(journal_path), EnclaveClient(enclave_url), TxSender(w3, key),
-        deployment.start_block, NodeConfig(confirmations=confirmations),
+        w3, deployment.coprocessor, Journal(journal_path), enclave, sender,
+        deployment.start_block, NodeConfig(confirmations=confirmations, key_check_interval=key_check_interval), keeper,
     )
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
     logging.getLogger("coprocessor.node").info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
@@ -274,12 +319,19 @@ def enclave() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, help="0 picks a free port; the URL is printed on stdout.")
 @click.option("--concurrency", default=2, show_default=True, help="Template runs at once.")
-@click.option("--dev", "dev_mode", is_flag=True, required=True, help="Use development attestation (NOT SECURE). Required: it is the only backend so far.")
+@click.option("--backend", type=click.Choice(["dstack", "dev"]), required=True, help="dstack: Intel TDX in a dstack CVM. dev: development quotes from a local PKI (NOT SECURE). No default: dev is never a fallback.")
+@click.option("--dev-pki", "pki_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".coprocessor/dev-pki"), show_default=True, help="dev: where the development PKI lives (created if missing).")
+@click.option("--dstack-endpoint", default=None, help="dstack: guest agent socket or URL (default: dstack-sdk's, /var/run/dstack.sock).")
 @_templates_option
-def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, host: str, port: int, concurrency: int, dev_mode: bool, template_dirs: tuple[Path, ...]) -> None:
-    """Generate a key inside this process and serve /info, /attest and /run on loopback."""
-    click.echo(DEV_BANNER, err=True)
-    service = Enclave(EnclaveConfig(chain_id, coprocessor, registry, payee), _templates(template_dirs), DevBackend(), concurrency)
+def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, host: str, port: int, concurrency: int, backend: str, pki_dir: Path, dstack_endpoint: str | None, template_dirs: tuple[Path, ...]) -> None:
+    """Generate a key inside this process and serve /info, /attest, /rotate, /activate and /run."""
+    attestation: AttestationBackend
+    if backend == "dev":
+        click.echo(DEV_BANNER, err=True)
+        attestation = DevBackend(pki_dir)
+    else:
+        attestation = DstackBackend(dstack_endpoint)
+    service = Enclave(EnclaveConfig(chain_id, coprocessor, registry, payee), _templates(template_dirs), attestation, concurrency)
     server = make_server(service, host, port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     click.echo(f"enclave listening on http://{host}:{server.server_address[1]}")
@@ -291,6 +343,11 @@ def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, ho
         pass
     finally:
         service.close()
+
+
+enclave.add_command(enclave_attest)
+enclave.add_command(enclave_register)
+main.add_command(attest_group, "attest")
 
 
 @main.group()

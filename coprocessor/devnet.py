@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -13,14 +12,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from eth_utils import to_checksum_address
 
-from .attestor import Claim, approve, verify_evidence
+from .attestor import Policy
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from .enclave.attestation import dev_image_id
 from .enclave.server import EnclaveClient
-from .errors import ChainError, ToolchainError
+from .errors import ToolchainError
 from .protocol import EnclaveRecord, TeeType
+from .registration import Registrar
 from .toolchain import tool_path
 
 # Roles on a dev chain, by index into ANVIL_KEYS.
@@ -78,9 +77,13 @@ def deploy(rpc_url: str, allow_dev: bool = True, attestors: Sequence[str] = (), 
 
 
 def start_enclave(
-    deployment: Deployment, payee: str, template_dirs: Sequence[Path], log_file: Path | None = None
+    deployment: Deployment,
+    payee: str,
+    template_dirs: Sequence[Path],
+    pki_dir: Path,
+    log_file: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Starts `coprocessor enclave serve` as its own process; returns it and its URL."""
+    """Starts `coprocessor enclave serve --backend dev` as its own process; returns it and its URL."""
     command = [
         sys.executable, "-m", "coprocessor", "enclave", "serve",
         "--chain-id", str(deployment.chain_id),
@@ -88,7 +91,8 @@ def start_enclave(
         "--registry", deployment.registry,
         "--payee", payee,
         "--port", "0",
-        "--dev",
+        "--backend", "dev",
+        "--dev-pki", str(pki_dir),
     ]
     for folder in template_dirs:
         command += ["--templates", str(folder)]
@@ -102,23 +106,21 @@ def start_enclave(
     return process, line.removeprefix("enclave listening on ")
 
 
-def register_enclave(rpc_url: str, deployment: Deployment, enclave: EnclaveClient, attestor_key: str) -> str:
-    """Attests the enclave, verifies the evidence as an attestor would, approves and registers it."""
+def dev_registrar(
+    rpc_url: str, deployment: Deployment, pki_dir: Path, validity_seconds: int = DEV_ENCLAVE_VALIDITY
+) -> Registrar:
+    """A registrar with the dev chain's attestor key, accepting the dev PKI's root (insecure, by design)."""
+    from .enclave.devpki import DevPki
+
     w3 = connect(rpc_url)
-    info = enclave.info()
-    nonce = secrets.token_bytes(32)
-    evidence = enclave.attest(nonce)
-    claim = Claim(info["address"], info["payee"], deployment.chain_id, deployment.registry, nonce)
-    verify_evidence(evidence, claim, allowed_images={dev_image_id()}, allow_dev=True)
-    expires_at = w3.eth.get_block("latest")["timestamp"] + DEV_ENCLAVE_VALIDITY
-    record = EnclaveRecord(info["address"], evidence.image_id, evidence.tee_type, info["payee"], expires_at, evidence.quote_hash)
-    signature = approve(record, bytes.fromhex(attestor_key.removeprefix("0x")), deployment.chain_id, deployment.registry)
-    registrant = TxSender(w3, ANVIL_KEYS[NODE])
-    registry = contract(w3, "EnclaveRegistry", deployment.registry)
-    registrant.call_function(registry, "register", record.as_tuple(), [signature])
-    if not registry.functions.isActive(to_checksum_address(info["address"])).call():
-        raise ChainError("enclave registered but not active")
-    return info["address"]
+    policy = Policy(allowed_images=frozenset({dev_image_id()}), dev_root_ca_der=DevPki.load_or_create(pki_dir).root_ca_der)
+    attestor_key = bytes.fromhex(ANVIL_KEYS[ATTESTOR].removeprefix("0x"))
+    return Registrar(w3, deployment, TxSender(w3, ANVIL_KEYS[NODE]), [attestor_key], policy, validity_seconds)
+
+
+def register_enclave(rpc_url: str, deployment: Deployment, enclave: EnclaveClient, pki_dir: Path) -> EnclaveRecord:
+    """Attests the dev enclave, verifies its DCAP quote with dcap-qvl as an attestor would, approves and registers it."""
+    return dev_registrar(rpc_url, deployment, pki_dir).register(enclave)
 
 
 def stop(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:

@@ -12,6 +12,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from web3 import Web3
 
 from .chain import TxSender, contract
@@ -21,6 +22,7 @@ from .errors import ChainError, EnclaveError, EnclaveUnreachable
 from .journal import ACTIVE_STATES, Journal, State
 from .listener import Listener
 from .protocol import Fulfillment, RequestState
+from .registration import KeyKeeper
 from .submitter import Submitter
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class NodeConfig:
     max_batch: int = 25
     sweep_interval: float = 1.0
     receipt_timeout: float = 60.0
+    key_check_interval: float = 10.0
 
 
 class Node:
@@ -50,8 +53,10 @@ class Node:
         sender: TxSender,
         start_block: int = 0,
         config: NodeConfig = NodeConfig(),
+        keeper: KeyKeeper | None = None,
     ) -> None:
         self.w3 = w3
+        self.keeper = keeper
         self.journal = journal
         self.enclave = enclave
         self.config = config
@@ -79,6 +84,7 @@ class Node:
     def run(self) -> None:
         """Loops until `stop()`; each step does a bounded amount of work."""
         self.recover()
+        scheduler = self._start_key_checks()
         while not self._stop.is_set():
             try:
                 self.step()
@@ -88,7 +94,28 @@ class Node:
                 log.exception("unexpected error in node step: %s", exc)
             self._wake.wait(self.config.poll_interval)
             self._wake.clear()
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start_key_checks(self) -> BackgroundScheduler | None:
+        """Checks the enclave key now, then on a schedule (renewing it before it expires)."""
+        if self.keeper is None:
+            return None
+        self._check_key()
+        scheduler = BackgroundScheduler()
+        scheduler.add_job(
+            self._check_key, "interval", seconds=self.config.key_check_interval, max_instances=1, coalesce=True
+        )
+        scheduler.start()
+        return scheduler
+
+    def _check_key(self) -> None:
+        assert self.keeper is not None
+        try:
+            self.keeper.check()
+        except Exception as exc:  # RPC or enclave down: keep the last verdict, try again next time
+            log.warning("enclave key check failed: %s", exc)
 
     def stop(self) -> None:
         """Asks `run` to return after the current step."""
@@ -98,11 +125,15 @@ class Node:
     def step(self) -> None:
         """One pass: read new requests, start enclave runs, collect results, submit, track, sweep."""
         self.listener.poll()
-        self._dispatch()
+        # A revoked or expired key stops being used at once; requests wait (or expire and are refunded).
+        usable = self.keeper is None or self.keeper.problem is None
+        if usable:
+            self._dispatch()
         self._collect()
         self._track()
         latest = self.w3.eth.get_block("latest")
-        self._submit(latest["timestamp"])
+        if usable:
+            self._submit(latest["timestamp"])
         if time.monotonic() - self._last_sweep >= self.config.sweep_interval:
             self._last_sweep = time.monotonic()
             self._sweep(latest["timestamp"])

@@ -32,6 +32,7 @@ class Devnet:
     enclave_url: str
     templates: dict[bytes, Template]
     payee: str
+    pki_dir: Path
 
     def template(self, name: str) -> Template:
         """A template by name."""
@@ -75,10 +76,10 @@ def stack(contracts_built: None, tmp_path_factory: pytest.TempPathFactory) -> It
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         template_dirs = [TEMPLATES_DIR, TEST_TEMPLATES]
-        log_file = tmp_path_factory.mktemp("enclave") / "enclave.log"
-        enclave_process, url = devnet.start_enclave(deployment, payee, template_dirs, log_file)
-        devnet.register_enclave(rpc_url, deployment, EnclaveClient(url), ANVIL_KEYS[devnet.ATTESTOR])
-        yield Devnet(rpc_url, w3, deployment, url, load_templates(template_dirs), payee)
+        state = tmp_path_factory.mktemp("enclave")
+        enclave_process, url = devnet.start_enclave(deployment, payee, template_dirs, state / "dev-pki", state / "enclave.log")
+        devnet.register_enclave(rpc_url, deployment, EnclaveClient(url), state / "dev-pki")
+        yield Devnet(rpc_url, w3, deployment, url, load_templates(template_dirs), payee, state / "dev-pki")
     finally:
         devnet.stop(enclave_process)
         devnet.stop(anvil)

@@ -11,7 +11,8 @@ from pathlib import Path
 import dcap_qvl
 import pytest
 
-from coprocessor.enclave.devpki import CPU_SVN, FMSPC, PCE_ID, PCE_SVN, DevPki, TdMeasurements
+from coprocessor.enclave.devpki import CPU_SVN, FMSPC, PCE_ID, PCE_SVN, DevPki
+from coprocessor.tdx import TdMeasurements
 
 NOW = int(time.time())
 ISSUED = NOW - 60

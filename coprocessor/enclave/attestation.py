@@ -1,28 +1,41 @@
-"""Attestation backends: evidence that a key lives inside a measured execution boundary."""
+"""Attestation backends: evidence that a key lives inside a measured execution boundary.
+
+Both backends produce the same thing: an Intel DCAP TDX quote whose report data the
+enclave chose, plus the RTMR3 event log. `dstack` gets the quote from the TDX module
+through dstack's guest agent; `dev` mints it with a development PKI, so the attestor
+verifies both with the same dcap-qvl code path (see docs/attestation.md).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+import secrets
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from eth_utils import keccak
 
+from .. import tdx
+from ..errors import AttestationError, EnclaveUnreachable
 from ..protocol import TeeType
 from ..template import bundle_hash
+from ..tdx import TdMeasurements
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+REPORT_DATA_BYTES = 64
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What a backend returns for one report: the raw quote plus what it claims."""
+    """What a backend returns for one report: the raw quote, the RTMR3 event log, and collateral if it has it."""
 
-    tee_type: TeeType
-    image_id: bytes
-    report_data: bytes
+    backend: str
     quote: bytes
+    event_log: list[dict[str, Any]]
+    collateral: dict[str, str] | None = field(default=None)
 
     @property
     def quote_hash(self) -> bytes:
@@ -32,26 +45,30 @@ class Evidence:
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict."""
         return {
-            "teeType": int(self.tee_type),
-            "imageId": "0x" + self.image_id.hex(),
-            "reportData": "0x" + self.report_data.hex(),
+            "backend": self.backend,
             "quote": "0x" + self.quote.hex(),
+            "eventLog": self.event_log,
+            "collateral": self.collateral,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Evidence:
         """Inverse of `to_json`."""
-        return cls(
-            tee_type=TeeType(data["teeType"]),
-            image_id=bytes.fromhex(data["imageId"].removeprefix("0x")),
-            report_data=bytes.fromhex(data["reportData"].removeprefix("0x")),
-            quote=bytes.fromhex(data["quote"].removeprefix("0x")),
-        )
+        try:
+            return cls(
+                backend=str(data["backend"]),
+                quote=bytes.fromhex(str(data["quote"]).removeprefix("0x")),
+                event_log=list(data.get("eventLog") or []),
+                collateral=data.get("collateral"),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise AttestationError(f"malformed evidence: {exc}") from None
 
 
 class AttestationBackend(Protocol):
     """One kind of execution boundary."""
 
+    name: str
     tee_type: TeeType
 
     def image_id(self) -> bytes:
@@ -59,41 +76,117 @@ class AttestationBackend(Protocol):
         ...
 
     def attest(self, report_data: bytes) -> Evidence:
-        """Evidence binding `report_data` to this boundary's measurement."""
+        """A quote carrying `report_data` (64 bytes) from this boundary."""
         ...
 
 
-def dev_image_id() -> bytes:
-    """The DEV measurement: the content hash of the enclave runtime (this Python package)."""
+def pad_report_data(report_data: bytes) -> bytes:
+    """Our 32-byte binding, zero-padded to the quote's 64-byte report data field."""
+    if len(report_data) > REPORT_DATA_BYTES:
+        raise AttestationError(f"report data is {len(report_data)} bytes; a quote holds {REPORT_DATA_BYTES}")
+    return report_data.ljust(REPORT_DATA_BYTES, b"\0")
+
+
+# ---------------------------------------------------------------------------- dev
+
+
+def _dev_register(label: str) -> bytes:
+    return hashlib.sha384(b"coprocessor development TD, no hardware: " + label.encode()).digest()
+
+
+def dev_compose_hash() -> bytes:
+    """What stands in for the app's compose hash in dev: the content hash of this Python package."""
     return bundle_hash(PACKAGE_DIR)
 
 
-class DevBackend:
-    """Development mode: NOT SECURE. The 'quote' is a plain statement, signed by nobody.
+def dev_measurements(event_log: list[dict[str, Any]]) -> TdMeasurements:
+    """Fixed boot registers (there is no boot chain) and an RTMR3 replayed from `event_log`."""
+    digests = [bytes.fromhex(e["digest"]) for e in event_log if e["imr"] == 3]
+    mrs = (_dev_register(name) for name in ("MRTD", "RTMR0", "RTMR1", "RTMR2"))
+    return TdMeasurements(*mrs, tdx.replay_rtmr(digests))
 
-    It exists so the whole registration and verification path runs locally; the
-    registry accepts it only when deployed with `allowDev = true`.
+
+def dev_image_id() -> bytes:
+    """The DEV image id: the same derivation as for TDX, over the dev registers and this package's hash."""
+    return tdx.image_id(dev_measurements([]), dev_compose_hash())
+
+
+class DevBackend:
+    """Development mode: NOT SECURE. Real DCAP-format quotes, signed by a development PKI on this machine.
+
+    The registry accepts the resulting registration only as tee type DEV, and only when
+    deployed with `allowDev = true`; attestors accept the dev root only when configured to.
     """
 
+    name = "dev"
     tee_type = TeeType.DEV
 
-    def __init__(self) -> None:
-        self._image_id = dev_image_id()
+    def __init__(self, pki_dir: Path) -> None:
+        from .devpki import DevPki  # cryptography-heavy; only dev mode needs it
+
+        self._pki = DevPki.load_or_create(pki_dir)
+        # Like a dstack CVM: the app's compose hash, then a per-instance event, extended into RTMR3.
+        self._event_log = [
+            tdx.runtime_event(tdx.COMPOSE_HASH_EVENT, dev_compose_hash()),
+            tdx.runtime_event("instance-id", secrets.token_bytes(20)),
+        ]
+        self._measurements = dev_measurements(self._event_log)
 
     def image_id(self) -> bytes:
         """See `dev_image_id`."""
-        return self._image_id
+        return dev_image_id()
 
     def attest(self, report_data: bytes) -> Evidence:
-        """A JSON statement of (tee type, image id, report data)."""
-        statement = {"tee": "DEV", "imageId": self._image_id.hex(), "reportData": report_data.hex()}
-        return Evidence(TeeType.DEV, self._image_id, report_data, json.dumps(statement, sort_keys=True).encode())
+        """A dev-PKI TDX quote over `report_data`, with fresh collateral."""
+        quote = self._pki.quote(pad_report_data(report_data), self._measurements)
+        return Evidence(self.name, quote, list(self._event_log), self._pki.collateral(int(time.time())))
+
+
+# ---------------------------------------------------------------------------- dstack
+
+
+class DstackBackend:
+    """Intel TDX inside a dstack confidential VM, through the guest agent (`dstack-sdk`)."""
+
+    name = "dstack"
+    tee_type = TeeType.TDX
+
+    def __init__(self, endpoint: str | None = None, timeout: float = 10.0) -> None:
+        from dstack_sdk import DstackClient
+
+        try:
+            self._client = DstackClient(endpoint, timeout=timeout)
+        except FileNotFoundError as exc:
+            raise EnclaveUnreachable(f"no dstack guest agent: {exc} (is this a dstack CVM?)") from None
+
+    def image_id(self) -> bytes:
+        """From the agent's `Info`: MRTD, RTMR0-2 and the compose hash, the latter checked against RTMR3."""
+        try:
+            tcb = self._client.info().tcb_info
+        except Exception as exc:  # httpx, pydantic: the agent is down or speaks something else
+            raise EnclaveUnreachable(f"dstack guest agent Info failed: {exc}") from None
+        measurements = TdMeasurements(
+            *(bytes.fromhex(getattr(tcb, name)) for name in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"))
+        )
+        event_log = [event.model_dump() for event in tcb.event_log]
+        return tdx.image_id(measurements, tdx.compose_hash(event_log, measurements.rtmr3))
+
+    def attest(self, report_data: bytes) -> Evidence:
+        """`GetQuote` with our report data; collateral is left to the attestor (Intel PCS or a PCCS)."""
+        try:
+            response = self._client.get_quote(pad_report_data(report_data))
+        except AttestationError:
+            raise
+        except Exception as exc:
+            raise EnclaveUnreachable(f"dstack guest agent GetQuote failed: {exc}") from None
+        return Evidence(self.name, response.decode_quote(), json.loads(response.event_log or "[]"))
 
 
 DEV_BANNER = """
 ################################################################################
 #  DEVELOPMENT ATTESTATION - NOT SECURE                                        #
-#  This enclave runs as a plain process. Its key and its results are only as   #
+#  This enclave runs as a plain process. Its quotes are signed by a            #
+#  development PKI on this machine, so its key and its results are only as     #
 #  trustworthy as this machine. Registries deployed with allowDev = false      #
 #  refuse it. Never use it for value you cannot afford to lose.                #
 ################################################################################

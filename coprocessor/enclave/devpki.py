@@ -22,7 +22,6 @@ import json
 import os
 import struct
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
+
+from ..tdx import TdMeasurements
 
 # ---------------------------------------------------------------- constants
 
@@ -74,22 +75,6 @@ ORGANIZATION = "Coprocessor DEVELOPMENT PKI - NOT SECURE"
 # The key files and certificate files of `load_or_create`, by role.
 _ROLES = ("root_ca", "pck_ca", "pck", "tcb_signing", "attestation")
 _CERT_ROLES = ("root_ca", "pck_ca", "pck", "tcb_signing")
-
-
-@dataclass(frozen=True)
-class TdMeasurements:
-    """The TD's measurement registers (48 bytes each)."""
-
-    mr_td: bytes
-    rtmr0: bytes
-    rtmr1: bytes
-    rtmr2: bytes
-    rtmr3: bytes
-
-    def __post_init__(self) -> None:
-        for name in ("mr_td", "rtmr0", "rtmr1", "rtmr2", "rtmr3"):
-            if len(getattr(self, name)) != 48:
-                raise ValueError(f"{name} must be 48 bytes")
 
 
 class DevPki:

@@ -17,7 +17,7 @@ _MAX_BODY = 1024 * 1024
 
 
 def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """An HTTP server exposing `GET /info`, `POST /attest` and `POST /run` for `enclave`."""
+    """An HTTP server for `enclave`: `GET /info`, `POST /attest`, `/rotate`, `/activate` and `/run`."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -32,10 +32,13 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
             self.wfile.write(data)
 
         def do_GET(self) -> None:
-            if self.path == "/info":
-                self._reply(200, enclave.info())
-            else:
+            if self.path != "/info":
                 self._reply(404, {"error": f"no such endpoint {self.path}"})
+                return
+            try:
+                self._reply(200, enclave.info())
+            except CoprocessorError as exc:
+                self._reply(503, {"error": f"{type(exc).__name__}: {exc}"})
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -45,7 +48,13 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
             try:
                 body = json.loads(self.rfile.read(length))
                 if self.path == "/attest":
-                    self._reply(200, enclave.attest(bytes.fromhex(body["nonce"].removeprefix("0x"))).to_json())
+                    nonce = bytes.fromhex(body["nonce"].removeprefix("0x"))
+                    self._reply(200, enclave.attest(nonce, body.get("address")).to_json())
+                elif self.path == "/rotate":
+                    self._reply(200, {"address": enclave.rotate()})
+                elif self.path == "/activate":
+                    enclave.activate(body["address"])
+                    self._reply(200, {"address": enclave.address})
                 elif self.path == "/run":
                     request = Request.from_json(body["request"])
                     result = enclave.run(request, bytes.fromhex(body["input"].removeprefix("0x")))
@@ -55,6 +64,7 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                             "status": int(result.status),
                             "output": "0x" + result.output.hex(),
                             "signature": "0x" + result.signature.hex(),
+                            "signer": result.signer,
                         },
                     )
                 else:
@@ -90,9 +100,17 @@ class EnclaveClient:
         """See `Enclave.info`."""
         return self._call("/info")
 
-    def attest(self, nonce: bytes) -> Evidence:
+    def attest(self, nonce: bytes, address: str | None = None) -> Evidence:
         """See `Enclave.attest`."""
-        return Evidence.from_json(self._call("/attest", {"nonce": "0x" + nonce.hex()}))
+        return Evidence.from_json(self._call("/attest", {"nonce": "0x" + nonce.hex(), "address": address}))
+
+    def rotate(self) -> str:
+        """See `Enclave.rotate`."""
+        return str(self._call("/rotate", {})["address"])
+
+    def activate(self, address: str) -> None:
+        """See `Enclave.activate`."""
+        self._call("/activate", {"address": address})
 
     def run(self, request: Request, input_data: bytes) -> SignedResult:
         """See `Enclave.run`."""
@@ -101,4 +119,5 @@ class EnclaveClient:
             Status(body["status"]),
             bytes.fromhex(body["output"].removeprefix("0x")),
             bytes.fromhex(body["signature"].removeprefix("0x")),
+            body["signer"],
         )

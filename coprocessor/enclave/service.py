@@ -36,6 +36,7 @@ class SignedResult:
     status: Status
     output: bytes
     signature: bytes
+    signer: str
 
 
 class Enclave:
@@ -53,10 +54,21 @@ class Enclave:
         self.backend = backend
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
         self._pool = WorkerPool()
-        self._key = secrets.token_bytes(32)
-        self.address = keys.PrivateKey(self._key).public_key.to_checksum_address()
+        self._keys: dict[str, bytes] = {}  # address -> key: the active one, and at most one pending rotation
+        address = self._new_key()
+        self._active = (address, self._keys[address])  # replaced as one tuple, so a reader never sees a mix
         self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._rotation = threading.Lock()
+
+    @property
+    def address(self) -> str:
+        """The active key's address."""
+        return self._active[0]
+
+    @property
+    def _key(self) -> bytes:
+        return self._active[1]
 
     def info(self) -> dict[str, Any]:
         """Public facts: address, binding, measurement and the templates it can run."""
@@ -73,12 +85,44 @@ class Enclave:
             ],
         }
 
-    def attest(self, nonce: bytes) -> Evidence:
-        """Evidence whose report data binds this key, the payee, the chain, the registry and `nonce`."""
+    def attest(self, nonce: bytes, address: str | None = None) -> Evidence:
+        """Evidence whose report data binds a key of ours (default: the active one), the payee, the chain,
+        the registry and `nonce`."""
         if len(nonce) != 32:
             raise EnclaveError("nonce must be 32 bytes")
+        address = self._known(address or self.address)
         c = self.config
-        return self.backend.attest(report_data(self.address, c.payee, c.chain_id, c.registry, nonce))
+        return self.backend.attest(report_data(address, c.payee, c.chain_id, c.registry, nonce))
+
+    def rotate(self) -> str:
+        """Generates a fresh key beside the active one and returns its address; `activate` switches to it.
+
+        The old key keeps signing until then, so requests keep being answered while the new
+        key is attested and registered.
+        """
+        with self._rotation:
+            for address in [a for a in self._keys if a != self.address]:
+                del self._keys[address]  # an earlier rotation that never got activated
+            return self._new_key()
+
+    def activate(self, address: str) -> None:
+        """Signs with `address` from now on and forgets every other key."""
+        with self._rotation:
+            address = self._known(address)
+            self._active = (address, self._keys[address])
+            self._keys = {address: self._keys[address]}
+
+    def _new_key(self) -> str:
+        key = secrets.token_bytes(32)
+        address = keys.PrivateKey(key).public_key.to_checksum_address()
+        self._keys[address] = key
+        return address
+
+    def _known(self, address: str) -> str:
+        checksummed = to_checksum_address(address)
+        if checksummed not in self._keys:
+            raise EnclaveError(f"no key {checksummed} in this enclave")
+        return checksummed
 
     def run(self, request: Request, input_data: bytes) -> SignedResult:
         """Runs the request's template on `input_data` and signs the outcome.
@@ -94,7 +138,9 @@ class Enclave:
         else:
             with self._slots:
                 status, output = self._execute(template, request, input_data)
-        return SignedResult(status, output, sign_digest(self._key, response_digest(self._domain, request, status, output)))
+        address, key = self._active
+        digest = response_digest(self._domain, request, status, output)
+        return SignedResult(status, output, sign_digest(key, digest), address)
 
     def _execute(self, template: Template, request: Request, input_data: bytes) -> tuple[Status, bytes]:
         job = {
