@@ -44,7 +44,7 @@ class FixtureQuotes:
     def __init__(self) -> None:
         self.raw = (DCAP_DATA / "tdx_quote").read_bytes()
         body = self.raw[48 : 48 + 584]
-        offsets = {"mr_td": 136, "rt_mr0": 376, "rt_mr1": 424, "rt_mr2": 472, "rt_mr3": 520}
+        offsets = {"mr_td": 136, "rt_mr0": 328, "rt_mr1": 376, "rt_mr2": 424, "rt_mr3": 472}
         self.measurements = TdMeasurements.from_report({k: body[o : o + 48].hex() for k, o in offsets.items()})
         self.event_log: list[dict[str, Any]] = []
         self.compose_hash = b""
