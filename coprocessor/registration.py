@@ -150,8 +150,9 @@ class KeyKeeper:
     def _renew(self, address: str, expires_at: int, now: int) -> str | None:
         """Registers a fresh key and switches to it; a failure is a problem only once the old key expired."""
         expired = expires_at < now
+        when = f"expired at {expires_at}" if expired else f"expires at {expires_at}"
         if self.registrar is None:
-            reason = f"enclave key {address} expires at {expires_at} and no attestor is configured to renew it"
+            reason = f"enclave key {address} {when} and no attestor is configured to renew it"
             return reason if expired else _warn(reason)
         try:
             fresh = self.enclave.rotate()
@@ -160,7 +161,7 @@ class KeyKeeper:
             log.info("enclave key renewed: %s replaces %s (which expires at %d)", fresh, address, expires_at)
             return None
         except Exception as exc:  # keep serving with the old key while it lasts
-            reason = f"renewing enclave key {address} failed: {exc}"
+            reason = f"enclave key {address} {when} and renewing it failed: {exc}"
             return reason if expired else _warn(reason)
 
     def _report(self, problem: str | None) -> None:
