@@ -56,6 +56,7 @@ def _setup_logging(verbose: bool) -> None:
     )
     logging.getLogger("web3").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _templates(template_dirs: tuple[Path, ...]) -> dict[bytes, Template]:
