@@ -121,6 +121,9 @@ class KeyKeeper:
         registrar: Registrar | None,
         renew_before_seconds: int,
     ) -> None:
+        if registrar is not None and registrar.validity_seconds <= renew_before_seconds:
+            # Every fresh key would be due for renewal at once: the keeper would rotate for ever.
+            raise ValueError("the renewal window must be shorter than the registration validity")
         self.w3 = w3
         self.registry = contract(w3, "EnclaveRegistry", registry)
         self.enclave = enclave

@@ -129,8 +129,9 @@ def test_keyKeeper_renewsBeforeExpiry_newKeySigns(stack: Devnet, tmp_path: Path)
     client = EnclaveClient(stack.enclave_url)
     old = client.info()["address"]
     old_expiry = _registry(stack).functions.enclaves(old).call()[2]
-    registrar = devnet.dev_registrar(stack.rpc_url, stack.deployment, stack.pki_dir)
-    # Renewal is due when the key expires within the window: make the window longer than its validity.
+    # Renewal is due when the key expires within the window: a window longer than the current key's
+    # validity makes it due now, and the fresh key's longer validity makes it not due again.
+    registrar = devnet.dev_registrar(stack.rpc_url, stack.deployment, stack.pki_dir, 2 * devnet.DEV_ENCLAVE_VALIDITY)
     keeper = KeyKeeper(stack.w3, stack.deployment.registry, client, registrar, devnet.DEV_ENCLAVE_VALIDITY + 3600)
     node, thread = _node_with_keeper(stack, keeper, tmp_path / "journal.sqlite")
     try:
@@ -142,6 +143,8 @@ def test_keyKeeper_renewsBeforeExpiry_newKeySigns(stack: Devnet, tmp_path: Path)
         registry = _registry(stack)
         assert registry.functions.isActive(new).call() and registry.functions.isActive(old).call()
         assert registry.functions.enclaves(new).call()[2] > old_expiry
+        time.sleep(0.5)  # several more checks: the fresh key is not renewed again
+        assert client.info()["address"] == new
 
         median = stack.template("median-price")
         user = stack.user()
