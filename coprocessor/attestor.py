@@ -24,7 +24,7 @@ from .errors import AttestationError
 from .protocol import EnclaveRecord, TeeType, registration_digest, registry_domain, report_data, sign_digest
 from .tdx import TdMeasurements
 
-# Marks the development PKI's certificates (see enclave/devpki.py): used for a clear refusal.
+# Marks the development PKI's certificates (see enclave/devpki.py): only for a clear refusal.
 DEV_PKI_MARK = b"DEVELOPMENT"
 
 
@@ -56,10 +56,11 @@ class Claim:
     def from_json(cls, data: dict[str, Any]) -> Claim:
         """Inverse of `to_json`."""
         try:
-            return cls(
-                data["enclave"], data["payee"], int(data["chainId"]), data["registry"],
-                bytes.fromhex(str(data["nonce"]).removeprefix("0x")),
-            )
+            nonce = bytes.fromhex(str(data["nonce"]).removeprefix("0x"))
+            if len(nonce) != 32:
+                raise ValueError("nonce must be 32 bytes")
+            enclave, payee, registry = (to_checksum_address(data[k]) for k in ("enclave", "payee", "registry"))
+            return cls(enclave, payee, int(data["chainId"]), registry, nonce)
         except (KeyError, ValueError, TypeError) as exc:
             raise AttestationError(f"malformed claim: {exc}") from None
 
@@ -122,16 +123,7 @@ def verify_quote(quote: bytes, collateral: dict[str, Any], now: int, dev_root_ca
 
     Raises AttestationError with dcap-qvl's reason. The TCB status is returned, not judged.
     """
-    try:
-        parsed = dcap_qvl.Quote.parse(quote)
-        chain = parsed.cert_chain_pem_bytes()
-    except Exception as exc:
-        raise AttestationError(f"quote does not parse: {exc}") from None
-    is_dev = DEV_PKI_MARK in _certificate_subjects(chain)
-    if is_dev and dev_root_ca_der is None:
-        raise AttestationError(
-            "quote is signed by the development PKI (NOT SECURE); refused unless the dev root is configured as insecure"
-        )
+    is_dev = dev_issued(quote, dev_root_ca_der)
     try:
         verified_collateral = dcap_qvl.QuoteCollateralV3.from_json(json.dumps(collateral))
         if is_dev:
@@ -151,9 +143,10 @@ def verify_evidence(evidence: Evidence, claim: Claim, policy: Policy, collateral
     `collateral` overrides the evidence's own (dstack evidence carries none: fetch it from
     Intel PCS or a PCCS, or pass a file).
     """
-    collateral = collateral if collateral is not None else evidence.collateral
+    if collateral is None and dev_issued(evidence.quote, policy.dev_root_ca_der):
+        collateral = evidence.collateral  # the dev PKI's own; Intel quotes need Intel's, not the operator's pick
     if collateral is None:
-        raise AttestationError("no collateral: pass it (e.g. --collateral FILE or --pccs URL)")
+        raise AttestationError("no collateral: pass it (--collateral FILE, or --pccs URL to fetch Intel's)")
     now = policy.now if policy.now is not None else int(time.time())
     quote = verify_quote(evidence.quote, collateral, now, policy.dev_root_ca_der)
     if quote.status not in policy.allowed_statuses:
@@ -189,11 +182,25 @@ def _td_body(body: dict[str, Any]) -> dict[str, str]:
     return body.get("base", body) if isinstance(body.get("base"), dict) else body
 
 
-def _certificate_subjects(chain_pem: bytes) -> bytes:
-    """The subjects of a PEM chain, joined (to recognise the development PKI)."""
+def dev_issued(quote: bytes, dev_root_ca_der: bytes | None) -> bool:
+    """Whether `quote` chains to the configured dev root (else Intel's root decides).
+
+    Raises AttestationError for an unparsable quote, and for a development-PKI chain the
+    attestor has not opted into: a clear reason instead of an Intel-root failure.
+    """
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
     try:
-        return b"\n".join(c.subject.rfc4514_string().encode() for c in x509.load_pem_x509_certificates(chain_pem))
-    except ValueError:
-        return b""
+        certificates = x509.load_pem_x509_certificates(dcap_qvl.Quote.parse(quote).cert_chain_pem_bytes())
+    except Exception as exc:
+        raise AttestationError(f"quote does not parse: {exc}") from None
+    if dev_root_ca_der is not None and certificates[-1].public_bytes(Encoding.DER) == dev_root_ca_der:
+        return True
+    if any(DEV_PKI_MARK in c.subject.rfc4514_string().encode() for c in certificates):
+        if dev_root_ca_der is None:
+            raise AttestationError(
+                "quote is signed by the development PKI (NOT SECURE); refused unless the dev root is configured as insecure"
+            )
+        raise AttestationError("quote is signed by a development PKI other than the configured dev root")
+    return False

@@ -131,7 +131,8 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         )
         click.echo(DEV_BANNER, err=True)
         enclave = EnclaveClient(enclave_url)
-        registrar = devnet.dev_registrar(rpc_url, deployment, pki_dir)
+        sender = TxSender(w3, ANVIL_KEYS[devnet.NODE])  # one nonce counter for registrations and fulfilments
+        registrar = devnet.dev_registrar(rpc_url, deployment, pki_dir, sender=sender)
         record = registrar.register(enclave)
         log.info(
             "dev enclave %s: DCAP quote verified by dcap-qvl against the dev root, approved and registered (payee %s)",
@@ -143,8 +144,7 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         journal = Journal(state_dir / "journal.sqlite")
         keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)
         node = Node(
-            w3, deployment.coprocessor, journal, enclave, TxSender(w3, ANVIL_KEYS[devnet.NODE]),
-            deployment.start_block, keeper=keeper,
+            w3, deployment.coprocessor, journal, enclave, sender, deployment.start_block, keeper=keeper,
         )
         if demo:
             thread = threading.Thread(target=node.run, name="node", daemon=True)
@@ -228,10 +228,11 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @click.option("--confirmations", default=0, show_default=True, help="Blocks to wait before acting on a request.")
 @click.option("--attestor-key-env", "attestor_envs", multiple=True, help="Environment variable with an attestor key, to renew the enclave key before it expires; repeat for k-of-n. Without it the node only stops when the key lapses.")
 @click.option("--renew-before", default=3 * 24 * 3600, show_default=True, help="Seconds before expiry at which the enclave key is renewed.")
+@click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds a renewed key's registration lasts (longer than --renew-before).")
 @click.option("--key-check-interval", default=10.0, show_default=True, help="Seconds between on-chain checks of the enclave key.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @policy_options
-def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, key_check_interval: float, verbose: bool, **kwargs: Any) -> None:
+def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, verbose: bool, **kwargs: Any) -> None:
     """Serve requests: watch the chain, run them in the enclave, submit signed results.
 
     The node checks its enclave key on-chain every few seconds: a revoked or expired key
@@ -241,6 +242,8 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path
     """
     _setup_logging(verbose)
     options = policy_kwargs(kwargs)
+    if validity <= renew_before:
+        raise click.UsageError("--validity must be longer than --renew-before, or every fresh key would be renewed at once")
     names = (key_env, *attestor_envs)
     missing = [name for name in names if not os.environ.get(name)]
     if missing:
@@ -255,7 +258,7 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path
         policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
         registrar = Registrar(
             w3, deployment, sender, [bytes.fromhex(k.removeprefix("0x")) for k in attestor_keys], policy,
-            renew_before * 10, collateral=functools.partial(collateral_for, options),
+            validity, collateral=functools.partial(collateral_for, options),
         )
     keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before)
     node = Node(

@@ -25,6 +25,11 @@ _deployment_option = click.option(
     "--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path),
     default=Path(".coprocessor/deployment.json"), show_default=True, help="Deployment record (chain id, registry).",
 )
+# Intel's TCB statuses that a policy may accept (Revoked never verifies).
+TCB_STATUSES = (
+    "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate", "OutOfDateConfigurationNeeded",
+)
 _rpc_option = click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
 
 
@@ -32,9 +37,8 @@ def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The attestor's policy, as options shared by every command that verifies evidence."""
     options = [
         click.option("--image", "images", multiple=True, help="Allowlisted image id (0x, 32 bytes); repeatable. Default: the registry's allowlist (needs --rpc)."),
-        click.option("--allow-status", "statuses", multiple=True, default=["UpToDate"], show_default=True, help="Accepted TCB status; repeatable (e.g. SWHardeningNeeded)."),
+        click.option("--allow-status", "statuses", multiple=True, type=click.Choice(TCB_STATUSES), help="A TCB status accepted besides UpToDate; repeatable."),
         click.option("--reject-advisory", "advisories", multiple=True, help="Intel advisory id that makes a quote unacceptable; repeatable."),
-        click.option("--now", type=int, default=None, help="Verify as of this unix time (default: the clock). For recorded quotes."),
         click.option("--collateral", "collateral_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Collateral JSON (default: the evidence's own, or --pccs)."),
         click.option("--pccs", default=None, help="Fetch collateral from this PCCS/PCS URL, e.g. https://api.trustedservices.intel.com."),
         click.option("--insecure-dev-root", "dev_root", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INSECURE: also accept quotes from this development root CA (PEM or DER); they register as DEV."),
@@ -74,10 +78,10 @@ def build_policy(options: dict[str, Any], onchain: Callable[[], frozenset[bytes]
         raise click.UsageError("no measurement allowlist: pass --image, or --rpc and --deployment to use the registry's")
     return Policy(
         allowed_images=images,
-        allowed_statuses=frozenset(options["statuses"]),
+        allowed_statuses=frozenset({"UpToDate", *options["statuses"]}),
         rejected_advisories=frozenset(options["advisories"]),
         dev_root_ca_der=_der(options["dev_root"]) if options["dev_root"] else None,
-        now=options["now"],
+        now=options.get("now"),
     )
 
 
@@ -96,8 +100,14 @@ def collateral_for(options: dict[str, Any], attestation: Attestation) -> dict[st
     return None
 
 
+def _check_claim_target(attestation: Attestation, chain_id: int, registry: str) -> None:
+    claim = attestation.claim
+    if claim.chain_id != chain_id or claim.registry.lower() != registry.lower():
+        raise AttestationError(f"the claim is for chain {claim.chain_id} registry {claim.registry}, not this deployment")
+
+
 def policy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("images", "statuses", "advisories", "now", "collateral_path", "pccs", "dev_root")
+    keys = ("images", "statuses", "advisories", "collateral_path", "pccs", "dev_root")
     return {k: kwargs.pop(k) for k in keys}
 
 
@@ -113,20 +123,23 @@ def attest_group() -> None:
 @click.argument("attestation_path", metavar="ATTESTATION", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rpc", default=None, help="Read the registry's image allowlist from this chain (with --deployment).")
 @_deployment_option
+@click.option("--now", type=int, default=None, help="Verify as of this unix time (default: the clock), for recorded quotes. Only here: approvals always use the clock.")
 @policy_options
-def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path, **kwargs: Any) -> None:
+def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path, now: int | None, **kwargs: Any) -> None:
     """Verify ATTESTATION (written by `coprocessor enclave attest`) and print what it proves.
 
     dcap-qvl checks the quote, its certificate chain and collateral; then the TCB status
     and advisories, the RTMR3 event log, the report data binding and the image allowlist.
     Exits 1 with one line saying why when any check fails.
     """
-    options = policy_kwargs(kwargs)
+    options = {**policy_kwargs(kwargs), "now": now}
     attestation = Attestation.from_json(_load_json(attestation_path))
     onchain = None
     if rpc:
         deployment = Deployment.load(deployment_path)
-        onchain = functools.partial(onchain_images, connect(rpc), deployment.registry, deployment.start_block)
+        w3 = connect(rpc)
+        _check_claim_target(attestation, w3.eth.chain_id, deployment.registry)
+        onchain = functools.partial(onchain_images, w3, deployment.registry, deployment.start_block)
     policy = build_policy(options, onchain)
     verdict = verify_evidence(attestation.evidence, attestation.claim, policy, collateral_for(options, attestation))
     click.echo(json.dumps({"ok": True, "claim": attestation.claim.to_json(), **verdict.to_json()}, indent=2))
@@ -138,9 +151,10 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
 @_deployment_option
 @click.option("--key-env", default="COPROCESSOR_ATTESTOR_KEY", show_default=True, help="Environment variable holding the attestor's private key.")
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds the registration stays valid.")
+@click.option("--expires-at", type=int, default=None, help="Exact expiry (unix time) instead of now + --validity: k-of-n attestors must all sign the same record.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the approval here (default: stdout).")
 @policy_options
-def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_env: str, validity: int, out: Path | None, **kwargs: Any) -> None:
+def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_env: str, validity: int, expires_at: int | None, out: Path | None, **kwargs: Any) -> None:
     """Verify ATTESTATION, then sign the EIP-712 approval `EnclaveRegistry.register` expects.
 
     The claim must name this deployment's chain and registry. The output holds the record
@@ -154,11 +168,10 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
     claim = attestation.claim
-    if claim.chain_id != w3.eth.chain_id or claim.registry.lower() != deployment.registry.lower():
-        raise AttestationError(f"the claim is for chain {claim.chain_id} registry {claim.registry}, not this deployment")
+    _check_claim_target(attestation, w3.eth.chain_id, deployment.registry)
     policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
     verdict = verify_evidence(attestation.evidence, claim, policy, collateral_for(options, attestation))
-    record = record_for(verdict, claim, w3.eth.get_block("latest")["timestamp"] + validity)
+    record = record_for(verdict, claim, expires_at or w3.eth.get_block("latest")["timestamp"] + validity)
     signature = approve(record, bytes.fromhex(key.removeprefix("0x")), claim.chain_id, claim.registry)
     result = {
         "record": {

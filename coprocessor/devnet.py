@@ -107,7 +107,11 @@ def start_enclave(
 
 
 def dev_registrar(
-    rpc_url: str, deployment: Deployment, pki_dir: Path, validity_seconds: int = DEV_ENCLAVE_VALIDITY
+    rpc_url: str,
+    deployment: Deployment,
+    pki_dir: Path,
+    validity_seconds: int = DEV_ENCLAVE_VALIDITY,
+    sender: TxSender | None = None,
 ) -> Registrar:
     """A registrar with the dev chain's attestor key, accepting the dev PKI's root (insecure, by design)."""
     from .enclave.devpki import DevPki
@@ -115,7 +119,8 @@ def dev_registrar(
     w3 = connect(rpc_url)
     policy = Policy(allowed_images=frozenset({dev_image_id()}), dev_root_ca_der=DevPki.load_or_create(pki_dir).root_ca_der)
     attestor_key = bytes.fromhex(ANVIL_KEYS[ATTESTOR].removeprefix("0x"))
-    return Registrar(w3, deployment, TxSender(w3, ANVIL_KEYS[NODE]), [attestor_key], policy, validity_seconds)
+    sender = sender or TxSender(w3, ANVIL_KEYS[NODE])
+    return Registrar(sender.w3, deployment, sender, [attestor_key], policy, validity_seconds)
 
 
 def register_enclave(rpc_url: str, deployment: Deployment, enclave: EnclaveClient, pki_dir: Path) -> EnclaveRecord:

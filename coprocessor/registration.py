@@ -129,7 +129,9 @@ class KeyKeeper:
         self.enclave = enclave
         self.registrar = registrar
         self.renew_before_seconds = renew_before_seconds
-        self.problem: str | None = None
+        # Fail closed: nothing is signed or submitted until the first check found the key usable.
+        self.problem: str | None = "enclave key not checked on-chain yet"
+        self._warned: str | None = None
         self._lock = threading.Lock()
 
     def check(self) -> str | None:
@@ -156,7 +158,7 @@ class KeyKeeper:
         when = f"expired at {expires_at}" if expired else f"expires at {expires_at}"
         if self.registrar is None:
             reason = f"enclave key {address} {when} and no attestor is configured to renew it"
-            return reason if expired else _warn(reason)
+            return reason if expired else self._warn(reason)
         try:
             fresh = self.enclave.rotate()
             self.registrar.register(self.enclave, fresh)
@@ -165,7 +167,13 @@ class KeyKeeper:
             return None
         except Exception as exc:  # keep serving with the old key while it lasts
             reason = f"enclave key {address} {when} and renewing it failed: {exc}"
-            return reason if expired else _warn(reason)
+            return reason if expired else self._warn(reason)
+
+    def _warn(self, reason: str) -> None:
+        """Logs a renewal warning once per distinct reason (checks run every few seconds)."""
+        if reason != self._warned:
+            log.warning("%s", reason)
+            self._warned = reason
 
     def _report(self, problem: str | None) -> None:
         if problem != self.problem:
@@ -175,7 +183,3 @@ class KeyKeeper:
                 log.info("enclave key usable again")
         self.problem = problem
 
-
-def _warn(reason: str) -> None:
-    log.warning("%s", reason)
-    return None

@@ -21,6 +21,7 @@ from .errors import AttestationError
 RUNTIME_EVENT_TYPE = 0x08000001
 COMPOSE_HASH_EVENT = "compose-hash"
 MEASUREMENT_BYTES = 48
+COMPOSE_HASH_BYTES = 32  # SHA-256 of the compose file
 
 
 @dataclass(frozen=True)
@@ -77,23 +78,28 @@ def compose_hash(event_log: list[dict[str, Any]], rtmr3: bytes) -> bytes:
     digests = []
     found: list[bytes] = []
     for event in event_log:
+        if not isinstance(event, dict):
+            raise AttestationError("malformed event log: every event must be an object")
         if event.get("imr") != 3:
             continue
         try:
+            name = str(event["event"])
             payload = bytes.fromhex(event["event_payload"])
             digest = bytes.fromhex(event["digest"])
             event_type = int(event["event_type"])
         except (KeyError, ValueError, TypeError) as exc:
-            raise AttestationError(f"malformed RTMR3 event in the event log: {exc}") from None
-        if event_type == RUNTIME_EVENT_TYPE and digest != event_digest(event_type, event["event"], payload):
-            raise AttestationError(f"event {event['event']!r} does not match its digest")
-        if event_type == RUNTIME_EVENT_TYPE and event["event"] == COMPOSE_HASH_EVENT:
-            found.append(payload)
+            raise AttestationError(f"malformed RTMR3 event in the event log: {exc!r}") from None
+        if event_type == RUNTIME_EVENT_TYPE:
+            # "type:name:payload" is only unambiguous when the name has no colon.
+            if ":" in name or digest != event_digest(event_type, name, payload):
+                raise AttestationError(f"event {name!r} does not match its digest")
+            if name == COMPOSE_HASH_EVENT:
+                found.append(payload)
         digests.append(digest)
     if replay_rtmr(digests) != rtmr3:
         raise AttestationError("the event log does not replay to the quote's RTMR3")
-    if len(found) != 1:
-        raise AttestationError(f"expected one {COMPOSE_HASH_EVENT!r} event in RTMR3, found {len(found)}")
+    if len(found) != 1 or len(found[0]) != COMPOSE_HASH_BYTES:
+        raise AttestationError(f"expected one {COMPOSE_HASH_EVENT!r} event of {COMPOSE_HASH_BYTES} bytes in RTMR3")
     return found[0]
 
 

@@ -156,8 +156,8 @@ def test_verifyEvidence_noCollateral_refused() -> None:
 # ---------------------------------------------------------------------------- dstack backend
 
 
-def test_dstackBackend_realQuote_verifiesButReportDataRefused() -> None:
-    """The real TDX quote passes dcap-qvl and the RTMR3 replay, but was made for another key: refused."""
+def test_dstackBackend_realQuote_verifiesButCarriesNoAppMeasurement() -> None:
+    """The real TDX quote passes dcap-qvl and the RTMR3 replay, but measures no app and binds another key: refused."""
     agent = start_agent(FixtureQuotes())
     try:
         evidence = DstackBackend(agent.url).attest(CLAIM.report_data())
@@ -218,6 +218,32 @@ def test_dstackBackend_eventLogTampered_refused(dev_agent: GuestAgent, pki: DevP
         verify_evidence(tampered, CLAIM, policy, pki.collateral())
 
 
+@pytest.mark.parametrize(
+    ("events", "reason"),
+    [
+        ([("compose-hash:ab", b"c" * 32)], "does not match its digest"),  # a colon would make names ambiguous
+        ([(tdx.COMPOSE_HASH_EVENT, b"")], "of 32 bytes"),
+        ([(tdx.COMPOSE_HASH_EVENT, b"a" * 32), (tdx.COMPOSE_HASH_EVENT, b"b" * 32)], "expected one"),
+    ],
+)
+def test_composeHash_ambiguousOrMissing_refused(events: list[tuple[str, bytes]], reason: str) -> None:
+    log = [
+        {"imr": 3, "event_type": tdx.RUNTIME_EVENT_TYPE, "event": name, "event_payload": payload.hex(),
+         "digest": tdx.event_digest(tdx.RUNTIME_EVENT_TYPE, name, payload).hex()}
+        for name, payload in events
+    ]
+    rtmr3 = tdx.replay_rtmr([bytes.fromhex(e["digest"]) for e in log])
+    with pytest.raises(AttestationError, match=reason):
+        tdx.compose_hash(log, rtmr3)
+
+
+def test_composeHash_malformedEvent_oneLineReason() -> None:
+    with pytest.raises(AttestationError, match="malformed"):
+        tdx.compose_hash([{"imr": 3, "event_type": tdx.RUNTIME_EVENT_TYPE, "digest": "00"}], bytes(48))
+    with pytest.raises(AttestationError, match="must be an object"):
+        tdx.compose_hash(["not an event"], bytes(48))  # type: ignore[list-item]
+
+
 def test_dstackBackend_agentDown_unreachable() -> None:
     from coprocessor.errors import EnclaveUnreachable
 
@@ -243,6 +269,18 @@ def test_devBackend_quote_refusedWithoutInsecureRoot(tmp_path: Path) -> None:
         verify_evidence(evidence, CLAIM, Policy(frozenset({dev_image_id()})))
 
 
+def test_verifyQuote_intelFixtureWithDevRootConfigured_staysIntel(pki: DevPki) -> None:
+    quote, collateral = _fixture("tdx")
+    assert verify_quote(quote, collateral, TDX_NOW, pki.root_ca_der).dev_root is False
+
+
+def test_verifyEvidence_intelQuote_ignoresEvidenceCollateral() -> None:
+    """The operator could pick stale Intel collateral: only the attestor's own is used."""
+    quote, collateral = _fixture("tdx")
+    with pytest.raises(AttestationError, match="no collateral"):
+        verify_evidence(Evidence("dstack", quote, [], collateral), CLAIM, Policy(frozenset(), now=TDX_NOW))
+
+
 def test_devBackend_quote_failsWithIntelRoot(tmp_path: Path) -> None:
     evidence = DevBackend(tmp_path / "pki").attest(CLAIM.report_data()[:32])
     collateral = dcap_qvl.QuoteCollateralV3.from_json(json.dumps(evidence.collateral))
@@ -253,7 +291,7 @@ def test_devBackend_quote_failsWithIntelRoot(tmp_path: Path) -> None:
 def test_devBackend_quote_failsWithAnotherDevRoot(tmp_path: Path) -> None:
     evidence = DevBackend(tmp_path / "pki").attest(CLAIM.report_data()[:32])
     other_root = DevPki.generate().root_ca_der
-    with pytest.raises(AttestationError, match="quote verification failed"):
+    with pytest.raises(AttestationError, match="development PKI other than the configured dev root"):
         verify_evidence(evidence, CLAIM, Policy(frozenset({dev_image_id()}), dev_root_ca_der=other_root))
 
 

@@ -131,10 +131,11 @@ class DevBackend:
             tdx.runtime_event("instance-id", secrets.token_bytes(20)),
         ]
         self._measurements = dev_measurements(self._event_log)
+        self._image_id = dev_image_id()  # once: the quotes' compose hash is fixed at start too
 
     def image_id(self) -> bytes:
         """See `dev_image_id`."""
-        return dev_image_id()
+        return self._image_id
 
     def attest(self, report_data: bytes) -> Evidence:
         """A dev-PKI TDX quote over `report_data`, with fresh collateral."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import urllib.error
 import urllib.request
@@ -50,6 +51,8 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                 if self.path == "/attest":
                     nonce = bytes.fromhex(body["nonce"].removeprefix("0x"))
                     self._reply(200, enclave.attest(nonce, body.get("address")).to_json())
+                elif self.path in ("/rotate", "/activate") and not _loopback(self.client_address[0]):
+                    self._reply(403, {"error": f"{self.path} is served to loopback clients only"})
                 elif self.path == "/rotate":
                     self._reply(200, {"address": enclave.rotate()})
                 elif self.path == "/activate":
@@ -75,6 +78,11 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     return server
+
+
+def _loopback(host: str) -> bool:
+    """Key management (rotate, activate) stays with the node on the same machine, even on a public bind."""
+    return ipaddress.ip_address(host).is_loopback
 
 
 class EnclaveClient:
