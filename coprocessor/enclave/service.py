@@ -15,6 +15,7 @@ from ..errors import EnclaveError
 from ..protocol import Request, Status, coprocessor_domain, report_data, response_digest, sign_digest
 from ..template import Template
 from .attestation import AttestationBackend, Evidence
+from .sandbox import protect_enclave
 from .workers import WorkerPool
 
 
@@ -52,6 +53,7 @@ class Enclave:
         self.config = config
         self.templates = templates
         self.backend = backend
+        protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
         self._pool = WorkerPool()
         self._keys: dict[str, bytes] = {}  # address -> key: the active one, and at most one pending rotation

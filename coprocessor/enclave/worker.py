@@ -1,11 +1,12 @@
 """Template workers: a fork server that never sees the enclave key, and the job each child runs.
 
 The enclave starts this module as a fresh interpreter with an empty environment
-(`python -I -m coprocessor.enclave.worker FD`). It imports what templates need once, then
-for every job receives a socket over the control channel (SCM_RIGHTS), forks a child and
-reports the child's pid. The child reads one JSON job from its socket, runs the template
-under resource limits and writes one JSON result back. Template prints go to stderr, so
-they cannot forge a result.
+(`python -I -m coprocessor.enclave.worker FD`). It imports what templates need once, sets
+up the namespaces workers share (`sandbox.prepare_server`), then for every job receives a
+socket over the control channel (SCM_RIGHTS), forks a child and reports the child's pid.
+The child reads one JSON job from its socket, confines itself (`sandbox.confine`: rlimits,
+Landlock, an unprivileged uid), runs the template and writes one JSON result back.
+Template prints go to stderr, so they cannot forge a result.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import resource
 import signal
 import socket
 import sys
@@ -21,6 +21,7 @@ from typing import Any
 
 from eth_abi import decode, encode
 
+from coprocessor.enclave import sandbox
 from coprocessor.protocol import Status
 from coprocessor.sdk import Context, InvalidInput
 
@@ -72,8 +73,11 @@ def _child(conn: socket.socket) -> None:
     os.setsid()  # own process group: the enclave kills the whole group, forks included
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     job = json.loads(_read_all(conn))
+    owner = os.getpid()
 
     def send(result: dict[str, Any]) -> None:
+        if os.getpid() != owner:
+            os._exit(0)  # a process the template forked: only the job's own process answers
         conn.sendall(json.dumps({**result, "status": int(result["status"])}).encode())
         conn.close()
         os._exit(0)
@@ -85,9 +89,11 @@ def _child(conn: socket.socket) -> None:
     memory = int(limits["memory_mb"]) * 1024 * 1024
     cpu = max(1, int(limits["timeout_seconds"] + 0.999))
     signal.signal(signal.SIGXCPU, cpu_exhausted)
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # soft: SIGXCPU, hard: SIGKILL
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    try:
+        sandbox.confine(job["path"], memory, cpu, keep=(0, 1, 2, conn.fileno()))
+    except Exception as exc:
+        print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
+        raise
     context = job["context"]
     for key in ("request_id", "template_id"):
         context[key] = bytes.fromhex(context[key])
@@ -96,6 +102,7 @@ def _child(conn: socket.socket) -> None:
 
 def serve(control: socket.socket) -> None:
     """The fork server loop: one job socket in, one child pid out, until the enclave goes away."""
+    sandbox.prepare_server()  # raises (and so stops this server) where workers cannot be confined
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     sys.stdout = sys.stderr
     while True:
@@ -103,7 +110,7 @@ def serve(control: socket.socket) -> None:
         if not fds:
             return  # control channel closed: the enclave stopped
         conn = socket.socket(fileno=fds[0])
-        pid = os.fork()
+        pid = sandbox.fork_job()
         if pid == 0:
             control.close()
             try:

@@ -1,0 +1,312 @@
+"""Confinement of template workers, and hardening of the enclave process that holds the key (Linux).
+
+Three entry points, in the order a job meets them:
+
+- `protect_enclave()`: once, in the key holder. Not dumpable; refuses to start where workers
+  could not be confined.
+- `prepare_server()`: once, in the fork server, before any job. A network namespace with
+  nothing in it; as root, a mount namespace in which the interpreter is reachable by the
+  unprivileged worker uid; then a self-test of `confine` in a throw-away child.
+- `fork_job()` and `confine()`: per job. The child is init of a fresh PID namespace (as root),
+  then gets rlimits, no_new_privs, a Landlock domain and the unprivileged uid before any
+  template code runs.
+
+docs/containment.md says what each layer stops and what it does not.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pwd
+import resource
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_SYS_SETNS = 308
+_SYS_CAPSET = 126
+_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+_FS_READ_FILE, _FS_READ_DIR = 1 << 2, 1 << 3
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+NOBODY = 65534
+OPEN_FILES = 64
+# Counts every task (process or thread) of the worker uid, across all workers running at once.
+PROCESSES = 32
+# Without root the worker shares the enclave's uid: only Landlock's signal scope (ABI 6) keeps it
+# from signalling the enclave, so we insist on it there. As root, uid and PID namespace do that.
+_MIN_ABI_AS_ROOT = 1
+_MIN_ABI_UNPRIVILEGED = 6
+
+
+class SandboxError(RuntimeError):
+    """A confinement step is not possible here: templates must not run."""
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1  # the kernel struct is packed: 12 bytes
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+@dataclass
+class _Server:
+    """What `prepare_server` decided, used by every job."""
+
+    worker_ids: tuple[int, int] | None  # (uid, gid) a worker drops to; None without root
+    read_paths: list[str]
+    pid_namespace: int | None  # fd of the fork server's own PID namespace, to return to after each fork
+
+
+_server: _Server | None = None
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+    return result
+
+
+def _syscall(number: int, *args: int | None, what: str) -> int:
+    return _check(_libc.syscall(ctypes.c_long(number), *(ctypes.c_void_p(a) if a is None else ctypes.c_long(a) for a in args)), what)
+
+
+def _prctl(option: int, value: int) -> None:
+    _check(_libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0), f"prctl({option})")
+
+
+def _unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), f"unshare({flags:#x})")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    encode = lambda s: None if s is None else s.encode()  # noqa: E731 - local helper
+    result = _libc.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data))
+    _check(result, f"mount {source} on {target}")
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version the kernel offers; 0 when Landlock is missing or disabled."""
+    try:
+        return _syscall(_SYS_LANDLOCK_CREATE_RULESET, None, 0, _LANDLOCK_CREATE_RULESET_VERSION, what="landlock")
+    except OSError:
+        return 0
+
+
+def protect_enclave() -> None:
+    """Makes the key holder non-dumpable and refuses to start where workers cannot be confined."""
+    # Not dumpable: a process of the same uid can no longer ptrace us or read /proc/<pid>/{mem,environ,maps}.
+    _prctl(PR_SET_DUMPABLE, 0)
+    abi = landlock_abi()
+    needed = _MIN_ABI_AS_ROOT if os.geteuid() == 0 else _MIN_ABI_UNPRIVILEGED
+    if abi < needed:
+        raise SandboxError(
+            f"template workers need Landlock ABI >= {needed} (this kernel offers {abi or 'none'}); "
+            "refusing to run templates unconfined (docs/containment.md)"
+        )
+    if os.geteuid() != 0 and Path("/proc/sys/user/max_user_namespaces").read_text().strip() == "0":
+        raise SandboxError("template workers need user namespaces when the enclave does not run as root")
+
+
+def _read_paths() -> list[str]:
+    """What a worker may read: the interpreter, the virtualenv, this package and system libraries."""
+    package = Path(__file__).resolve().parent.parent
+    candidates = [sys.base_prefix, sys.prefix, str(package), "/usr/lib", "/usr/lib64", "/lib", "/lib64"]
+    # Installed packages wherever they are, but never a plain directory on sys.path (a .pth may add a
+    # project root, with its state and logs); the package itself is granted above.
+    candidates += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    paths: list[str] = []
+    for real in sorted({os.path.realpath(p) for p in candidates if os.path.isdir(p)}):
+        if not any(real == kept or real.startswith(kept + "/") for kept in paths):
+            paths.append(real)
+    return paths
+
+
+def _first_unsearchable(path: str) -> str | None:
+    """The outermost ancestor of `path` that others may not traverse (mode without o+x), if any."""
+    parts = Path(path).parts
+    for i in range(2, len(parts)):
+        ancestor = str(Path(*parts[:i]))
+        if not os.stat(ancestor).st_mode & stat.S_IXOTH:
+            return ancestor
+    return None
+
+
+def _expose(paths: list[str]) -> None:
+    """As root, in a mount namespace of our own: puts paths behind a private directory within reach.
+
+    The interpreter may live under a home directory the worker uid cannot traverse (pyenv in
+    /root). A read-only tmpfs over that directory, with only the needed paths bound back into
+    it, fixes that and hides the rest of the directory from workers.
+    """
+    blocked: dict[str, list[str]] = {}
+    for path in paths:
+        ancestor = _first_unsearchable(path)
+        if ancestor is not None:
+            blocked.setdefault(ancestor, []).append(path)
+    _unshare(CLONE_NEWNS)
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount here leaks back to the host
+    for ancestor, inside in blocked.items():
+        sources = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in inside}  # before the tmpfs hides them
+        try:
+            _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k")
+            for path, fd in sources.items():
+                os.makedirs(path, mode=0o755, exist_ok=True)
+                _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+                _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+            _mount(None, ancestor, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755")
+        finally:
+            for fd in sources.values():
+                os.close(fd)
+
+
+def _private_user_namespace() -> None:
+    """Without root: a user namespace that maps only our own ids, so the namespaces below are allowed."""
+    uid, gid = os.geteuid(), os.getegid()
+    _unshare(CLONE_NEWUSER)
+    Path("/proc/self/setgroups").write_text("deny")
+    Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+    Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+
+
+def prepare_server() -> None:
+    """Once in the fork server, before any job: namespaces every worker shares, then a self-test."""
+    global _server
+    root = os.geteuid() == 0
+    if not root:
+        _private_user_namespace()
+    # One empty network namespace for the fork server and all its children: no interface but a
+    # loopback that stays down. Made once, as creating one per job costs more than the job start.
+    _unshare(CLONE_NEWNET)
+    paths = _read_paths()
+    if root:
+        _expose(paths)
+    # Setting the PID namespace per job needs setns back to ours, which only root may do.
+    pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if root else None
+    _server = _Server(_nobody() if root else None, paths, pid_namespace)
+    _self_test()
+
+
+def _self_test() -> None:
+    """Confines a throw-away child; a failure stops the fork server instead of failing every job."""
+    pid = fork_job()
+    if pid == 0:
+        code = 1
+        try:
+            confine(str(Path(__file__).resolve().parent), 64 * 1024 * 1024, 1, keep=(0, 1, 2))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SandboxError("a confined test child failed; see the error above")
+
+
+def fork_job() -> int:
+    """`os.fork()`; as root the child is init of a fresh PID namespace, so its whole tree dies with it."""
+    assert _server is not None, "prepare_server() first"
+    if _server.pid_namespace is None:
+        return os.fork()
+    _unshare(CLONE_NEWPID)  # applies to our next child only ...
+    pid = -1
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0:  # ... so the fork server goes back to its own namespace for the next job
+            _syscall(_SYS_SETNS, _server.pid_namespace, CLONE_NEWPID, what="setns(pid)")
+    return pid
+
+
+def _set_limits(memory_bytes: int, cpu_seconds: int) -> None:
+    for limit, value in (
+        (resource.RLIMIT_AS, memory_bytes),
+        (resource.RLIMIT_FSIZE, 0),
+        (resource.RLIMIT_NOFILE, OPEN_FILES),
+        (resource.RLIMIT_NPROC, PROCESSES),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        resource.setrlimit(limit, (value, value))  # hard = soft: without privileges they only go down
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))  # soft: SIGXCPU, hard: SIGKILL
+
+
+def _landlock(read_paths: list[str]) -> None:
+    """A Landlock domain: read-only `read_paths`, no other file access, no TCP, no signals or abstract sockets outside."""
+    abi = landlock_abi()
+    fs = (1 << 13) - 1  # ABI 1: execute, write, read, readdir, remove and make-anything
+    fs |= (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0) | (1 << 15 if abi >= 5 else 0)  # refer, truncate, ioctl_dev
+    attr = _RulesetAttr(
+        handled_access_fs=fs,
+        handled_access_net=_NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 else 0,
+        scoped=_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0,
+    )
+    ruleset = _check(_libc.syscall(ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), 0), "landlock_create_ruleset")
+    try:
+        for path in read_paths:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            try:
+                # Read only: no execute (no new programs), no write, no make or remove anything.
+                rule = _PathBeneathAttr(allowed_access=_FS_READ_FILE | _FS_READ_DIR, parent_fd=fd)
+                result = _libc.syscall(ctypes.c_long(_SYS_LANDLOCK_ADD_RULE), ruleset, _LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+                _check(result, f"landlock_add_rule {path}")
+            finally:
+                os.close(fd)
+        _check(_libc.syscall(ctypes.c_long(_SYS_LANDLOCK_RESTRICT_SELF), ruleset, 0), "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+
+
+def _drop_capabilities() -> None:
+    """Empties every capability set (in a user namespace we would otherwise hold them all)."""
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)()
+    _check(_libc.syscall(ctypes.c_long(_SYS_CAPSET), header, data), "capset")
+
+
+def confine(bundle: str, memory_bytes: int, cpu_seconds: int, keep: tuple[int, ...]) -> None:
+    """In the forked child, before template code: every per-job layer, or an exception."""
+    assert _server is not None, "prepare_server() first"
+    keep = tuple(sorted(set(keep)))
+    previous = -1
+    for fd in (*keep, 1 << 20):  # closes every inherited descriptor but `keep` (the namespace fd among them)
+        if fd > previous + 1:  # never an empty range: in CPython 3.11 closerange(0, 0) closes every descriptor
+            os.closerange(previous + 1, fd)
+        previous = fd
+    _set_limits(memory_bytes, cpu_seconds)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)  # needed for Landlock without privileges; no setuid binary can give any back
+    _prctl(PR_SET_DUMPABLE, 0)  # other processes of the same uid cannot read this job's memory (root: implied by setuid)
+    _landlock([*_server.read_paths, os.path.realpath(bundle)])
+    if _server.worker_ids is not None:
+        uid, gid = _server.worker_ids
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)  # also clears every capability
+    _drop_capabilities()
+    os.chdir(bundle)
+
+
+def _nobody() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return NOBODY, NOBODY
