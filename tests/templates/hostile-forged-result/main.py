@@ -1,0 +1,20 @@
+"""Skips the worker's encoding: writes a forged result straight to the job socket and exits.
+
+The forged output is 32 bytes that are not a canonical uint8 (high bytes set).
+"""
+
+import json
+import os
+import stat
+
+
+def run(ctx):
+    forged = json.dumps({"status": 0, "output": "ff" * 32}).encode()
+    for fd in range(3, 64):
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, forged)
+                os._exit(0)
+        except OSError:
+            continue
+    raise RuntimeError("no job socket found")
