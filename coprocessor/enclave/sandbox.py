@@ -189,7 +189,7 @@ def _private_user_namespace() -> None:
     Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
 
 
-def prepare_server() -> None:
+def prepare_server(bundles: list[str] = []) -> None:  # noqa: B006 - read only
     """Once in the fork server, before any job: namespaces every worker shares, then a self-test."""
     global _server
     root = os.geteuid() == 0
@@ -200,7 +200,8 @@ def prepare_server() -> None:
     _unshare(CLONE_NEWNET)
     paths = _read_paths()
     if root:
-        _expose(paths)
+        # Bundles are exposed (reachable), not granted: Landlock lets each job read only its own.
+        _expose(paths + [os.path.realpath(b) for b in bundles if os.path.isdir(b)])
     # Setting the PID namespace per job needs setns back to ours, which only root may do.
     pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if root else None
     _server = _Server(_nobody() if root else None, paths, pid_namespace)

@@ -55,7 +55,7 @@ class Enclave:
         self.backend = backend
         protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
-        self._pool = WorkerPool()
+        self._pool = WorkerPool([str(t.path) for t in templates.values()])
         self._keys: dict[str, bytes] = {}  # address -> key: the active one, and at most one pending rotation
         address = self._new_key()
         self._active = (address, self._keys[address])  # replaced as one tuple, so a reader never sees a mix

@@ -102,7 +102,9 @@ def _child(conn: socket.socket) -> None:
 
 def serve(control: socket.socket) -> None:
     """The fork server loop: one job socket in, one child pid out, until the enclave goes away."""
-    sandbox.prepare_server()  # raises (and so stops this server) where workers cannot be confined
+    # Raises (and so stops this server) where workers cannot be confined. Template bundles are
+    # passed so they stay reachable when they live under a directory the worker uid cannot enter.
+    sandbox.prepare_server(bundles=sys.argv[2:])
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     sys.stdout = sys.stderr
     while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,8 +35,9 @@ class WorkerResult:
 class WorkerPool:
     """Starts one child per job from a warm fork server, so a job skips interpreter start-up (~0.2 s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, bundles: list[str] | None = None) -> None:
         self._lock = threading.Lock()
+        self._bundles = list(bundles or [])
         self._workdir = tempfile.mkdtemp(prefix="coprocessor-worker-")
         self._server: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -44,7 +46,7 @@ class WorkerPool:
     def _start_server(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server = subprocess.Popen(
-            [sys.executable, "-I", "-m", "coprocessor.enclave.worker", str(theirs.fileno())],
+            [sys.executable, "-I", "-m", "coprocessor.enclave.worker", str(theirs.fileno()), *self._bundles],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -118,6 +120,7 @@ class WorkerPool:
         """Stops the fork server."""
         with self._lock:
             self._stop_server()
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
 
 def _parse(result: bytes) -> WorkerResult:
