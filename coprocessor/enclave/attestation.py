@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,7 +35,7 @@ class Evidence:
     backend: str
     quote: bytes
     event_log: list[dict[str, Any]]
-    collateral: dict[str, str] | None = field(default=None)
+    collateral: dict[str, str] | None = None
 
     @property
     def quote_hash(self) -> bytes:
@@ -174,10 +174,9 @@ class DstackBackend:
 
     def attest(self, report_data: bytes) -> Evidence:
         """`GetQuote` with our report data; collateral is left to the attestor (Intel PCS or a PCCS)."""
+        padded = pad_report_data(report_data)
         try:
-            response = self._client.get_quote(pad_report_data(report_data))
-        except AttestationError:
-            raise
+            response = self._client.get_quote(padded)
         except Exception as exc:
             raise EnclaveUnreachable(f"dstack guest agent GetQuote failed: {exc}") from None
         return Evidence(self.name, response.decode_quote(), json.loads(response.event_log or "[]"))
