@@ -45,6 +45,7 @@ class Status(enum.IntEnum):
     INVALID_INPUT = 2
     TIMEOUT = 3
     RESOURCE_LIMIT = 4
+    CHAIN_DATA_INVALID = 5  # the host's chain data failed verification against the anchor block hash
 
 
 class TeeType(enum.IntEnum):
