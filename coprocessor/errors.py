@@ -27,3 +27,12 @@ class AttestationError(CoprocessorError, ValueError):
 
 class ChainError(CoprocessorError, RuntimeError):
     """A transaction reverted, or the chain answered something unexpected."""
+
+
+class CapabilityError(CoprocessorError):
+    """A template's capability call (HTTP, secret, chain read) was refused; the template sees the reason."""
+
+
+
+class ChainDataError(CoprocessorError, ValueError):
+    """The host supplied chain data that fails verification against the request's anchor block hash."""

@@ -17,6 +17,10 @@ MANIFEST = "template.toml"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 _ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache"}
+# `host`, `host:port` or `host:*`; `*.example.com` for subdomains; `*` alone for any public host.
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
+_SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,17 @@ class Limits:
     timeout_seconds: float = 5.0
     memory_mb: int = 512
     output_bytes: int = 16 * 1024
+    log_bytes: int = 16 * 1024
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Where a template may send HTTP requests, and how much it may fetch."""
+
+    hosts: tuple[str, ...] = ()
+    max_requests: int = 8
+    max_response_bytes: int = 1024 * 1024
+    timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,9 @@ class Template:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     limits: Limits = field(default_factory=Limits)
+    http: HttpPolicy = field(default_factory=HttpPolicy)
+    secrets: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
     template_id: bytes = b""
 
     @property
@@ -91,6 +109,27 @@ def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
     return data[key]
 
 
+def _table(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
+    """Builds dataclass `kind` from table `key`, naming unknown keys and wrong value types."""
+    raw = data.get(key, {})
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: [{key}] must be a table")
+    fields = kind.__dataclass_fields__
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ManifestError(f"{path}: unknown keys in [{key}]: {sorted(unknown)} (known: {sorted(fields)})")
+    defaults = kind()
+    for name, value in raw.items():
+        expected = type(getattr(defaults, name))
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else isinstance(value, expected)
+        if expected is tuple:
+            ok = isinstance(value, list)
+        if not ok:
+            kind_name = "list" if expected is tuple else "number" if expected is float else expected.__name__
+            raise ManifestError(f"{path}: [{key}] {name} must be a {kind_name}, got {value!r}")
+    return kind(**raw)
+
+
 def load_template(folder: Path | str) -> Template:
     """Loads and validates the template in `folder`."""
     folder = Path(folder).resolve()
@@ -116,15 +155,32 @@ def load_template(folder: Path | str) -> Template:
     if not outputs:
         raise ManifestError(f"{manifest_path}: `outputs` must name at least one ABI type")
 
-    raw_limits = data.get("limits", {})
-    if not isinstance(raw_limits, dict):
-        raise ManifestError(f"{manifest_path}: [limits] must be a table")
-    unknown = set(raw_limits) - set(Limits.__dataclass_fields__)
+    unknown = set(data) - _KEYS
     if unknown:
-        raise ManifestError(f"{manifest_path}: unknown limits {sorted(unknown)}")
-    limits = Limits(**raw_limits)
-    if not 0 < limits.timeout_seconds <= 60 or not 32 <= limits.memory_mb <= 4096 or limits.output_bytes <= 0:
-        raise ManifestError(f"{manifest_path}: limits out of range (timeout 0-60 s, memory 32-4096 MB)")
+        raise ManifestError(f"{manifest_path}: unknown keys {sorted(unknown)} (known: {sorted(_KEYS)})")
+    limits = _table(data, "limits", Limits, manifest_path)
+    if not 0 < limits.timeout_seconds <= 60 or not 32 <= limits.memory_mb <= 4096:
+        raise ManifestError(f"{manifest_path}: [limits] out of range (timeout_seconds 0-60, memory_mb 32-4096)")
+    if not 0 < limits.output_bytes <= 1024 * 1024 or not 0 <= limits.log_bytes <= 1024 * 1024:
+        raise ManifestError(f"{manifest_path}: [limits] out of range (output_bytes 1-1048576, log_bytes 0-1048576)")
+    http = _table(data, "http", HttpPolicy, manifest_path)
+    if not isinstance(http.hosts, (list, tuple)) or not all(isinstance(h, str) and _HOST.match(h) for h in http.hosts):
+        raise ManifestError(
+            f"{manifest_path}: [http] hosts must be a list like [\"api.example.com\", \"*.example.org\", \"127.0.0.1:8080\"]"
+        )
+    # An unset HTTP timeout is the template's own timeout when that is shorter.
+    timeout = http.timeout_seconds if "timeout_seconds" in data.get("http", {}) else min(5.0, limits.timeout_seconds)
+    http = HttpPolicy(tuple(http.hosts), http.max_requests, http.max_response_bytes, timeout)
+    if not 0 <= http.max_requests <= 64 or not 0 < http.max_response_bytes <= 8 * 1024 * 1024:
+        raise ManifestError(f"{manifest_path}: [http] out of range (max_requests 0-64, max_response_bytes 1-8388608)")
+    if not 0 < http.timeout_seconds <= limits.timeout_seconds:
+        raise ManifestError(f"{manifest_path}: [http] timeout_seconds must be above 0 and at most [limits] timeout_seconds")
+    secrets = data.get("secrets", [])
+    if not isinstance(secrets, list) or not all(isinstance(n, str) and _SECRET.match(n) for n in secrets):
+        raise ManifestError(f"{manifest_path}: `secrets` must be a list of names like \"OPENAI_API_KEY\"")
+    config = data.get("config", {})
+    if not isinstance(config, dict):
+        raise ManifestError(f"{manifest_path}: [config] must be a table")
 
     return Template(
         path=folder,
@@ -135,6 +191,9 @@ def load_template(folder: Path | str) -> Template:
         inputs=tuple(_abi_type(t, f"{manifest_path}: inputs[{i}]") for i, t in enumerate(inputs)),
         outputs=tuple(_abi_type(t, f"{manifest_path}: outputs[{i}]") for i, t in enumerate(outputs)),
         limits=limits,
+        http=http,
+        secrets=tuple(secrets),
+        config=config,
         template_id=bundle_hash(folder),
     )
 

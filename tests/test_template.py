@@ -44,14 +44,35 @@ def test_loadTemplate_validManifest(tmp_path: Path) -> None:
         (GOOD_MANIFEST.replace('"main:run"', '"other:run"'), "other.py not found"),
         (GOOD_MANIFEST.replace('inputs = ["uint256"]', 'inputs = ["uint257"]'), "not a valid ABI type"),
         (GOOD_MANIFEST.replace('outputs = ["uint256"]', "outputs = []"), "at least one ABI type"),
-        (GOOD_MANIFEST + "[limits]\ntimeout_seconds = 600\n", "limits out of range"),
-        (GOOD_MANIFEST + "[limits]\ncpu = 1\n", "unknown limits"),
+        (GOOD_MANIFEST + "[limits]\ntimeout_seconds = 600\n", r"\[limits\] out of range"),
+        (GOOD_MANIFEST + "[limits]\ncpu = 1\n", r"unknown keys in \[limits\]: \['cpu'\]"),
+        (GOOD_MANIFEST + "[limits]\nmemory_mb = \"lots\"\n", r"\[limits\] memory_mb must be a int"),
+        (GOOD_MANIFEST + "secret = [\"KEY\"]\n", r"unknown keys \['secret'\]"),
+        (GOOD_MANIFEST + "secrets = [\"lower\"]\n", "`secrets` must be a list of names"),
+        (GOOD_MANIFEST + "[http]\nhosts = \"api.example.com\"\n", r"\[http\] hosts must be a list, got"),
+        (GOOD_MANIFEST + "[http]\nhosts = [\"https://api.example.com\"]\n", r"\[http\] hosts must be a list"),
+        (GOOD_MANIFEST + "[http]\nmax_requests = 1000\n", r"\[http\] out of range"),
+        (GOOD_MANIFEST + "[http]\ntimeout_seconds = 9\n", "at most \\[limits\\] timeout_seconds"),
+        (GOOD_MANIFEST + "config = 3\n", r"\[config\] must be a table"),
         ("name = ", "not valid TOML"),
     ],
 )
 def test_loadTemplate_invalidManifestRaisesClearError(tmp_path: Path, manifest: str, message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         load_template(_make(tmp_path, manifest))
+
+
+def test_loadTemplate_capabilitiesParsed(tmp_path: Path) -> None:
+    manifest = GOOD_MANIFEST + (
+        'secrets = ["API_KEY"]\n'
+        '[http]\nhosts = ["api.example.com", "*.example.org", "127.0.0.1:*"]\nmax_requests = 2\n'
+        '[config]\nendpoint = "https://api.example.com/v1"\n'
+    )
+    template = load_template(_make(tmp_path, manifest))
+    assert template.http.hosts == ("api.example.com", "*.example.org", "127.0.0.1:*")
+    assert (template.http.max_requests, template.http.timeout_seconds) == (2, 5.0)
+    assert template.secrets == ("API_KEY",)
+    assert template.config == {"endpoint": "https://api.example.com/v1"}
 
 
 def test_bundleHash_stableAcrossCopiesAndIgnoresCaches(tmp_path: Path) -> None:

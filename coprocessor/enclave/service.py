@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from eth_abi import decode, encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
@@ -15,6 +17,7 @@ from ..errors import EnclaveError
 from ..protocol import Request, Status, coprocessor_domain, report_data, response_digest, sign_digest
 from ..template import Template
 from .attestation import AttestationBackend, Evidence
+from .capabilities import CapabilitySettings, JobCapabilities
 from .sandbox import protect_enclave
 from .workers import WorkerPool
 
@@ -49,10 +52,14 @@ class Enclave:
         templates: dict[bytes, Template],
         backend: AttestationBackend,
         max_concurrency: int = 2,
+        capabilities: CapabilitySettings | None = None,
     ) -> None:
         self.config = config
         self.templates = templates
         self.backend = backend
+        self.capabilities = capabilities or CapabilitySettings()
+        # No proxies or certificates from the environment: the operator must not be able to intercept.
+        self._http = httpx.Client(follow_redirects=False, trust_env=False)
         protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
         self._pool = WorkerPool([str(t.path) for t in templates.values()])
@@ -151,16 +158,27 @@ class Enclave:
             "inputs": list(template.inputs),
             "outputs": list(template.outputs),
             "input": input_data.hex(),
-            "limits": {"memory_mb": template.limits.memory_mb, "timeout_seconds": template.limits.timeout_seconds},
+            "limits": {
+                "memory_mb": template.limits.memory_mb,
+                "timeout_seconds": template.limits.timeout_seconds,
+                "output_bytes": min(template.limits.output_bytes, self.config.max_output_bytes),
+            },
             "context": {
                 "request_id": request.request_id.hex(),
                 "consumer": request.consumer,
                 "template_id": request.template_id.hex(),
                 "anchor_block": request.anchor_block,
+                "anchor_hash": request.anchor_hash.hex(),
                 "deadline": request.deadline,
+                "config": template.config,
             },
         }
-        result = self._pool.run(job, timeout=template.limits.timeout_seconds)
+        timeout = template.limits.timeout_seconds
+        random_seed = keccak(b"coprocessor/random" + self._key)
+        handler = JobCapabilities(
+            template, request, self.capabilities, random_seed, self._http, time.monotonic() + timeout
+        )
+        result = self._pool.run(job, timeout=timeout, handler=handler)
         status, output = result.status, result.output
         if status == Status.OK:
             # Trusted re-check of what untrusted code produced: it must be canonical ABI of the declared types.
@@ -178,3 +196,4 @@ class Enclave:
     def close(self) -> None:
         """Stops spare workers."""
         self._pool.close()
+        self._http.close()

@@ -4,15 +4,15 @@ The enclave starts this module as a fresh interpreter with an empty environment
 (`python -I -m coprocessor.enclave.worker FD`). It imports what templates need once, sets
 up the namespaces workers share (`sandbox.prepare_server`), then for every job receives a
 socket over the control channel (SCM_RIGHTS), forks a child and reports the child's pid.
-The child reads one JSON job from its socket, confines itself (`sandbox.confine`: rlimits,
-Landlock, an unprivileged uid), runs the template and writes one JSON result back.
-Template prints go to stderr, so they cannot forge a result.
+The child reads one job frame from its socket, confines itself (`sandbox.confine`: rlimits,
+Landlock, an unprivileged uid), runs the template, which reaches its capabilities through
+call frames on the same socket (`frames`), and writes one result frame back. Template prints
+go to stderr, so they cannot forge a result.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import signal
 import socket
@@ -22,8 +22,10 @@ from typing import Any
 from eth_abi import decode, encode
 
 from coprocessor.enclave import sandbox
+from coprocessor.enclave.frames import recv_frame, send_frame
+from coprocessor.errors import CapabilityError, ChainDataError
 from coprocessor.protocol import Status
-from coprocessor.sdk import Context, InvalidInput
+from coprocessor.sdk import Caller, Context, InvalidInput
 
 _REASON_LIMIT = 256
 
@@ -32,7 +34,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
+def run_job(job: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """Runs one job and returns {"status", "output" | "reason"} (output as hex ABI)."""
     try:
         inputs = decode(job["inputs"], bytes.fromhex(job["input"]))
@@ -41,16 +43,20 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     sys.path.insert(0, job["path"])
     module_name, function_name = job["entry"].split(":")
-    context = Context(**job["context"])
+    context = Context(**job["context"], caller=caller)
     try:
         function = getattr(importlib.import_module(module_name), function_name)
         result = function(context, *inputs)
     except InvalidInput as exc:
         return {"status": Status.INVALID_INPUT, "reason": str(exc)[:_REASON_LIMIT]}
+    except ChainDataError as exc:
+        return {"status": Status.CHAIN_DATA_INVALID, "reason": _reason(exc)}
     except (MemoryError, RecursionError) as exc:
         return {"status": Status.RESOURCE_LIMIT, "reason": _reason(exc)}
     except Exception as exc:
-        return {"status": Status.TEMPLATE_ERROR, "reason": _reason(exc)}
+        return {"status": Status.TEMPLATE_ERROR, "reason": context.chain_error or _reason(exc)}
+    if context.chain_error:  # the template caught it; a lie must still not become an answer
+        return {"status": Status.CHAIN_DATA_INVALID, "reason": f"ChainDataError: {context.chain_error}"[:_REASON_LIMIT]}
 
     values = result if len(job["outputs"]) > 1 else (result,)
     try:
@@ -58,27 +64,32 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         reason = f"output does not encode as ({','.join(job['outputs'])}): {_reason(exc)}"
         return {"status": Status.TEMPLATE_ERROR, "reason": reason[:_REASON_LIMIT]}
+    limit = job["limits"]["output_bytes"]
+    if len(output) > limit:
+        return {"status": Status.RESOURCE_LIMIT, "reason": f"output of {len(output)} bytes exceeds the limit of {limit}"}
     return {"status": Status.OK, "output": output.hex()}
 
 
-def _read_all(conn: socket.socket) -> bytes:
-    chunks = []
-    while chunk := conn.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _child(conn: socket.socket) -> None:
-    """In the forked child: one job in, one result out, then exit."""
+    """In the forked child: one job in, capability calls out and back, one result out, then exit."""
     os.setsid()  # own process group: the enclave kills the whole group, forks included
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    job = json.loads(_read_all(conn))
+    job = recv_frame(conn)
     owner = os.getpid()
+
+    def call(name: str, args: dict[str, Any]) -> Any:
+        if os.getpid() != owner:
+            raise CapabilityError("capabilities are only available to the job's own process")
+        send_frame(conn, {"call": name, "args": args})
+        reply = recv_frame(conn)
+        if "error" in reply:
+            raise CapabilityError(reply["error"])
+        return reply["ok"]
 
     def send(result: dict[str, Any]) -> None:
         if os.getpid() != owner:
             os._exit(0)  # a process the template forked: only the job's own process answers
-        conn.sendall(json.dumps({**result, "status": int(result["status"])}).encode())
+        send_frame(conn, {"result": {**result, "status": int(result["status"])}})
         conn.close()
         os._exit(0)
 
@@ -95,9 +106,9 @@ def _child(conn: socket.socket) -> None:
         print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
         raise
     context = job["context"]
-    for key in ("request_id", "template_id"):
+    for key in ("request_id", "template_id", "anchor_hash"):
         context[key] = bytes.fromhex(context[key])
-    send(run_job(job))
+    send(run_job(job, call))
 
 
 def serve(control: socket.socket) -> None:

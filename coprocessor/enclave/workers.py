@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -12,9 +11,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from ..errors import CapabilityError
 from ..protocol import Status
+from .frames import FrameError, FrameTooLarge, recv_frame, send_frame
 
 # The fork server gets nothing of the enclave's environment: no key, no operator settings.
 _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
@@ -22,6 +25,12 @@ _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONH
 _WALL_GRACE_SECONDS = 0.5
 _MAX_RESULT_BYTES = 1024 * 1024
 _MAX_LOG_LINE = 4096
+
+
+# Answers one capability call of a running template (`call`, `args`) with a JSON-able value.
+# Raising `CapabilityError` refuses that call (the template sees the message); anything else
+# aborts the whole job, so the enclave signs nothing for it.
+CallHandler = Callable[[str, dict[str, Any]], Any]
 
 
 @dataclass(frozen=True)
@@ -82,31 +91,41 @@ class WorkerPool:
         self._stop_server()
         self._start_server()
 
-    def run(self, job: dict, timeout: float) -> WorkerResult:
-        """Runs `job` in a fresh child; a child that overruns or crashes is killed and reported."""
+    def run(self, job: dict, timeout: float, handler: CallHandler | None = None) -> WorkerResult:
+        """Runs `job` in a fresh child, answering its capability calls with `handler`.
+
+        A child that overruns, crashes or breaks the frame protocol is killed and reported.
+        """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             pid = self._fork(theirs)
             theirs.close()
-            ours.sendall(json.dumps(job).encode())
-            ours.shutdown(socket.SHUT_WR)
             deadline = time.monotonic() + timeout + _WALL_GRACE_SECONDS
-            result = bytearray()
             try:
-                while len(result) <= _MAX_RESULT_BYTES:
+                ours.settimeout(max(deadline - time.monotonic(), 0.001))
+                send_frame(ours, job)
+                while True:
                     ours.settimeout(max(deadline - time.monotonic(), 0.001))
-                    chunk = ours.recv(65536)
-                    if not chunk:
+                    message = recv_frame(ours, _MAX_RESULT_BYTES)
+                    if not isinstance(message, dict):
                         break
-                    result += chunk
+                    if "result" in message:
+                        return _parse(message["result"])
+                    if "call" not in message:
+                        break
+                    send_frame(ours, _answer(handler, message))
             except TimeoutError:
                 return WorkerResult(Status.TIMEOUT, f"template ran longer than {timeout:g} s".encode())
+            except FrameTooLarge:
+                return WorkerResult(Status.RESOURCE_LIMIT, b"worker result exceeds 1 MiB")
+            except (FrameError, OSError):
+                return WorkerResult(Status.TEMPLATE_ERROR, b"worker died without a result (killed by a limit, or crashed)")
             finally:
                 _kill_group(pid)
         finally:
             ours.close()
             theirs.close()
-        return _parse(bytes(result))
+        return WorkerResult(Status.TEMPLATE_ERROR, b"worker returned a malformed result")
 
     def _stop_server(self) -> None:
         if self._control is not None:
@@ -123,13 +142,19 @@ class WorkerPool:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-def _parse(result: bytes) -> WorkerResult:
-    if not result:
-        return WorkerResult(Status.TEMPLATE_ERROR, b"worker died without a result (killed by a limit, or crashed)")
-    if len(result) > _MAX_RESULT_BYTES:
-        return WorkerResult(Status.RESOURCE_LIMIT, b"worker result exceeds 1 MiB")
+def _answer(handler: CallHandler | None, message: dict[str, Any]) -> dict[str, Any]:
+    """The reply to one capability call."""
+    call, args = message["call"], message.get("args")
+    if handler is None or not isinstance(call, str) or not isinstance(args, dict):
+        return {"error": f"capability {call!r} is not available here"}
     try:
-        parsed = json.loads(result)
+        return {"ok": handler(call, args)}
+    except CapabilityError as exc:
+        return {"error": str(exc)[:_MAX_LOG_LINE]}
+
+
+def _parse(parsed: Any) -> WorkerResult:
+    try:
         status = Status(parsed["status"])
         if status == Status.OK:
             return WorkerResult(status, bytes.fromhex(parsed["output"]))

@@ -1,6 +1,7 @@
-"""Skips the worker's encoding: writes a forged result straight to the job socket and exits.
+"""Skips the worker's encoding: writes a well-framed forged result straight to the job socket and exits.
 
-The forged output is 32 bytes that are not a canonical uint8 (high bytes set).
+The forged output is 32 bytes that are not a canonical uint8 (high bytes set), so only the
+enclave's canonical-ABI re-check stands between it and a signature.
 """
 
 import json
@@ -9,7 +10,8 @@ import stat
 
 
 def run(ctx):
-    forged = json.dumps({"status": 0, "output": "ff" * 32}).encode()
+    body = json.dumps({"result": {"status": 0, "output": "ff" * 32}}).encode()
+    forged = len(body).to_bytes(4, "big") + body
     for fd in range(3, 64):
         try:
             if stat.S_ISSOCK(os.fstat(fd).st_mode):

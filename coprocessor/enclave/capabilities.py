@@ -1,0 +1,268 @@
+"""The enclave's side of template capabilities: each call a worker makes is checked against the manifest here.
+
+Workers have no network and no secrets. They ask the enclave over the job channel; the
+enclave answers only what the template's manifest declares and the operator allows:
+HTTP to declared hosts (each redirect hop re-checked, size, count and time capped), secrets
+the operator bound to this template, randomness derived from the enclave key, a capped log,
+and read-only chain RPC methods (whose answers the worker verifies against the anchor hash).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+import socket
+import sys
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from ..errors import CapabilityError, EnclaveError, ManifestError
+from ..protocol import Request
+from ..template import Template
+
+HTTP_METHODS = frozenset({"GET", "POST", "HEAD"})
+MAX_REDIRECTS = 5
+MAX_RANDOM_BYTES = 1024
+# Read-only methods a worker needs to prove state as of a block; nothing that sends or signs.
+CHAIN_METHODS = frozenset({"eth_getBlockByNumber", "eth_getProof", "eth_getCode", "eth_chainId"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class BoundSecret:
+    """An operator-supplied secret and the templates (names or 0x ids, or `*`) allowed to read it."""
+
+    value: str
+    templates: tuple[str, ...]
+
+    def allows(self, template: Template) -> bool:
+        """True when `template` may read this secret."""
+        return any(t in ("*", template.name, template.id_hex) for t in self.templates)
+
+
+@dataclass(frozen=True)
+class CapabilitySettings:
+    """What the operator grants templates in this enclave, fixed at start."""
+
+    chain_rpc: str | None = None
+    secrets: Mapping[str, BoundSecret] = field(default_factory=dict)
+    allow_private_hosts: bool = False  # loopback, private and link-local addresses (local development only)
+
+
+def load_secrets(path: Path | str) -> dict[str, BoundSecret]:
+    """Reads an operator's secrets file (TOML), one table per secret:
+
+    ```toml
+    [OPENAI_API_KEY]
+    env = "OPENAI_API_KEY"        # read from this environment variable (or: value = "...")
+    templates = ["ai-moderation"] # template names or 0x ids that may read it
+    ```
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read the secrets file ({exc})") from None
+    secrets = {}
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("templates"), list):
+            raise ManifestError(f"{path}: [{name}] needs `templates = [...]` and `value` or `env`")
+        if "env" in entry:
+            value = os.environ.get(str(entry["env"]))
+            if value is None:
+                raise ManifestError(f"{path}: [{name}] environment variable {entry['env']} is not set")
+        elif isinstance(entry.get("value"), str):
+            value = entry["value"]
+        else:
+            raise ManifestError(f"{path}: [{name}] needs `value = \"...\"` or `env = \"VARIABLE\"`")
+        secrets[name] = BoundSecret(value, tuple(str(t) for t in entry["templates"]))
+    return secrets
+
+
+def host_allowed(patterns: tuple[str, ...], host: str, port: int, scheme: str) -> bool:
+    """Whether `host:port` matches a manifest pattern (`host` means the scheme's default port)."""
+    for pattern in patterns:
+        name, _, wanted = pattern.partition(":")
+        if wanted == "":
+            port_ok = port == _DEFAULT_PORTS[scheme]
+        else:
+            port_ok = wanted == "*" or int(wanted) == port
+        if port_ok and (name == "*" or fnmatchcase(host, name)):
+            return True
+    return False
+
+
+class JobCapabilities:
+    """Answers the capability calls of one template run (a `workers.CallHandler`)."""
+
+    def __init__(
+        self,
+        template: Template,
+        request: Request,
+        settings: CapabilitySettings,
+        random_seed: bytes,
+        client: httpx.Client,
+        deadline: float,
+    ) -> None:
+        self.template = template
+        self.request = request
+        self.settings = settings
+        self._random_seed = random_seed
+        self._client = client
+        self._deadline = deadline  # time.monotonic() by which the job ends
+        self._http_requests = 0
+        self._random_calls = 0
+        self._log_bytes = 0
+
+    def __call__(self, call: str, args: dict[str, Any]) -> Any:
+        handlers = {"http": self._http, "secret": self._secret, "random": self._random, "log": self._log, "chain": self._chain}
+        if call not in handlers:
+            raise CapabilityError(f"unknown capability {call!r}")
+        return handlers[call](args)
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _http(self, args: dict[str, Any]) -> dict[str, Any]:
+        policy = self.template.http
+        method = str(args.get("method", "GET")).upper()
+        if method not in HTTP_METHODS:
+            raise CapabilityError(f"HTTP method {method} is not allowed (only {sorted(HTTP_METHODS)})")
+        headers = {str(k): str(v) for k, v in dict(args.get("headers") or {}).items()}
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "accept-encoding")}
+        headers["Accept-Encoding"] = "identity"  # sizes are capped on the wire: no decompression bombs
+        body = base64.b64decode(str(args.get("body") or ""))
+        url = str(args.get("url", ""))
+        for _ in range(MAX_REDIRECTS + 1):
+            if self._http_requests >= policy.max_requests:
+                raise CapabilityError(f"more than {policy.max_requests} HTTP requests ([http] max_requests)")
+            self._http_requests += 1
+            host = self._check_url(url)
+            timeout = min(policy.timeout_seconds, self._deadline - time.monotonic())
+            if timeout <= 0:
+                raise CapabilityError("no time left for an HTTP request")
+            try:
+                answer = self._fetch(method, url, headers, body, timeout, policy.max_response_bytes)
+            except httpx.HTTPError as exc:
+                raise CapabilityError(f"HTTP {method} {url} failed: {type(exc).__name__}: {exc}") from None
+            if isinstance(answer, dict):
+                return answer
+            status, location = answer
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                method, body = "GET", b""
+            next_url = urljoin(url, location)
+            if urlsplit(next_url).hostname != host:
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
+            url = next_url
+        raise CapabilityError(f"more than {MAX_REDIRECTS} redirects")
+
+    def _check_url(self, url: str) -> str:
+        """Refuses URLs outside the manifest's hosts (and private addresses unless the operator allows them)."""
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise CapabilityError(f"URL {url!r} must be http:// or https:// with a host")
+        host = parts.hostname.lower()
+        try:
+            port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        except ValueError:
+            raise CapabilityError(f"URL {url!r} has an invalid port") from None
+        if not host_allowed(self.template.http.hosts, host, port, parts.scheme):
+            declared = list(self.template.http.hosts) or "none"
+            raise CapabilityError(f"host {host}:{port} is not declared in [http] hosts (declared: {declared})")
+        if not self.settings.allow_private_hosts:
+            try:
+                addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
+            except OSError as exc:
+                raise CapabilityError(f"cannot resolve {host}: {exc}") from None
+            for address in addresses:
+                ip = ipaddress.ip_address(address.split("%")[0])
+                if not ip.is_global:
+                    raise CapabilityError(f"host {host} resolves to non-public address {ip}; this enclave refuses those")
+        return host
+
+    def _fetch(
+        self, method: str, url: str, headers: dict[str, str], body: bytes, timeout: float, limit: int
+    ) -> dict[str, Any] | tuple[int, str]:
+        """One request: the answer for the worker, or (status, location) of a redirect."""
+        with self._client.stream(method, url, headers=headers, content=body or None, timeout=timeout) as response:
+            if response.is_redirect:
+                return response.status_code, response.headers["location"]
+            received = bytearray()
+            for chunk in response.iter_raw():
+                received += chunk
+                if len(received) > limit:
+                    raise CapabilityError(f"response from {url} exceeds {limit} bytes ([http] max_response_bytes)")
+                if time.monotonic() > self._deadline:
+                    raise CapabilityError(f"response from {url} did not complete in time")
+            return {
+                "status": response.status_code,
+                "headers": {k.lower(): v for k, v in response.headers.items()},
+                "body": base64.b64encode(bytes(received)).decode(),
+                "url": url,
+            }
+
+    # ------------------------------------------------------------------ secrets, randomness, log
+
+    def _secret(self, args: dict[str, Any]) -> str:
+        name = str(args.get("name", ""))
+        if name not in self.template.secrets:
+            raise CapabilityError(f"secret {name!r} is not declared in the manifest's `secrets`")
+        bound = self.settings.secrets.get(name)
+        if bound is None or not bound.allows(self.template):
+            raise CapabilityError(f"the operator has not bound secret {name!r} to template {self.template.name}")
+        return bound.value
+
+    def _random(self, args: dict[str, Any]) -> str:
+        size = args.get("size", 32)
+        if not isinstance(size, int) or not 0 < size <= MAX_RANDOM_BYTES:
+            raise CapabilityError(f"random size must be 1-{MAX_RANDOM_BYTES} bytes")
+        self._random_calls += 1
+        # Bound to the request's commitment, so re-running a request cannot grind for another value.
+        label = self.request.commitment() + self._random_calls.to_bytes(4, "big")
+        stream = b"".join(
+            hmac.new(self._random_seed, label + block.to_bytes(4, "big"), hashlib.sha256).digest()
+            for block in range((size + 31) // 32)
+        )
+        return stream[:size].hex()
+
+    def _log(self, args: dict[str, Any]) -> None:
+        limit = self.template.limits.log_bytes
+        line = str(args.get("message", ""))[:4096]
+        if self._log_bytes >= limit:
+            return
+        self._log_bytes += len(line) + 1
+        if self._log_bytes > limit:
+            line = f"[log limit of {limit} bytes reached; further lines of this run are dropped]"
+        sys.stderr.write(f"template {self.template.name}: {line}\n")
+
+    # ------------------------------------------------------------------ chain
+
+    def _chain(self, args: dict[str, Any]) -> Any:
+        if self.settings.chain_rpc is None:
+            raise CapabilityError("this enclave has no chain RPC configured (enclave serve --chain-rpc)")
+        method, params = args.get("method"), args.get("params")
+        if method not in CHAIN_METHODS or not isinstance(params, list):
+            raise CapabilityError(f"chain method {method!r} is not allowed (only {sorted(CHAIN_METHODS)})")
+        timeout = max(self._deadline - time.monotonic(), 0.001)
+        try:
+            reply = self._client.post(
+                self.settings.chain_rpc,
+                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                timeout=timeout,
+            ).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            # Not the template's fault and not provably a lie: sign nothing, so the node retries later.
+            raise EnclaveError(f"chain RPC unavailable: {type(exc).__name__}: {exc}") from None
+        if "error" in reply:
+            raise CapabilityError(f"chain RPC {method} failed: {reply['error']}")
+        return reply.get("result")

@@ -1,0 +1,145 @@
+"""Run templates locally through the real enclave and worker path, without a chain: for `template run`,
+`template test` and template authors' own tests.
+
+```python
+from coprocessor.testing import TemplateRunner
+
+with TemplateRunner("templates/median-price") as runner:
+    result = runner.run("median-price", [[100, 101, 250], 500])
+    assert result.values == (100, 2)
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from eth_abi import decode
+from eth_utils import keccak
+
+from .enclave.attestation import DevBackend
+from .enclave.capabilities import BoundSecret, CapabilitySettings
+from .enclave.service import Enclave, EnclaveConfig
+from .errors import ManifestError
+from .protocol import Request, Status
+from .template import Template, encode_args, find_template, load_templates
+
+_ZERO = "0x" + "00" * 19
+LOCAL_CONSUMER = "0x" + "c0" * 20
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one local run."""
+
+    template: Template
+    status: Status
+    output: bytes
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True for status Ok."""
+        return self.status == Status.OK
+
+    @property
+    def values(self) -> tuple[Any, ...]:
+        """The decoded outputs (raises unless the status is Ok)."""
+        if not self.ok:
+            raise AssertionError(f"{self.template.name} ended {self.status.name}: {self.reason}")
+        return tuple(decode(list(self.template.outputs), self.output))
+
+    @property
+    def reason(self) -> str:
+        """The error reason for a non-Ok status ("" for Ok)."""
+        return "" if self.ok else self.output.decode(errors="replace")
+
+
+class TemplateRunner:
+    """An in-process enclave (dev attestation, real workers and capabilities) over some template folders."""
+
+    def __init__(
+        self,
+        *folders: Path | str,
+        secrets: dict[str, str] | None = None,
+        chain_rpc: str | None = None,
+        allow_private_hosts: bool = True,
+    ) -> None:
+        self.templates = load_templates([Path(f) for f in folders])
+        if not self.templates:
+            raise ManifestError(f"no templates found in {[str(f) for f in folders]}")
+        self.chain_rpc = chain_rpc
+        settings = CapabilitySettings(
+            chain_rpc=chain_rpc,
+            secrets={name: BoundSecret(value, ("*",)) for name, value in (secrets or {}).items()},
+            allow_private_hosts=allow_private_hosts,
+        )
+        self._state = tempfile.TemporaryDirectory(prefix="coprocessor-run-")
+        config = EnclaveConfig(31337, _ZERO + "01", _ZERO + "02", _ZERO + "03")
+        backend = DevBackend(Path(self._state.name) / "dev-pki")
+        self.enclave = Enclave(config, self.templates, backend, capabilities=settings)
+
+    def run(self, template: str | None = None, args: list[Any] | None = None, *, input_data: bytes | None = None,
+            anchor_block: int | None = None, consumer: str = LOCAL_CONSUMER) -> RunResult:
+        """Runs `template` (name or id; may be omitted when there is one) on JSON-style `args` or raw `input_data`.
+
+        With a chain RPC, the anchor is `anchor_block` (default: the latest block) and its hash as
+        that RPC reports it: locally the RPC is trusted for the anchor, on-chain the request commits it.
+        """
+        chosen = self._pick(template)
+        data = input_data if input_data is not None else encode_args(chosen, list(args or []))
+        anchor, anchor_hash = self._anchor(anchor_block)
+        request = Request(os.urandom(32), consumer, chosen.template_id, keccak(data), 0, 0, 2**40, anchor, anchor_hash)
+        started = time.perf_counter()
+        signed = self.enclave.run(request, data)
+        return RunResult(chosen, signed.status, signed.output, time.perf_counter() - started)
+
+    def _pick(self, key: str | None) -> Template:
+        if key is None:
+            if len(self.templates) != 1:
+                raise ManifestError(f"{len(self.templates)} templates loaded: name the one to run")
+            return next(iter(self.templates.values()))
+        return find_template(self.templates, key)
+
+    def _anchor(self, block: int | None) -> tuple[int, bytes]:
+        if self.chain_rpc is None:
+            return block or 0, b"\0" * 32
+        tag = "latest" if block is None else hex(block)
+        reply = httpx.post(
+            self.chain_rpc, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": [tag, False]}
+        ).json()
+        header = reply.get("result")
+        if not header:
+            raise ManifestError(f"chain RPC {self.chain_rpc} has no block {tag}")
+        return int(header["number"], 16), bytes.fromhex(header["hash"][2:])
+
+    def close(self) -> None:
+        """Stops the enclave's workers and removes its temporary state."""
+        self.enclave.close()
+        self._state.cleanup()
+
+    def __enter__(self) -> TemplateRunner:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def run_template(
+    folder: Path | str,
+    args: list[Any],
+    *,
+    secrets: dict[str, str] | None = None,
+    chain_rpc: str | None = None,
+    anchor_block: int | None = None,
+) -> RunResult:
+    """Runs the template in `folder` once (see `TemplateRunner`)."""
+    with TemplateRunner(folder, secrets=secrets, chain_rpc=chain_rpc) as runner:
+        return runner.run(None, args, anchor_block=anchor_block)

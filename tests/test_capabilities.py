@@ -1,0 +1,171 @@
+"""Template capabilities through the real enclave and workers: each allow and deny path.
+
+HTTP goes to a real server on loopback; the enclave enforces the manifest of
+tests/templates/capability-probe (hosts 127.0.0.1:*, 3 requests, 2000 bytes, 1 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_abi import decode
+from eth_utils import keccak
+
+from coprocessor.enclave.capabilities import host_allowed, load_secrets
+from coprocessor.errors import ManifestError
+from coprocessor.protocol import Request, Status
+from coprocessor.template import encode_args, load_template
+from coprocessor.testing import TemplateRunner
+
+from .loopback_http import LoopbackHttp, Reply
+
+PROBE = Path(__file__).resolve().parent / "templates" / "capability-probe"
+API_KEY = "sk-test-" + "5" * 16
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackHttp]:
+    with LoopbackHttp() as http:
+        http.routes["/price"] = Reply.json({"price": "1234.5"})
+        http.routes["/hop"] = Reply.redirect("/price")
+        http.routes["/big"] = Reply(200, b"x" * 5000)
+        http.routes["/slow"] = Reply(200, b"late", delay=2.0)
+        http.routes["/echo"] = lambda seen: Reply.json({"auth": seen.headers.get("authorization"), "body": seen.body.decode()})
+        yield http
+
+
+@pytest.fixture(scope="module")
+def runner() -> Iterator[TemplateRunner]:
+    with TemplateRunner(PROBE, secrets={"API_KEY": API_KEY}) as runner:
+        yield runner
+
+
+def probe(runner: TemplateRunner, mode: str, argument: str = "") -> tuple[Status, str]:
+    result = runner.run("capability-probe", [mode, argument])
+    return result.status, result.values[0] if result.ok else result.reason
+
+
+def test_http_declaredHost_fetches(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    assert probe(runner, "get", server.url("/price")) == (Status.OK, f'200 {server.url("/price")} {{"price": "1234.5"}}')
+
+
+def test_http_undeclaredHost_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    status, reason = probe(runner, "get", server.url("/price", host="localhost"))
+    assert status == Status.TEMPLATE_ERROR
+    assert f"host localhost:{server.port} is not declared in [http] hosts" in reason
+
+
+def test_http_redirectToDeclaredHost_followed(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    assert probe(runner, "get", server.url("/hop")) == (Status.OK, f'200 {server.url("/price")} {{"price": "1234.5"}}')
+
+
+def test_http_redirectToUndeclaredHost_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    server.routes["/away"] = Reply.redirect(server.url("/price", host="localhost"))
+    status, reason = probe(runner, "get", server.url("/away"))
+    assert status == Status.TEMPLATE_ERROR and "is not declared in [http] hosts" in reason
+
+
+def test_http_responseOverSizeLimit_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    status, reason = probe(runner, "get", server.url("/big"))
+    assert status == Status.TEMPLATE_ERROR and "exceeds 2000 bytes" in reason
+
+
+def test_http_slowerThanItsTimeout_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    status, reason = probe(runner, "get", server.url("/slow"))
+    assert status == Status.TEMPLATE_ERROR and "ReadTimeout" in reason
+
+
+def test_http_moreRequestsThanDeclared_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    before = len(server.seen)
+    status, reason = probe(runner, "get-many", server.url("/price"))
+    assert status == Status.TEMPLATE_ERROR and "more than 3 HTTP requests" in reason
+    assert len(server.seen) - before == 3
+
+
+def test_http_privateAddressRefusedUnlessOperatorAllows(server: LoopbackHttp) -> None:
+    with TemplateRunner(PROBE, allow_private_hosts=False) as strict:
+        status, reason = probe(strict, "get", server.url("/price"))
+    assert status == Status.TEMPLATE_ERROR and "non-public address 127.0.0.1" in reason
+
+
+def test_http_postWithSecretHeader_reachesServer(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    status, text = probe(runner, "post", server.url("/echo"))
+    assert status == Status.OK
+    assert json.loads(text) == {"auth": f"Bearer {API_KEY}", "body": '{"hello": "world"}'}
+
+
+def test_hostAllowed_patterns() -> None:
+    assert host_allowed(("api.example.com",), "api.example.com", 443, "https")
+    assert not host_allowed(("api.example.com",), "api.example.com", 8443, "https")
+    assert host_allowed(("*.example.com",), "eu.api.example.com", 443, "https")
+    assert not host_allowed(("*.example.com",), "example.com.evil.org", 443, "https")
+    assert host_allowed(("127.0.0.1:*",), "127.0.0.1", 5000, "http")
+    assert host_allowed(("*",), "anything.org", 80, "http")
+
+
+def test_secret_declaredAndBound_returned(runner: TemplateRunner) -> None:
+    assert probe(runner, "secret", "API_KEY") == (Status.OK, API_KEY)
+
+
+def test_secret_undeclared_refused(runner: TemplateRunner) -> None:
+    status, reason = probe(runner, "secret", "OTHER_KEY")
+    assert status == Status.TEMPLATE_ERROR and "not declared in the manifest" in reason
+
+
+def test_secret_declaredButNotBound_refused(runner: TemplateRunner) -> None:
+    status, reason = probe(runner, "secret", "UNBOUND_KEY")
+    assert status == Status.TEMPLATE_ERROR and "has not bound secret 'UNBOUND_KEY'" in reason
+
+
+def test_loadSecrets_bindsToNamedTemplatesOnly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROBE_KEY_FOR_TEST", "from-env")
+    path = tmp_path / "secrets.toml"
+    path.write_text('[API_KEY]\nenv = "PROBE_KEY_FOR_TEST"\ntemplates = ["capability-probe"]\n'
+                    '[OTHER]\nvalue = "v"\ntemplates = ["0x' + "ab" * 32 + '"]\n')
+    secrets = load_secrets(path)
+    probe_template = load_template(PROBE)
+    assert secrets["API_KEY"].value == "from-env" and secrets["API_KEY"].allows(probe_template)
+    assert not secrets["OTHER"].allows(probe_template)
+    path.write_text('[API_KEY]\nenv = "UNSET_VARIABLE_FOR_TEST"\ntemplates = ["*"]\n')
+    with pytest.raises(ManifestError, match="UNSET_VARIABLE_FOR_TEST is not set"):
+        load_secrets(path)
+
+
+def test_random_sameRequestSameBytesOtherRequestOther(runner: TemplateRunner) -> None:
+    template = load_template(PROBE)
+    data = encode_args(template, ["random", ""])
+
+    def run(request_id: bytes) -> str:
+        request = Request(request_id, "0x" + "44" * 20, template.template_id, keccak(data), 0, 0, 2**40, 0, b"\0" * 32)
+        signed = runner.enclave.run(request, data)
+        assert signed.status == Status.OK, signed.output
+        return str(decode(["string"], signed.output)[0])
+
+    first_id = os.urandom(32)
+    first, again, other = run(first_id), run(first_id), run(os.urandom(32))
+    assert first == again and first != other
+    assert len(set(first.split())) == 2  # two calls in one run differ
+
+
+def test_log_cappedPerRun(runner: TemplateRunner, capfd: pytest.CaptureFixture[str]) -> None:
+    assert probe(runner, "log", "100") == (Status.OK, "logged")
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("template capability-probe:")]
+    assert 10 <= len(lines) <= 20
+    assert "log limit of 2000 bytes reached" in lines[-1]
+
+
+def test_config_passedFromManifest(tmp_path: Path) -> None:
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    for path in PROBE.iterdir():
+        if path.is_file():
+            (folder / path.name).write_bytes(path.read_bytes())
+    with open(folder / "template.toml", "a") as manifest:
+        manifest.write('\n[config]\nendpoint = "https://api.example.com/v1"\nmodel = "small"\n')
+    with TemplateRunner(folder) as runner:
+        assert json.loads(probe(runner, "config")[1]) == {"endpoint": "https://api.example.com/v1", "model": "small"}
+
