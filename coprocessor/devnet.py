@@ -82,8 +82,13 @@ def start_enclave(
     template_dirs: Sequence[Path],
     pki_dir: Path,
     log_file: Path | None = None,
+    chain_rpc: str | None = None,
+    secrets_file: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Starts `coprocessor enclave serve --backend dev` as its own process; returns it and its URL."""
+    """Starts `coprocessor enclave serve --backend dev` as its own process; returns it and its URL.
+
+    Local development: templates may reach loopback and private addresses over HTTP.
+    """
     command = [
         sys.executable, "-m", "coprocessor", "enclave", "serve",
         "--chain-id", str(deployment.chain_id),
@@ -93,7 +98,12 @@ def start_enclave(
         "--port", "0",
         "--backend", "dev",
         "--dev-pki", str(pki_dir),
+        "--http-allow-private",
     ]
+    if chain_rpc:
+        command += ["--chain-rpc", chain_rpc]
+    if secrets_file:
+        command += ["--secrets", str(secrets_file)]
     for folder in template_dirs:
         command += ["--templates", str(folder)]
     stderr = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
