@@ -29,6 +29,7 @@ from .cli_attest import (
     policy_options,
 )
 from .enclave.attestation import DEV_BANNER, AttestationBackend, DevBackend, DstackBackend
+from .enclave.capabilities import CapabilitySettings, load_secrets
 from .enclave.server import EnclaveClient, make_server
 from .enclave.service import Enclave, EnclaveConfig
 from .errors import CoprocessorError
@@ -127,7 +128,7 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         pki_dir = state_dir / "dev-pki"
         enclave_process, enclave_url = devnet.start_enclave(
-            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.log"
+            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.log", chain_rpc=rpc_url
         )
         click.echo(DEV_BANNER, err=True)
         enclave = EnclaveClient(enclave_url)
@@ -326,8 +327,11 @@ def enclave() -> None:
 @click.option("--backend", type=click.Choice(["dstack", "dev"]), required=True, help="dstack: Intel TDX in a dstack CVM. dev: development quotes from a local PKI (NOT SECURE). No default: dev is never a fallback.")
 @click.option("--dev-pki", "pki_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".coprocessor/dev-pki"), show_default=True, help="dev: where the development PKI lives (created if missing).")
 @click.option("--dstack-endpoint", default=None, help="dstack: guest agent socket or URL (default: dstack-sdk's, /var/run/dstack.sock).")
+@click.option("--chain-rpc", default=None, help="JSON-RPC URL templates read chain state from (untrusted: every answer is verified against the request's anchor block hash).")
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets, each bound to the templates that may read it (see docs/templates.md).")
+@click.option("--http-allow-private", is_flag=True, help="Let templates reach loopback, private and link-local addresses (local development only).")
 @_templates_option
-def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, host: str, port: int, concurrency: int, backend: str, pki_dir: Path, dstack_endpoint: str | None, template_dirs: tuple[Path, ...]) -> None:
+def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, host: str, port: int, concurrency: int, backend: str, pki_dir: Path, dstack_endpoint: str | None, chain_rpc: str | None, secrets_file: Path | None, http_allow_private: bool, template_dirs: tuple[Path, ...]) -> None:
     """Generate a key inside this process and serve /info, /attest, /rotate, /activate and /run."""
     attestation: AttestationBackend
     if backend == "dev":
@@ -335,7 +339,13 @@ def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, ho
         attestation = DevBackend(pki_dir)
     else:
         attestation = DstackBackend(dstack_endpoint)
-    service = Enclave(EnclaveConfig(chain_id, coprocessor, registry, payee), _templates(template_dirs), attestation, concurrency)
+    capabilities = CapabilitySettings(
+        chain_rpc=chain_rpc,
+        secrets=load_secrets(secrets_file) if secrets_file else {},
+        allow_private_hosts=http_allow_private,
+    )
+    config = EnclaveConfig(chain_id, coprocessor, registry, payee)
+    service = Enclave(config, _templates(template_dirs), attestation, concurrency, capabilities)
     server = make_server(service, host, port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     click.echo(f"enclave listening on http://{host}:{server.server_address[1]}")

@@ -77,7 +77,7 @@ def stack(contracts_built: None, tmp_path_factory: pytest.TempPathFactory) -> It
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         template_dirs = [TEMPLATES_DIR, TEST_TEMPLATES]
         state = tmp_path_factory.mktemp("enclave")
-        enclave_process, url = devnet.start_enclave(deployment, payee, template_dirs, state / "dev-pki", state / "enclave.log")
+        enclave_process, url = devnet.start_enclave(deployment, payee, template_dirs, state / "dev-pki", state / "enclave.log", chain_rpc=rpc_url)
         devnet.register_enclave(rpc_url, deployment, EnclaveClient(url), state / "dev-pki")
         yield Devnet(rpc_url, w3, deployment, url, load_templates(template_dirs), payee, state / "dev-pki")
     finally:
