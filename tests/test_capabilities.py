@@ -21,7 +21,7 @@ from coprocessor.protocol import Request, Status
 from coprocessor.template import encode_args, load_template
 from coprocessor.testing import TemplateRunner
 
-from .loopback_http import LoopbackHttp, Reply
+from coprocessor.testing import LoopbackHttp, Reply
 
 PROBE = Path(__file__).resolve().parent / "templates" / "capability-probe"
 API_KEY = "sk-test-" + "5" * 16
