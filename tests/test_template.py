@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from coprocessor.errors import ManifestError
 from coprocessor.template import bundle_hash, encode_args, load_template
-from coprocessor.toolchain import TEMPLATES_DIR
+from coprocessor.toolchain import TEMPLATES_DIR, tool_path
 
 GOOD_MANIFEST = """
 name = "demo"
@@ -97,3 +98,25 @@ def test_encodeArgs_wrongCountRaises(tmp_path: Path) -> None:
     template = load_template(_make(tmp_path, GOOD_MANIFEST))
     with pytest.raises(ManifestError, match="takes 1 inputs"):
         encode_args(template, [1, 2])
+
+
+# The one-liner docs/templates.md gives for recomputing a template id without this package.
+ID_ONE_LINER = (
+    "find . -type f ! -path '*/.*' ! -path '*/__pycache__/*' ! -name '*.pyc' | sed 's|^\\./||' | LC_ALL=C sort"
+    " | while read -r f; do printf '%s\\0%s\\0' \"$f\" \"$(wc -c < \"$f\")\"; cat \"$f\"; done"
+    " | od -An -v -tx1 | tr -d ' \\n' | sed 's/^/0x/' | xargs \"$CAST\" keccak"
+)
+
+
+@pytest.mark.parametrize("name", ["median-price"])
+def test_templateId_reproducibleFromAShellOneLiner(name: str, tmp_path: Path) -> None:
+    folder = tmp_path / name
+    shutil.copytree(TEMPLATES_DIR / name, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / "sub").mkdir()
+    (folder / "sub" / "data.json").write_text('{"a": 1}\n')
+    (folder / ".hidden").write_text("ignored")
+    shell = subprocess.run(
+        ["bash", "-c", ID_ONE_LINER], cwd=folder, env={"CAST": str(tool_path("cast")), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True,
+    )
+    assert shell.stdout.strip() == load_template(folder).id_hex
