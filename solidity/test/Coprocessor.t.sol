@@ -413,8 +413,8 @@ contract CoprocessorTest is CoprocessorTestBase {
 
     function test_fulfill_revertsWhenStatusInvalid() public {
         Request memory r = _ask();
-        Fulfillment[] memory fs = _batch(_fulfillment(r, 5, OUTPUT, enclaveKey));
-        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.InvalidStatus.selector, 5));
+        Fulfillment[] memory fs = _batch(_fulfillment(r, 6, OUTPUT, enclaveKey));
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.InvalidStatus.selector, 6));
         coprocessor.fulfill(fs);
     }
 

@@ -29,7 +29,9 @@ enum Status {
     TemplateError,
     InvalidInput,
     Timeout,
-    ResourceLimit
+    ResourceLimit,
+    // The host supplied chain data that failed verification against the request's anchor block hash.
+    ChainDataInvalid
 }
 
 /// @notice Hashing rules for requests and responses.
@@ -39,7 +41,7 @@ library RequestLib {
         keccak256("Response(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash)");
 
     /// @dev The highest valid `Status` value.
-    uint8 internal constant MAX_STATUS = uint8(Status.ResourceLimit);
+    uint8 internal constant MAX_STATUS = uint8(Status.ChainDataInvalid);
 
     /// @notice The one-slot commitment stored for a pending request.
     function commitment(Request calldata request) internal pure returns (bytes32) {
