@@ -8,12 +8,13 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ICoprocessor} from "./interfaces/ICoprocessor.sol";
 import {ICoprocessorConsumer} from "./interfaces/ICoprocessorConsumer.sol";
 import {IEnclaveRegistry} from "./interfaces/IEnclaveRegistry.sol";
+import {ITemplateRegistry} from "./interfaces/ITemplateRegistry.sol";
 import {ExactGasCall} from "./libraries/ExactGasCall.sol";
-import {Request, Fulfillment, RequestLib} from "./libraries/RequestLib.sol";
+import {Request, Fulfillment, Status, RequestLib} from "./libraries/RequestLib.sol";
 
 /// @notice Takes requests for off-chain work and settles enclave-signed responses.
-/// @dev Note: fees and refunds are credited and withdrawn (pull payments), so a payee or consumer
-/// that cannot receive ether never blocks settlement or cancellation.
+/// @dev Note: fees and refunds are credited and withdrawn (pull payments), so a payee, author or
+/// consumer that cannot receive ether never blocks settlement or cancellation.
 contract Coprocessor is ICoprocessor, EIP712, Ownable {
     using RequestLib for Request;
 
@@ -37,6 +38,9 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     /// @notice The registry that decides which signers are attested enclaves.
     IEnclaveRegistry public immutable registry;
 
+    /// @notice The catalogue that says which templates may be requested and what their authors earn.
+    ITemplateRegistry public immutable templateRegistry;
+
     /// @notice Current limits.
     Limits public limits;
 
@@ -49,8 +53,12 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     /// @dev Credited fees and refunds.
     mapping(address account => uint256) private _balances;
 
-    constructor(IEnclaveRegistry registry_, address owner_) EIP712("Coprocessor", "1") Ownable(owner_) {
+    constructor(IEnclaveRegistry registry_, ITemplateRegistry templateRegistry_, address owner_)
+        EIP712("Coprocessor", "1")
+        Ownable(owner_)
+    {
         registry = registry_;
+        templateRegistry = templateRegistry_;
         limits = Limits({
             maxInputBytes: 16 * 1024,
             maxOutputBytes: 16 * 1024,
@@ -72,7 +80,8 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
         returns (bytes32 requestId)
     {
         Limits memory l = limits;
-        if (msg.value < l.minFee) revert FeeTooLow(msg.value, l.minFee);
+        uint256 requiredFee = uint256(l.minFee) + _authorFeeIfRequestable(templateId);
+        if (msg.value < requiredFee) revert FeeTooLow(msg.value, requiredFee);
         if (msg.value > type(uint96).max) revert FeeTooHigh(msg.value);
         if (input.length > l.maxInputBytes) revert InputTooLarge(input.length, l.maxInputBytes);
         if (callbackGasLimit == 0 || callbackGasLimit > l.maxCallbackGas) {
@@ -154,6 +163,12 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     }
 
     /// @inheritdoc ICoprocessor
+    function requestFee(bytes32 templateId) external view returns (uint256) {
+        (, uint96 authorFee) = templateRegistry.authorOf(templateId);
+        return uint256(limits.minFee) + authorFee;
+    }
+
+    /// @inheritdoc ICoprocessor
     function balanceOf(address account) external view returns (uint256) {
         return _balances[account];
     }
@@ -176,7 +191,7 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     /*                     INTERNAL FUNCTIONS                     */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
-    /// @dev Verifies one fulfilment, credits the payee, then calls the consumer back.
+    /// @dev Verifies one fulfilment, splits the fee, then calls the consumer back.
     function _settle(Fulfillment calldata f) private {
         Request calldata r = f.request;
         bytes32 stored = _commitments[r.requestId];
@@ -204,7 +219,7 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
 
         // Close before the external call: a re-entrant fulfil or cancel sees the request settled.
         _commitments[r.requestId] = FULFILLED;
-        _balances[payee] += r.fee;
+        _creditFee(r, f.status, payee);
 
         bool callbackSucceeded = ExactGasCall.call(
             r.consumer,
@@ -212,6 +227,32 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
             abi.encodeCall(ICoprocessorConsumer.onCoprocessorResponse, (r.requestId, f.status, f.output))
         );
         emit RequestFulfilled(r.requestId, signer, f.status, callbackSucceeded);
+    }
+
+    /// @dev The author fee of `templateId`; reverts if it was never published or is deprecated.
+    function _authorFeeIfRequestable(bytes32 templateId) private view returns (uint96 authorFee) {
+        address author;
+        bool deprecated;
+        (author, authorFee, deprecated) = templateRegistry.termsOf(templateId);
+        if (author == address(0)) revert UnknownTemplate(templateId);
+        if (deprecated) revert TemplateIsDeprecated(templateId);
+    }
+
+    /// @dev Ok: the author fee to the author, the rest to the payee. Any other status: the author fee back
+    /// to the consumer, the rest to the payee (the enclave did the work either way). The author fee is read
+    /// now, not stored with the request: the registry never changes it, and `request` checked that
+    /// `r.fee` covers it, so `r.fee - authorFee` cannot underflow. A free request has no author fee and
+    /// skips the registry call.
+    function _creditFee(Request calldata r, uint8 status, address payee) private {
+        uint96 fee = r.fee;
+        if (fee != 0) {
+            (address author, uint96 authorFee) = templateRegistry.authorOf(r.templateId);
+            if (authorFee != 0) {
+                fee -= authorFee;
+                _balances[status == uint8(Status.Ok) ? author : r.consumer] += authorFee;
+            }
+        }
+        _balances[payee] += fee;
     }
 
     /// @dev Split out of `request` to keep the stack shallow.

@@ -8,6 +8,7 @@ import {Coprocessor} from "../src/Coprocessor.sol";
 import {CoprocessorClient} from "../src/CoprocessorClient.sol";
 import {ExampleConsumer} from "../src/examples/ExampleConsumer.sol";
 import {ICoprocessor} from "../src/interfaces/ICoprocessor.sol";
+import {ITemplateRegistry} from "../src/interfaces/ITemplateRegistry.sol";
 import {ExactGasCall} from "../src/libraries/ExactGasCall.sol";
 import {Request, Fulfillment, Status, RequestLib} from "../src/libraries/RequestLib.sol";
 
@@ -403,7 +404,7 @@ contract CoprocessorTest is CoprocessorTestBase {
     }
 
     function test_fulfill_revertsForSignatureFromOtherCoprocessor() public {
-        Coprocessor other = new Coprocessor(registry, owner);
+        Coprocessor other = new Coprocessor(registry, templates, owner);
         Request memory r = _ask();
         bytes memory sig = _sign(enclaveKey, other.responseDigest(r.requestId, _commitment(r), 0, OUTPUT));
         address recovered = _recover(_digest(r, 0, OUTPUT), sig);
@@ -640,6 +641,165 @@ contract CoprocessorTest is CoprocessorTestBase {
     }
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                  TEMPLATES & AUTHOR FEES                   */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    function test_request_revertsWhenTemplateUnknown() public {
+        bytes32 unknown = keccak256("never published");
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.UnknownTemplate.selector, unknown));
+        consumer.ask{value: FEE}(unknown, "", TIMEOUT);
+        assertEq(coprocessor.nonce(), 0);
+    }
+
+    function test_request_revertsWhenTemplateDeprecated() public {
+        vm.prank(author);
+        templates.deprecate(PAID_TEMPLATE_ID);
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.TemplateIsDeprecated.selector, PAID_TEMPLATE_ID));
+        consumer.ask{value: FEE}(PAID_TEMPLATE_ID, "", TIMEOUT);
+        // Other templates are unaffected.
+        _ask();
+    }
+
+    function test_request_revertsWhenFeeBelowAuthorFee() public {
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.FeeTooLow.selector, AUTHOR_FEE - 1, AUTHOR_FEE));
+        consumer.ask{value: AUTHOR_FEE - 1}(PAID_TEMPLATE_ID, "", TIMEOUT);
+        // The author fee alone is enough while `minFee` is zero.
+        Request memory r = _ask(PAID_TEMPLATE_ID, "", AUTHOR_FEE, TIMEOUT);
+        assertEq(r.fee, AUTHOR_FEE);
+    }
+
+    function test_request_revertsWhenFeeBelowMinFeePlusAuthorFee() public {
+        _setLimits(16 * 1024, 16 * 1024, 2_000_000, 7 days, uint96(FEE));
+        uint256 required = FEE + AUTHOR_FEE;
+        assertEq(coprocessor.requestFee(PAID_TEMPLATE_ID), required);
+        assertEq(coprocessor.requestFee(TEMPLATE_ID), FEE);
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.FeeTooLow.selector, required - 1, required));
+        consumer.ask{value: required - 1}(PAID_TEMPLATE_ID, "", TIMEOUT);
+        consumer.ask{value: required}(PAID_TEMPLATE_ID, "", TIMEOUT);
+    }
+
+    function test_fulfill_okCreditsAuthorAndPayee() public {
+        Request memory r = _ask(PAID_TEMPLATE_ID, "x", FEE, TIMEOUT);
+        vm.prank(stranger);
+        coprocessor.fulfill(_batch(_fulfillment(r, OUTPUT)));
+
+        assertEq(coprocessor.balanceOf(author), AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(payee), FEE - AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(address(consumer)), 0);
+        assertEq(coprocessor.balanceOf(stranger), 0);
+
+        // Both withdraw what they were credited; nothing is left behind.
+        vm.prank(author);
+        coprocessor.withdraw(payable(author));
+        vm.prank(payee);
+        coprocessor.withdraw(payable(payee));
+        assertEq(author.balance, AUTHOR_FEE);
+        assertEq(payee.balance, FEE - AUTHOR_FEE);
+        assertEq(address(coprocessor).balance, 0);
+    }
+
+    function test_fulfill_errorRefundsAuthorFeeToConsumer() public {
+        for (uint8 s = 1; s <= RequestLib.MAX_STATUS; ++s) {
+            Request memory r = _ask(PAID_TEMPLATE_ID, abi.encode(s), FEE, TIMEOUT);
+            coprocessor.fulfill(_batch(_fulfillment(r, s, "failed", enclaveKey)));
+        }
+        uint256 errors = RequestLib.MAX_STATUS;
+        assertEq(coprocessor.balanceOf(author), 0);
+        assertEq(coprocessor.balanceOf(address(consumer)), errors * AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(payee), errors * (FEE - AUTHOR_FEE));
+    }
+
+    function test_fulfill_chainDataInvalidIsAnErrorStatus() public {
+        Request memory r = _ask(PAID_TEMPLATE_ID, "x", FEE, TIMEOUT);
+        uint8 status = uint8(Status.ChainDataInvalid);
+        assertEq(status, 5);
+        coprocessor.fulfill(_batch(_fulfillment(r, status, "bad proof", enclaveKey)));
+        (, uint8 got, bytes memory output) = consumer.responses(r.requestId);
+        assertEq(got, 5);
+        assertEq(output, "bad proof");
+        assertEq(coprocessor.balanceOf(address(consumer)), AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(author), 0);
+    }
+
+    function test_fulfill_authorFeeMayBeTheWholeFee() public {
+        Request memory r = _ask(PAID_TEMPLATE_ID, "x", AUTHOR_FEE, TIMEOUT);
+        coprocessor.fulfill(_batch(_fulfillment(r, OUTPUT)));
+        assertEq(coprocessor.balanceOf(author), AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(payee), 0);
+    }
+
+    function test_fulfill_pendingRequestPaysAuthorAfterDeprecation() public {
+        Request memory r = _ask(PAID_TEMPLATE_ID, "x", FEE, TIMEOUT);
+        vm.prank(author);
+        templates.deprecate(PAID_TEMPLATE_ID);
+
+        coprocessor.fulfill(_batch(_fulfillment(r, OUTPUT)));
+        assertEq(uint8(coprocessor.requestState(r.requestId)), uint8(ICoprocessor.RequestState.Fulfilled));
+        assertEq(consumer.callbackCount(), 1);
+        assertEq(coprocessor.balanceOf(author), AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(payee), FEE - AUTHOR_FEE);
+    }
+
+    function test_fulfill_authorThatRejectsEtherDoesNotBlockSettlement() public {
+        address rejecter = address(new EtherRejecter());
+        bytes32 id = keccak256("rejecter bundle");
+        vm.prank(rejecter);
+        templates.publish(id, "rejecter-template", "1.0.0", "", AUTHOR_FEE);
+
+        Request memory r = _ask(id, "x", FEE, TIMEOUT);
+        coprocessor.fulfill(_batch(_fulfillment(r, OUTPUT)));
+        assertEq(coprocessor.balanceOf(rejecter), AUTHOR_FEE);
+        assertEq(consumer.callbackCount(), 1);
+    }
+
+    function test_fulfill_freeRequestSkipsTemplateRegistry() public {
+        Request memory r = _ask("free", 0, TIMEOUT);
+        Fulfillment[] memory fs = _batch(_fulfillment(r, OUTPUT));
+        vm.expectCall(address(templates), abi.encodeCall(ITemplateRegistry.authorOf, (TEMPLATE_ID)), 0);
+        coprocessor.fulfill(fs);
+        assertEq(coprocessor.balanceOf(payee), 0);
+    }
+
+    function test_cancel_refundsWholeFeeIncludingAuthorFee() public {
+        Request memory r = _ask(PAID_TEMPLATE_ID, "x", FEE, TIMEOUT);
+        vm.warp(r.deadline + 1);
+        coprocessor.cancel(r);
+        assertEq(coprocessor.balanceOf(address(consumer)), FEE);
+        assertEq(coprocessor.balanceOf(author), 0);
+        assertEq(coprocessor.balanceOf(payee), 0);
+    }
+
+    /// @dev For any fee, author fee and status, the fee is split exactly: author fee to the author on Ok,
+    /// back to the consumer otherwise, the rest to the payee.
+    function testFuzz_fulfill_splitsFeeExactly(uint96 authorFee, uint96 extra, uint8 status) public {
+        authorFee = uint96(bound(authorFee, 0, 100 ether));
+        extra = uint96(bound(extra, 0, 100 ether));
+        status = uint8(bound(status, 0, RequestLib.MAX_STATUS));
+        bytes32 id = keccak256(abi.encode("fuzz bundle", authorFee));
+        vm.prank(author);
+        templates.publish(id, "fuzz-template", "1.0.0", "", authorFee);
+        assertEq(coprocessor.requestFee(id), authorFee);
+
+        uint256 fee = uint256(authorFee) + extra;
+        Request memory r = _ask(id, "x", fee, TIMEOUT);
+        coprocessor.fulfill(_batch(_fulfillment(r, status, OUTPUT, enclaveKey)));
+
+        uint256 toAuthor = status == 0 ? authorFee : 0;
+        assertEq(coprocessor.balanceOf(author), toAuthor);
+        assertEq(coprocessor.balanceOf(address(consumer)), authorFee - toAuthor);
+        assertEq(coprocessor.balanceOf(payee), extra);
+        assertEq(
+            coprocessor.balanceOf(author) + coprocessor.balanceOf(address(consumer)) + coprocessor.balanceOf(payee), fee
+        );
+    }
+
+    function testFuzz_request_refusesAnyUnpublishedTemplate(bytes32 templateId) public {
+        vm.assume(templateId != TEMPLATE_ID && templateId != PAID_TEMPLATE_ID);
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.UnknownTemplate.selector, templateId));
+        consumer.ask(templateId, "", TIMEOUT);
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
     /*                          CANCEL                            */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
@@ -805,6 +965,7 @@ contract CoprocessorTest is CoprocessorTestBase {
         assertEq(maxTimeout, 7 days);
         assertEq(minFee, 0);
         assertEq(address(coprocessor.registry()), address(registry));
+        assertEq(address(coprocessor.templateRegistry()), address(templates));
         assertEq(coprocessor.owner(), owner);
     }
 

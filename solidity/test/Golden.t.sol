@@ -41,7 +41,9 @@ contract GoldenTest is Test {
     }
 
     function test_golden_requestIdCommitmentDigestAndSignature() public {
-        deployCodeTo("Coprocessor.sol:Coprocessor", abi.encode(address(0), address(this)), coprocessorAddress);
+        deployCodeTo(
+            "Coprocessor.sol:Coprocessor", abi.encode(address(0), address(0), address(this)), coprocessorAddress
+        );
         Coprocessor coprocessor = Coprocessor(payable(coprocessorAddress));
         address enclave = vm.parseJsonAddress(json, ".enclave");
 

@@ -19,8 +19,8 @@ interface ICoprocessor {
         Expired
     }
 
-    /// @notice Thrown when the fee is below `minFee`.
-    error FeeTooLow(uint256 fee, uint256 minFee);
+    /// @notice Thrown when the fee is below `minFee` plus the template's author fee.
+    error FeeTooLow(uint256 fee, uint256 requiredFee);
     /// @notice Thrown when the fee does not fit in a uint96.
     error FeeTooHigh(uint256 fee);
     /// @notice Thrown when the input exceeds `maxInputBytes`.
@@ -45,6 +45,10 @@ interface ICoprocessor {
     error DeadlineNotReached(bytes32 requestId, uint64 deadline);
     /// @notice Thrown when a withdrawal transfer fails.
     error WithdrawFailed();
+    /// @notice Thrown when requesting a template id the TemplateRegistry has never seen published.
+    error UnknownTemplate(bytes32 templateId);
+    /// @notice Thrown when requesting a template its author deprecated.
+    error TemplateIsDeprecated(bytes32 templateId);
 
     /// @notice Emitted for every request, with every field a node needs to rebuild it.
     event RequestSubmitted(
@@ -60,6 +64,9 @@ interface ICoprocessor {
         bytes32 anchorHash
     );
     /// @notice Emitted when a request is settled; `callbackSucceeded` is false if the consumer reverted.
+    /// @dev Note: there is no separate fee event. The split follows from `status` and the template's author
+    /// fee, which never changes (`TemplateRegistry.authorOf`): Ok credits it to the author, any other status
+    /// to the consumer; the payee gets the rest of the request's fee.
     event RequestFulfilled(
         bytes32 indexed requestId, address indexed enclave, uint8 status, bool callbackSucceeded
     );
@@ -74,8 +81,10 @@ interface ICoprocessor {
         uint32 maxInputBytes, uint32 maxOutputBytes, uint32 maxCallbackGas, uint64 maxTimeout, uint96 minFee
     );
 
-    /// @notice Asks for `templateId` to run on `input`; the fee is `msg.value`.
-    /// @param templateId Content hash of the template bundle.
+    /// @notice Asks for `templateId` to run on `input`; the fee is `msg.value`, at least `requestFee(templateId)`.
+    /// @dev On an Ok response the template's author fee is credited to its author and the rest to the
+    /// enclave's payee; on any error status the author fee is credited back to the consumer instead.
+    /// @param templateId Content hash of the template bundle, published and not deprecated in the TemplateRegistry.
     /// @param input ABI-encoded template inputs.
     /// @param callbackGasLimit Exact gas forwarded to `onCoprocessorResponse`.
     /// @param timeout Seconds until the request may be cancelled and refunded.
@@ -97,6 +106,10 @@ interface ICoprocessor {
 
     /// @notice Where `requestId` stands.
     function requestState(bytes32 requestId) external view returns (RequestState);
+
+    /// @notice The least fee a request for `templateId` takes: `minFee` plus the template's author fee.
+    /// @dev Note: says nothing about whether `templateId` may be requested (published, not deprecated).
+    function requestFee(bytes32 templateId) external view returns (uint256);
 
     /// @notice Fees and refunds credited to `account` and not yet withdrawn.
     function balanceOf(address account) external view returns (uint256);

@@ -7,23 +7,30 @@ import {StdUtils} from "forge-std/StdUtils.sol";
 import {Vm} from "forge-std/Vm.sol";
 
 import {Coprocessor} from "../../src/Coprocessor.sol";
+import {TemplateRegistry} from "../../src/TemplateRegistry.sol";
 import {ICoprocessor} from "../../src/interfaces/ICoprocessor.sol";
 import {Request, Fulfillment, RequestLib} from "../../src/libraries/RequestLib.sol";
 
 import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 
-/// @notice Drives the Coprocessor like a crowd of consumers, racing nodes and keepers, and keeps
-/// ghost accounts of every wei that goes in and out, built from the events the contract emits.
+/// @notice Drives the Coprocessor like a crowd of consumers, racing nodes, keepers and a template author,
+/// and keeps ghost accounts of every wei that goes in and out, built from the events the contract emits
+/// and the templates' (immutable) author fees.
 /// @dev Note: every action is written not to revert, so the invariant run can fail on any revert.
 contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
     bytes32 internal constant TEMPLATE_ID = keccak256("template-bundle");
+    bytes32 internal constant PAID_TEMPLATE_ID = keccak256("invariant-paid-bundle");
+    uint96 internal constant AUTHOR_FEE = 0.003 ether;
     bytes32 internal constant REQUEST_FULFILLED_SIG = keccak256("RequestFulfilled(bytes32,address,uint8,bool)");
     bytes32 internal constant REQUEST_CANCELLED_SIG = keccak256("RequestCancelled(bytes32,address,uint96)");
     bytes32 internal constant WITHDRAWN_SIG = keccak256("Withdrawn(address,address,uint256)");
 
     Coprocessor public immutable coprocessor;
     ExampleConsumer public immutable consumer;
+    TemplateRegistry public immutable templates;
     address public immutable refundSink;
+    /// @notice Author of `PAID_TEMPLATE_ID`, which charges `AUTHOR_FEE`; `TEMPLATE_ID` is free.
+    address public immutable author;
 
     uint256[] internal _enclaveKeys;
     /// @notice `payees[i]` is the registered payee of the enclave with key `_enclaveKeys[i]`.
@@ -55,6 +62,8 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
     uint256 public skippedItems;
     uint256 public cancelCalls;
     uint256 public withdrawCalls;
+    uint256 public paidRequests;
+    bool public paidDeprecated;
 
     constructor(
         Coprocessor coprocessor_,
@@ -64,7 +73,11 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
     ) {
         coprocessor = coprocessor_;
         consumer = consumer_;
+        templates = TemplateRegistry(address(coprocessor_.templateRegistry()));
         refundSink = makeAddr("refund-sink");
+        author = makeAddr("invariant-author");
+        vm.prank(author);
+        templates.publish(PAID_TEMPLATE_ID, "invariant-paid", "1.0.0", "", AUTHOR_FEE);
         for (uint256 i; i < enclaveKeys.length; ++i) {
             _enclaveKeys.push(enclaveKeys[i]);
             payees.push(payees_[i]);
@@ -76,9 +89,11 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
     /*                          ACTIONS                           */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
-    /// @notice A consumer asks, with a random fee, timeout and input.
+    /// @notice A consumer asks for the free or the paid template, with a random fee, timeout and input.
     function request(uint256 fee, uint256 timeout, uint256 inputSeed) external {
-        fee = bound(fee, 0, 1 ether);
+        bool paid = inputSeed % 2 == 1 && !paidDeprecated;
+        bytes32 templateId = paid ? PAID_TEMPLATE_ID : TEMPLATE_ID;
+        fee = bound(fee, paid ? AUTHOR_FEE : 0, 1 ether);
         timeout = bound(timeout, 1, 2 days);
         bytes memory input = abi.encode(inputSeed);
         vm.deal(address(this), address(this).balance + fee);
@@ -87,7 +102,7 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
         Request memory r = Request({
             requestId: keccak256(abi.encode(block.chainid, address(coprocessor), coprocessor.nonce())),
             consumer: address(consumer),
-            templateId: TEMPLATE_ID,
+            templateId: templateId,
             inputHash: keccak256(input),
             callbackGasLimit: consumer.CALLBACK_GAS(),
             fee: uint96(fee),
@@ -95,8 +110,9 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
             anchorBlock: uint64(block.number - 1),
             anchorHash: blockhash(block.number - 1)
         });
-        bytes32 id = consumer.ask{value: fee}(TEMPLATE_ID, input, uint64(timeout));
+        bytes32 id = consumer.ask{value: fee}(templateId, input, uint64(timeout));
         require(id == r.requestId, "unexpected request id");
+        if (paid) ++paidRequests;
 
         _requests.push(r);
         _indexPlusOne[id] = _requests.length;
@@ -122,10 +138,13 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
             if (logs[i].emitter != address(coprocessor) || logs[i].topics[0] != REQUEST_FULFILLED_SIG) continue;
             bytes32 id = logs[i].topics[1];
             address signer = address(uint160(uint256(logs[i].topics[2])));
-            uint256 fee = _requestOf(id).fee;
+            (uint8 settledStatus,) = abi.decode(logs[i].data, (uint8, bool));
+            Request memory r = _requestOf(id);
+            uint256 authorFee = r.templateId == PAID_TEMPLATE_ID ? AUTHOR_FEE : 0;
             if (fulfilledEvents[id]++ == 0) ++distinctFulfilled;
-            ghostFeesPaid += fee;
-            ghostCredited[_payeeOf[signer]] += fee;
+            ghostFeesPaid += r.fee;
+            ghostCredited[_payeeOf[signer]] += r.fee - authorFee;
+            ghostCredited[settledStatus == 0 ? author : r.consumer] += authorFee;
             ++settled;
         }
         ++fulfilCalls;
@@ -178,14 +197,22 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
         ++cancelCalls;
     }
 
+    /// @notice The author deprecates the paid template; its pending requests must still settle and pay.
+    function deprecate() external {
+        if (paidDeprecated) return;
+        vm.prank(author);
+        templates.deprecate(PAID_TEMPLATE_ID);
+        paidDeprecated = true;
+    }
+
     /// @notice Time passes.
     function warp(uint256 secs) external {
         _warp(bound(secs, 1, 1 days));
     }
 
-    /// @notice A payee, or the consumer, withdraws what it was credited.
+    /// @notice A payee, the author or the consumer withdraws what it was credited.
     function withdraw(uint256 who) external {
-        who = bound(who, 0, payees.length);
+        who = bound(who, 0, payees.length + 1);
         address account;
         address to;
         vm.recordLogs();
@@ -193,6 +220,10 @@ contract CoprocessorHandler is CommonBase, StdCheats, StdUtils {
             (account, to) = (address(consumer), refundSink);
             vm.prank(consumer.owner());
             consumer.withdrawRefunds(payable(to));
+        } else if (who == payees.length + 1) {
+            (account, to) = (author, author);
+            vm.prank(author);
+            coprocessor.withdraw(payable(to));
         } else {
             (account, to) = (payees[who], payees[who]);
             vm.prank(account);

@@ -11,7 +11,7 @@ import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 import {CoprocessorHandler} from "./CoprocessorHandler.sol";
 
 /// @notice No request settles twice, and every wei paid in is accounted for, whatever the order of
-/// requests, racing batches, cancellations, time and withdrawals.
+/// requests (free and with an author fee), racing batches, cancellations, deprecation, time and withdrawals.
 /// forge-config: default.invariant.fail-on-revert = true
 contract CoprocessorInvariantTest is CoprocessorTestBase {
     CoprocessorHandler internal handler;
@@ -32,13 +32,14 @@ contract CoprocessorInvariantTest is CoprocessorTestBase {
 
         handler = new CoprocessorHandler(coprocessor, wconsumer, keys, payees_);
 
-        bytes4[] memory selectors = new bytes4[](6);
+        bytes4[] memory selectors = new bytes4[](7);
         selectors[0] = CoprocessorHandler.request.selector;
         selectors[1] = CoprocessorHandler.fulfill.selector;
         selectors[2] = CoprocessorHandler.fulfillForged.selector;
         selectors[3] = CoprocessorHandler.cancel.selector;
         selectors[4] = CoprocessorHandler.warp.selector;
         selectors[5] = CoprocessorHandler.withdraw.selector;
+        selectors[6] = CoprocessorHandler.deprecate.selector;
         targetSelector(StdInvariant.FuzzSelector({addr: address(handler), selectors: selectors}));
         targetContract(address(handler));
     }
@@ -70,8 +71,9 @@ contract CoprocessorInvariantTest is CoprocessorTestBase {
         assertEq(answered, handler.distinctFulfilled(), "answers != fulfilled requests");
     }
 
-    /// @notice Fees in = fees paid to payees + refunds + fees of pending requests, and the contract
-    /// holds exactly the credited balances not yet withdrawn plus the pending fees.
+    /// @notice Fees in = fees of settled requests (split between payees, the author and consumer refunds)
+    /// + refunds of cancelled ones + fees of pending requests, and the contract holds exactly the credited
+    /// balances not yet withdrawn plus the pending fees.
     function invariant_feesConserved() public view {
         uint256 pending = handler.pendingFees();
         assertEq(
@@ -80,8 +82,9 @@ contract CoprocessorInvariantTest is CoprocessorTestBase {
 
         uint256 credited;
         uint256 payeeCount = handler.payeeCount();
-        for (uint256 i; i <= payeeCount; ++i) {
-            address account = i == payeeCount ? address(wconsumer) : handler.payees(i);
+        for (uint256 i; i <= payeeCount + 1; ++i) {
+            address account =
+                i == payeeCount ? address(wconsumer) : i > payeeCount ? handler.author() : handler.payees(i);
             uint256 balance = coprocessor.balanceOf(account);
             assertEq(balance, handler.ghostCredited(account) - handler.ghostWithdrawn(account), "balance drift");
             credited += balance;

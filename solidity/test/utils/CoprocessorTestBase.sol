@@ -5,13 +5,16 @@ import {Test, Vm} from "forge-std/Test.sol";
 
 import {Coprocessor} from "../../src/Coprocessor.sol";
 import {EnclaveRegistry} from "../../src/EnclaveRegistry.sol";
+import {TemplateRegistry} from "../../src/TemplateRegistry.sol";
 import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 import {ICoprocessor} from "../../src/interfaces/ICoprocessor.sol";
 import {IEnclaveRegistry, EnclaveRecord} from "../../src/interfaces/IEnclaveRegistry.sol";
 import {Request, Fulfillment} from "../../src/libraries/RequestLib.sol";
 
-/// @notice Deploys a registry with real attestors, a registered DEV enclave, a Coprocessor and an
-/// ExampleConsumer, and offers helpers to request, sign and fulfil like a node would.
+/// @notice Deploys a registry with real attestors, a registered DEV enclave, a TemplateRegistry with
+/// `TEMPLATE_ID` (no author fee) and `PAID_TEMPLATE_ID` (`AUTHOR_FEE`) published by `author`, a
+/// Coprocessor and an ExampleConsumer, and offers helpers to publish, request, sign and fulfil like an
+/// author, a consumer and a node would.
 abstract contract CoprocessorTestBase is Test {
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
     /*                         CONSTANTS                          */
@@ -25,6 +28,11 @@ abstract contract CoprocessorTestBase is Test {
 
     bytes32 internal constant IMAGE_ID = keccak256("coprocessor-dev-image");
     bytes32 internal constant TEMPLATE_ID = keccak256("template-bundle");
+    string internal constant TEMPLATE_NAME = "test-template";
+    /// @dev A second published template whose author charges `AUTHOR_FEE` per Ok answer.
+    bytes32 internal constant PAID_TEMPLATE_ID = keccak256("paid-template-bundle");
+    string internal constant PAID_TEMPLATE_NAME = "paid-template";
+    uint96 internal constant AUTHOR_FEE = 0.004 ether;
     bytes32 internal constant QUOTE_HASH = keccak256("quote");
     uint64 internal constant ENCLAVE_TTL = 30 days;
     uint64 internal constant TIMEOUT = 1 hours;
@@ -48,6 +56,7 @@ abstract contract CoprocessorTestBase is Test {
     address internal owner = makeAddr("owner");
     address internal payee = makeAddr("payee");
     address internal stranger = makeAddr("stranger");
+    address internal author = makeAddr("author");
 
     /// @dev Attestor keys, sorted by ascending address.
     uint256[] internal attestorKeys;
@@ -57,6 +66,7 @@ abstract contract CoprocessorTestBase is Test {
     uint256 internal enclaveKey;
 
     EnclaveRegistry internal registry;
+    TemplateRegistry internal templates;
     Coprocessor internal coprocessor;
     ExampleConsumer internal consumer;
 
@@ -85,7 +95,11 @@ abstract contract CoprocessorTestBase is Test {
         (enclave, enclaveKey) = makeAddrAndKey("enclave");
         _register(registry, _record(enclave, payee, uint64(block.timestamp) + ENCLAVE_TTL));
 
-        coprocessor = new Coprocessor(registry, owner);
+        templates = new TemplateRegistry();
+        _publish(TEMPLATE_ID, TEMPLATE_NAME, 0);
+        _publish(PAID_TEMPLATE_ID, PAID_TEMPLATE_NAME, AUTHOR_FEE);
+
+        coprocessor = new Coprocessor(registry, templates, owner);
         consumer = new ExampleConsumer(coprocessor);
         vm.deal(address(this), 1_000 ether);
     }
@@ -138,14 +152,32 @@ abstract contract CoprocessorTestBase is Test {
     }
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                     TEMPLATE HELPERS                       */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @notice Publishes `templateId` as `author`, version "1.0.0", no uri.
+    function _publish(bytes32 templateId, string memory name, uint96 authorFee) internal {
+        vm.prank(author);
+        templates.publish(templateId, name, "1.0.0", "", authorFee);
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
     /*                     REQUEST HELPERS                        */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
-    /// @notice Asks through the ExampleConsumer and rebuilds the request from its `RequestSubmitted` log.
-    function _ask(bytes memory input, uint256 fee, uint64 timeout) internal returns (Request memory) {
+    /// @notice Asks for `templateId` through the ExampleConsumer and rebuilds the request from its `RequestSubmitted` log.
+    function _ask(bytes32 templateId, bytes memory input, uint256 fee, uint64 timeout)
+        internal
+        returns (Request memory)
+    {
         vm.recordLogs();
-        consumer.ask{value: fee}(TEMPLATE_ID, input, timeout);
+        consumer.ask{value: fee}(templateId, input, timeout);
         return _requestFromLogs(vm.getRecordedLogs());
+    }
+
+    /// @notice Asks for `TEMPLATE_ID` through the ExampleConsumer.
+    function _ask(bytes memory input, uint256 fee, uint64 timeout) internal returns (Request memory) {
+        return _ask(TEMPLATE_ID, input, fee, timeout);
     }
 
     /// @notice A default request: short input, `FEE`, `TIMEOUT`.
