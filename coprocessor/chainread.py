@@ -311,6 +311,8 @@ class VerifiedState:
         """The return data of a message call run in py-evm over verified state; CallReverted if it fails."""
         number = self._number(block)
         to_addr, from_addr = _address(to), _address(sender)
+        if not isinstance(gas, int) or not 0 < gas < 2**64:
+            raise ValueError(f"gas must be a positive 64-bit int, not {gas!r}")
         state = self._call_state(number)
         state.mark_address_warm(from_addr)
         state.mark_address_warm(to_addr)

@@ -350,6 +350,11 @@ def test_call_over_fetch_budget_raises_value_error(chain: Chain, monkeypatch: py
         chain.state().call(chain.forwarder, _word(chain.toy) + BALANCE_OF + _word(HOLDER))
 
 
+def test_call_bad_gas_raises_value_error(chain: Chain) -> None:
+    with pytest.raises(ValueError, match="gas"):
+        chain.state().call(chain.toy, b"", gas=0)
+
+
 def test_call_without_chain_id_reading_chainid_raises_value_error(chain: Chain) -> None:
     state = VerifiedState(json_rpc(chain.url), chain.anchor, chain.anchor_hash)
     assert state.call(chain.toy, BALANCE_OF + _word(HOLDER)) == _word(1500)
