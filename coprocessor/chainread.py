@@ -34,7 +34,7 @@ from eth_utils import is_address, is_checksum_address, keccak, to_canonical_addr
 from trie import HexaryTrie
 from trie.exceptions import BadTrieProof, InvalidNode, ValidationError
 
-from .errors import CoprocessorError
+from .errors import ChainDataError, CoprocessorError
 
 RpcFn = Callable[[str, list[Any]], Any]  # (method, params) -> JSON result; raises on transport errors
 
@@ -84,10 +84,6 @@ _HEADER_CLASSES: tuple[tuple[str | None, type[BlockHeaderAPI]], ...] = (
     ("baseFeePerGas", LondonBlockHeader),
     (None, BlockHeader),
 )
-
-
-class ChainDataError(CoprocessorError):
-    """The RPC endpoint supplied chain data that fails verification."""
 
 
 class CallReverted(CoprocessorError):

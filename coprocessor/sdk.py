@@ -131,6 +131,7 @@ class Context:
     anchor_block: int
     deadline: int
     anchor_hash: bytes = b"\0" * 32
+    chain_id: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     caller: Caller = _no_capabilities
 
@@ -151,7 +152,8 @@ class Context:
         if self._chain is None:
             from .chainread import VerifiedState  # imported on first use: most templates never read the chain
 
-            self._chain = _Checked(VerifiedState(self._rpc, self.anchor_block, self.anchor_hash), self)
+            state = VerifiedState(self._rpc, self.anchor_block, self.anchor_hash, chain_id=self.chain_id)
+            self._chain = _Checked(state, self)
         return self._chain
 
     def _rpc(self, method: str, params: list[Any]) -> Any:

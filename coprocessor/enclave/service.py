@@ -169,6 +169,7 @@ class Enclave:
                 "template_id": request.template_id.hex(),
                 "anchor_block": request.anchor_block,
                 "anchor_hash": request.anchor_hash.hex(),
+                "chain_id": self.config.chain_id,
                 "deadline": request.deadline,
                 "config": template.config,
             },

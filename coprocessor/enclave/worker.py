@@ -21,6 +21,7 @@ from typing import Any
 
 from eth_abi import decode, encode
 
+import coprocessor.chainread  # noqa: F401 - py-evm takes ~0.6 s to import: once here, not in every job
 from coprocessor.enclave import sandbox
 from coprocessor.enclave.frames import recv_frame, send_frame
 from coprocessor.errors import CapabilityError, ChainDataError
