@@ -1,7 +1,4 @@
-"""token-holder through the real enclave and workers, reading a real ERC-20 on Anvil through verified chain reads.
-
-Each chain-reading run costs about 0.35 s (the worker imports py-evm), so the cases are few and chosen.
-"""
+"""token-holder through the real enclave and workers, reading a real ERC-20 on Anvil through verified chain reads."""
 
 from __future__ import annotations
 
@@ -18,11 +15,11 @@ from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect
 from coprocessor.protocol import Status
 from coprocessor.testing import TemplateRunner
+from coprocessor.toolchain import NODE_MODULES
 
 TEMPLATE = Path(__file__).resolve().parents[1]
-REPO = TEMPLATE.parents[1]
 # Uniswap v4-core's TestERC20: constructor(uint256) mints to the deployer; mint(address,uint256); transfer.
-TEST_ERC20 = REPO / "node_modules/@uniswap/v4-core/out/TestERC20.sol/TestERC20.json"
+TEST_ERC20 = NODE_MODULES / "@uniswap/v4-core/out/TestERC20.sol/TestERC20.json"
 ETH = "0x" + "00" * 20
 BOB = "0x00000000000000000000000000000000000000B0"
 FRESH = "0x00000000000000000000000000000000C0FFEE02"  # only ever receives ETH here
@@ -75,15 +72,20 @@ def holds(runner: TemplateRunner, token: str, holder: str, minimum: int, block: 
 
 def test_erc20_enoughAndNotEnough(runner: TemplateRunner, chain: Chain) -> None:
     assert holds(runner, chain.token, chain.alice, 600) == (True, 600)  # exactly the minimum holds
+    assert holds(runner, chain.token, chain.alice, 601) == (False, 600)
     assert holds(runner, chain.token, BOB, 401) == (False, 400)
+    assert holds(runner, chain.token, FRESH, 0) == (True, 0)
 
 
 def test_erc20_anchorBeforeTransfer_seesOldBalance(runner: TemplateRunner, chain: Chain) -> None:
     assert holds(runner, chain.token, chain.alice, 1000, chain.before) == (True, 1000)
+    assert holds(runner, chain.token, BOB, 1, chain.before) == (False, 0)
 
 
 def test_eth_addressZeroToken_nativeBalance(runner: TemplateRunner, chain: Chain) -> None:
+    assert holds(runner, ETH, FRESH, 10**18) == (True, 10**18)
     assert holds(runner, ETH, FRESH, 10**18 + 1) == (False, 10**18)
+    assert holds(runner, ETH, FRESH, 1, chain.before) == (False, 0)
     assert holds(runner, ETH, chain.token, 0) == (True, 0)  # a contract without ETH
 
 
