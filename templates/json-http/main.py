@@ -107,9 +107,9 @@ def to_fixed(number: Decimal, decimals: int) -> int:
     return scaled
 
 
-def _reject_constant(name: str) -> Decimal:
-    """JSON's non-standard NaN/Infinity literals, which Python's parser would otherwise accept."""
-    return Decimal("NaN")  # as_decimal refuses it with a clear reason
+def _constant(name: str) -> Decimal:
+    """JSON's non-standard `NaN`, `Infinity` and `-Infinity`, kept as such for `as_decimal` to refuse."""
+    return Decimal(name)
 
 
 def run(ctx: Context, url: str, path: str, decimals: int) -> int:
@@ -119,7 +119,7 @@ def run(ctx: Context, url: str, path: str, decimals: int) -> int:
     steps = parse_path(path)
     response = ctx.http.get(url, headers={"Accept": "application/json"}).raise_for_status()
     try:
-        document = json.loads(response.body, parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant)
+        document = json.loads(response.body, parse_float=Decimal, parse_int=Decimal, parse_constant=_constant)
     except (ValueError, InvalidOperation) as exc:
         raise UpstreamError(f"response from {response.url} is not JSON: {exc}") from None
     value = to_fixed(as_decimal(resolve(document, steps)), decimals)
