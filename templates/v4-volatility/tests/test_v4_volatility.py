@@ -49,25 +49,26 @@ class Chain:
     def rpc(self, method: str, *params: object) -> object:
         return self.w3.provider.make_request(method, list(params))["result"]  # type: ignore[arg-type]
 
-    def write_ticks(self, pool_id: bytes, ticks: list[int], between: int, base_word: int | None = None) -> int:
-        """Writes one Slot0 per tick, `between` (>= 2) blocks apart; returns the block of the last (the anchor).
+    def write_slot0(self, pool_id: bytes, words: list[int | None], between: int) -> int:
+        """Writes one Slot0 word per sample, `between` (>= 2) blocks apart; None keeps the word as it is.
 
-        Anvil applies `anvil_setStorageAt` to the state of the latest block as well, so that block's
-        state no longer matches its header's state root and its proofs fail. Every write here is
-        made on a block nobody samples: a fresh one first, then the last block of each run.
+        Returns the block of the last sample (the anchor). Anvil applies `anvil_setStorageAt` to
+        the state of the latest block as well, so that block's state no longer matches its
+        header's state root and its proofs fail: every write here is made on a block nobody
+        samples, a fresh one first, then the last block of each run.
         """
         assert between >= 2
         slot = "0x" + slot0_slot(pool_id).hex()
         self.rpc("anvil_mine", hex(1))
-        for i, tick in enumerate(ticks):
-            if base_word is None:
-                word = slot0_word(tick)
-            else:  # keep everything but the tick of a word the contract wrote
-                word = (base_word & ~(0xFFFFFF << 160)) | ((tick & 0xFFFFFF) << 160)
-            if i > 0 or base_word is None:
+        for i, word in enumerate(words):
+            if word is not None:
                 self.rpc("anvil_setStorageAt", self.manager, slot, "0x" + word.to_bytes(32, "big").hex())
-            self.rpc("anvil_mine", hex(1 if i == len(ticks) - 1 else between))
+            self.rpc("anvil_mine", hex(1 if i == len(words) - 1 else between))
         return self.w3.eth.block_number
+
+    def write_ticks(self, pool_id: bytes, ticks: list[int], between: int) -> int:
+        """`write_slot0` with a Slot0 of each tick (price 1, lpFee 3000)."""
+        return self.write_slot0(pool_id, [slot0_word(tick) for tick in ticks], between)
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +118,15 @@ def test_jumpyPool_higherFee_thenClampedAtMax(runner: TemplateRunner, chain: Cha
     assert volatility(runner, chain, pool, 4, 4, 500, 3000, anchor).values == (6204, 3000)
 
 
-def test_negativeTicksAcrossZero_signExtended(runner: TemplateRunner, chain: Chain) -> None:
+def test_ticksAcrossZero_signExtended(runner: TemplateRunner, chain: Chain) -> None:
     pool = os.urandom(32)
-    anchor = chain.write_ticks(pool, [-887_000, -887_010, -887_000], between=2)
+    anchor = chain.write_ticks(pool, [-5, 5, -5], between=2)
+    assert volatility(runner, chain, pool, 2, 2, 0, 1_000_000, anchor).values == (1000, 1000)
+
+
+def test_ticksNearMinTick(runner: TemplateRunner, chain: Chain) -> None:
+    pool = os.urandom(32)
+    anchor = chain.write_ticks(pool, [-887_272, -887_262, -887_272], between=2)
     assert volatility(runner, chain, pool, 2, 2, 0, 1_000_000, anchor).values == (1000, 1000)
 
 
@@ -132,9 +139,11 @@ def test_realInitialize_decodedLikeThePoolManager(runner: TemplateRunner, chain:
     chain.sender.call_function(handle, "initialize", key, 2**95)  # price 1/4: tick floor(log1.0001(0.25)) = -13864
     word = int.from_bytes(bytes(chain.w3.eth.get_storage_at(chain.manager, slot0_slot(pool))), "big")
     assert word >> 208 == 3000 and word & (2**160 - 1) == 2**95  # lpFee and price where the template expects them
-    # The contract's write stands as the oldest sample; two later samples move the tick by +20, then back.
-    anchor = chain.write_ticks(pool, [-13864, -13844, -13864], between=2, base_word=word)
-    assert volatility(runner, chain, pool, 2, 2, 100, 50_000, anchor).values == (2000, 2100)
+    # The contract's own write is the oldest sample; then tick +13864 with other fee bits; then the contract's word
+    # again. Only a sign-extended, masked tick gives changes of exactly +27728 and -27728.
+    other = slot0_word(13864, sqrt_price=2**97, protocol_fee=(100 << 12) | 100, lp_fee=500)
+    anchor = chain.write_slot0(pool, [None, other, word], between=2)
+    assert volatility(runner, chain, pool, 2, 2, 100, 50_000, anchor).values == (2_772_800, 50_000)
 
 
 def test_uninitialisedPool_invalidInput(runner: TemplateRunner, chain: Chain) -> None:
