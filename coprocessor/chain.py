@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,10 @@ ANVIL_KEYS = (
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
     "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
     "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
 )
 
-_CONTRACTS_WITH_ERRORS = ("Coprocessor", "EnclaveRegistry", "ExampleConsumer", "ExactGasCall")
+_CONTRACTS_WITH_ERRORS = ("Coprocessor", "EnclaveRegistry", "TemplateRegistry", "ExampleConsumer", "ExactGasCall")
 
 
 def connect(rpc_url: str, timeout: float = 30.0) -> Web3:
@@ -188,6 +189,7 @@ class Deployment:
 
     chain_id: int
     registry: str
+    template_registry: str
     coprocessor: str
     consumer: str
     start_block: int
@@ -199,8 +201,18 @@ class Deployment:
 
     @classmethod
     def load(cls, path: Path) -> Deployment:
-        """Reads a record written by `save`."""
+        """Reads a record written by `save`; a record from an older deployment without every field is refused."""
         try:
-            return cls(**json.loads(Path(path).read_text()))
+            data = json.loads(Path(path).read_text())
         except FileNotFoundError:
             raise ChainError(f"no deployment record at {path}: run `coprocessor deploy` or `coprocessor dev`") from None
+        except json.JSONDecodeError as exc:
+            raise ChainError(f"deployment record at {path} is not JSON: {exc}") from None
+        names = [f.name for f in fields(cls)]
+        missing = [name for name in names if name not in data]
+        if missing:
+            raise ChainError(
+                f"deployment record at {path} lacks {', '.join(missing)}: it predates this version of the"
+                " contracts; redeploy with `coprocessor deploy` or `coprocessor dev`"
+            )
+        return cls(**{name: data[name] for name in names})

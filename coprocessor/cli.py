@@ -120,7 +120,7 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         click.echo(f"starting anvil on 127.0.0.1:{port}...", err=True)
         anvil = devnet.start_anvil(port)
         rpc_url = f"http://127.0.0.1:{port}"
-        deployment = devnet.deploy(rpc_url)
+        deployment = devnet.deploy(rpc_url, templates=templates.values())
         deployment.save(state_dir / "deployment.json")
         log.info("deployed: registry %s, coprocessor %s, consumer %s", deployment.registry, deployment.coprocessor, deployment.consumer)
 
@@ -215,7 +215,7 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
 def deploy(rpc: str, out: Path, no_dev: bool) -> None:
     """Deploy the contracts to a dev chain with Anvil's well-known keys and write a deployment record."""
     forge_build()
-    deployment = devnet.deploy(rpc, allow_dev=not no_dev)
+    deployment = devnet.deploy(rpc, allow_dev=not no_dev, templates=_templates(()).values())
     deployment.save(out)
     click.echo(json.dumps(deployment.__dict__, indent=2))
 

@@ -9,10 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
+from . import catalog
 from .attestor import Policy
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from .enclave.attestation import dev_image_id
@@ -22,8 +24,13 @@ from .protocol import EnclaveRecord, TeeType
 from .registration import Registrar
 from .toolchain import tool_path
 
+if TYPE_CHECKING:
+    from web3 import Web3
+
+    from .template import Template
+
 # Roles on a dev chain, by index into ANVIL_KEYS.
-DEPLOYER, NODE, ATTESTOR, USER, PAYEE = range(5)
+DEPLOYER, NODE, ATTESTOR, USER, PAYEE, AUTHOR = range(6)  # Anvil dev accounts by role
 
 DEV_ENCLAVE_VALIDITY = 30 * 24 * 3600
 
@@ -62,18 +69,33 @@ def start_anvil(port: int, extra_args: Sequence[str] = ()) -> subprocess.Popen[b
     raise ToolchainError(f"anvil did not open port {port} within 20 s")
 
 
-def deploy(rpc_url: str, allow_dev: bool = True, attestors: Sequence[str] = (), threshold: int = 1) -> Deployment:
-    """Deploys EnclaveRegistry, Coprocessor and ExampleConsumer; allowlists the DEV image if allowed."""
+def deploy(
+    rpc_url: str,
+    allow_dev: bool = True,
+    attestors: Sequence[str] = (),
+    threshold: int = 1,
+    templates: Iterable[Template] = (),
+) -> Deployment:
+    """Deploys the registries, Coprocessor and ExampleConsumer; allows the DEV image; publishes `templates` (no fee)."""
     w3 = connect(rpc_url)
     deployer = TxSender(w3, ANVIL_KEYS[DEPLOYER])
     attestors = list(attestors) or [TxSender(w3, ANVIL_KEYS[ATTESTOR]).address]
     start_block = w3.eth.block_number
     registry = deployer.deploy("EnclaveRegistry", deployer.address, allow_dev, attestors, threshold)
-    coprocessor = deployer.deploy("Coprocessor", registry, deployer.address)
+    template_registry = deployer.deploy("TemplateRegistry")
+    coprocessor = deployer.deploy("Coprocessor", registry, template_registry, deployer.address)
     consumer = deployer.deploy("ExampleConsumer", coprocessor)
     if allow_dev:
         deployer.call_function(contract(w3, "EnclaveRegistry", registry), "allowImage", dev_image_id(), int(TeeType.DEV))
-    return Deployment(w3.eth.chain_id, registry, coprocessor, consumer, start_block)
+    publish_templates(w3, template_registry, templates)
+    return Deployment(w3.eth.chain_id, registry, template_registry, coprocessor, consumer, start_block)
+
+
+def publish_templates(w3: Web3, template_registry: str, templates: Iterable[Template], author_fee: int = 0) -> None:
+    """Publishes each template (no uri) as the AUTHOR account, which `template publish` uses on a dev chain too."""
+    author = TxSender(w3, ANVIL_KEYS[AUTHOR])
+    for template in templates:
+        catalog.publish(author, template_registry, template.template_id, template.name, template.version, "", author_fee)
 
 
 def start_enclave(

@@ -72,14 +72,16 @@ def stack(contracts_built: None, tmp_path_factory: pytest.TempPathFactory) -> It
     enclave_process = None
     try:
         rpc_url = f"http://127.0.0.1:{port}"
-        deployment = devnet.deploy(rpc_url)
+        template_dirs = [TEMPLATES_DIR, TEST_TEMPLATES]
+        templates = load_templates(template_dirs)
+        # Published with no author fee; fee-echo is left for test_template_registry.py to publish with one.
+        deployment = devnet.deploy(rpc_url, templates=[t for t in templates.values() if t.name != "fee-echo"])
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
-        template_dirs = [TEMPLATES_DIR, TEST_TEMPLATES]
         state = tmp_path_factory.mktemp("enclave")
         enclave_process, url = devnet.start_enclave(deployment, payee, template_dirs, state / "dev-pki", state / "enclave.log", chain_rpc=rpc_url)
         devnet.register_enclave(rpc_url, deployment, EnclaveClient(url), state / "dev-pki")
-        yield Devnet(rpc_url, w3, deployment, url, load_templates(template_dirs), payee, state / "dev-pki")
+        yield Devnet(rpc_url, w3, deployment, url, templates, payee, state / "dev-pki")
     finally:
         devnet.stop(enclave_process)
         devnet.stop(anvil)

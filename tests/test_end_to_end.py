@@ -7,7 +7,8 @@ from pathlib import Path
 
 from eth_abi import decode, encode
 
-from coprocessor.chain import contract
+from coprocessor import catalog, devnet
+from coprocessor.chain import ANVIL_KEYS, TxSender, contract
 from coprocessor.enclave.server import EnclaveClient
 from coprocessor.errors import EnclaveError
 from coprocessor.journal import State
@@ -57,9 +58,13 @@ def test_request_templateExceptionSettlesAsTemplateError(stack: Devnet, node: No
     assert answer.output.decode() == "RuntimeError: boom at 42"
 
 
-def test_request_unknownTemplateSettlesAsInvalidInput(stack: Devnet, node: Node) -> None:
+def test_request_publishedTemplateTheEnclaveLacksSettlesAsInvalidInput(stack: Devnet, node: Node) -> None:
+    # The chain refuses ids nobody published (test_template_registry.py); this one is published, never served.
+    missing = b"\x42" * 32
+    author = TxSender(stack.w3, ANVIL_KEYS[devnet.AUTHOR])
+    catalog.publish(author, stack.deployment.template_registry, missing, "served-nowhere", "1.0.0")
     client = stack.user()
-    request_id, sent_at = client.ask(b"\x42" * 32, b"")
+    request_id, sent_at = client.ask(missing, b"")
     answer = client.wait(request_id, sent_at)
     assert answer.status == Status.INVALID_INPUT
     assert answer.output.startswith(b"unknown template")
