@@ -16,8 +16,9 @@ from typing import Any
 import click
 
 from . import devnet
-from .chain import ANVIL_KEYS, Deployment, TxSender, connect
+from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from .consumer import Answer, ExampleConsumerClient
+from .cli_template import load_template_dirs, template_group, templates_option
 from .cli_attest import (
     policy_kwargs,
     attest_group,
@@ -40,14 +41,6 @@ from .registration import KeyKeeper, Registrar
 from .template import Template, encode_args, find_template, load_templates
 from .toolchain import TEMPLATES_DIR, forge_build
 
-_templates_option = click.option(
-    "--templates",
-    "template_dirs",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of templates (or one template folder); repeatable. Default: the project's templates/.",
-)
-
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -58,10 +51,6 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("web3").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-
-def _templates(template_dirs: tuple[Path, ...]) -> dict[bytes, Template]:
-    return load_templates(list(template_dirs) or [TEMPLATES_DIR])
 
 
 class _Cli(click.Group):
@@ -98,16 +87,17 @@ def main() -> None:
     show_default=".coprocessor",
     help="Where the journal, deployment record and enclave log go (wiped at start).",
 )
-@_templates_option
+@templates_option
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets for templates (see docs/templates.md).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], verbose: bool) -> None:
+def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], secrets_file: Path | None, verbose: bool) -> None:
     """Run everything locally: Anvil, contracts, a DEV enclave and the node.
 
     Development attestation only: NOT SECURE. Ctrl-C stops every child process.
     """
     _setup_logging(verbose)
     log = logging.getLogger("coprocessor.dev")
-    templates = _templates(template_dirs)
+    templates = load_templates([TEMPLATES_DIR, *template_dirs])  # the library, plus the author's own
     state_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "enclave.log"):
         (state_dir / stale).unlink(missing_ok=True)
@@ -120,7 +110,9 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         click.echo(f"starting anvil on 127.0.0.1:{port}...", err=True)
         anvil = devnet.start_anvil(port)
         rpc_url = f"http://127.0.0.1:{port}"
-        deployment = devnet.deploy(rpc_url, templates=templates.values())
+        # The project's library is published for the demo; templates from --templates are loaded into the
+        # enclave but left for their author to publish (`coprocessor template publish`).
+        deployment = devnet.deploy(rpc_url, templates=load_templates([TEMPLATES_DIR]).values())
         deployment.save(state_dir / "deployment.json")
         log.info("deployed: registry %s, coprocessor %s, consumer %s", deployment.registry, deployment.coprocessor, deployment.consumer)
 
@@ -128,7 +120,8 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         pki_dir = state_dir / "dev-pki"
         enclave_process, enclave_url = devnet.start_enclave(
-            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.log", chain_rpc=rpc_url
+            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.log",
+            chain_rpc=rpc_url, secrets_file=secrets_file,
         )
         click.echo(DEV_BANNER, err=True)
         enclave = EnclaveClient(enclave_url)
@@ -215,7 +208,7 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
 def deploy(rpc: str, out: Path, no_dev: bool) -> None:
     """Deploy the contracts to a dev chain with Anvil's well-known keys and write a deployment record."""
     forge_build()
-    deployment = devnet.deploy(rpc, allow_dev=not no_dev, templates=_templates(()).values())
+    deployment = devnet.deploy(rpc, allow_dev=not no_dev, templates=load_template_dirs(()).values())
     deployment.save(out)
     click.echo(json.dumps(deployment.__dict__, indent=2))
 
@@ -280,17 +273,17 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path
 @click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
 @click.option("--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/deployment.json"), show_default=True)
 @click.option("--timeout", default=300, show_default=True, help="Seconds before the request may be cancelled and refunded.")
-@click.option("--fee", default=0, show_default=True, help="Fee in wei.")
+@click.option("--fee", type=int, default=None, help="Fee in wei. Default: the Coprocessor's requestFee (minimum fee plus the template author's fee).")
 @click.option("--wait", "wait_seconds", default=60.0, show_default=True, help="Seconds to wait for the callback.")
-@_templates_option
-def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: int, fee: int, wait_seconds: float, template_dirs: tuple[Path, ...]) -> None:
+@templates_option
+def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: int, fee: int | None, wait_seconds: float, template_dirs: tuple[Path, ...]) -> None:
     """Send one request through the example consumer and wait for its callback.
 
     TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs, e.g.
 
         coprocessor request median-price '[[100, 101, 250], 500]'
     """
-    chosen = find_template(_templates(template_dirs), template)
+    chosen = find_template(load_template_dirs(template_dirs), template)
     try:
         values = json.loads(args)
     except json.JSONDecodeError as exc:
@@ -300,6 +293,10 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
     client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)
+    if fee is None:
+        fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(chosen.template_id).call()
+        if fee:
+            click.echo(f"paying the request fee of {fee} wei (minimum fee plus the author's fee)", err=True)
     request_id, sent_at = client.ask(chosen.template_id, encode_args(chosen, values), timeout, fee)
     click.echo(f"request 0x{request_id.hex()} sent; waiting for the callback...", err=True)
     answer = client.wait(request_id, sent_at, wait_seconds)
@@ -330,7 +327,7 @@ def enclave() -> None:
 @click.option("--chain-rpc", default=None, help="JSON-RPC URL templates read chain state from (untrusted: every answer is verified against the request's anchor block hash).")
 @click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets, each bound to the templates that may read it (see docs/templates.md).")
 @click.option("--http-allow-private", is_flag=True, help="Let templates reach loopback, private and link-local addresses (local development only).")
-@_templates_option
+@templates_option
 def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, host: str, port: int, concurrency: int, backend: str, pki_dir: Path, dstack_endpoint: str | None, chain_rpc: str | None, secrets_file: Path | None, http_allow_private: bool, template_dirs: tuple[Path, ...]) -> None:
     """Generate a key inside this process and serve /info, /attest, /rotate, /activate and /run."""
     attestation: AttestationBackend
@@ -345,7 +342,7 @@ def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, ho
         allow_private_hosts=http_allow_private,
     )
     config = EnclaveConfig(chain_id, coprocessor, registry, payee)
-    service = Enclave(config, _templates(template_dirs), attestation, concurrency, capabilities)
+    service = Enclave(config, load_template_dirs(template_dirs), attestation, concurrency, capabilities)
     server = make_server(service, host, port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     click.echo(f"enclave listening on http://{host}:{server.server_address[1]}")
@@ -362,16 +359,4 @@ def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, ho
 enclave.add_command(enclave_attest)
 enclave.add_command(enclave_register)
 main.add_command(attest_group, "attest")
-
-
-@main.group()
-def template() -> None:
-    """Task templates."""
-
-
-@template.command("list")
-@_templates_option
-def template_list(template_dirs: tuple[Path, ...]) -> None:
-    """List local templates with their content-hash ids."""
-    for t in _templates(template_dirs).values():
-        click.echo(f"{t.id_hex}  {t.name} v{t.version}  ({', '.join(t.inputs)}) -> ({', '.join(t.outputs)})")
+main.add_command(template_group)

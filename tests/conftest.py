@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from eth_abi import decode
 from web3 import Web3
 
 from coprocessor import devnet
@@ -16,6 +19,7 @@ from coprocessor.consumer import ExampleConsumerClient
 from coprocessor.enclave.server import EnclaveClient
 from coprocessor.journal import Journal
 from coprocessor.node import Node
+from coprocessor.protocol import REQUEST_FULFILLED_TOPIC, Status
 from coprocessor.template import Template, find_template, load_templates
 from coprocessor.toolchain import TEMPLATES_DIR, forge_build
 
@@ -42,6 +46,25 @@ class Devnet:
         """A client that asks through the example consumer as the USER account."""
         return ExampleConsumerClient(self.w3, TxSender(self.w3, ANVIL_KEYS[devnet.USER]), self.deployment.consumer)
 
+    def settled(self, request_ids: set[bytes], from_block: int, timeout: float) -> dict[bytes, Status]:
+        """Statuses from the Coprocessor's RequestFulfilled events, waiting up to `timeout` for all of `request_ids`.
+
+        Read from events rather than the consumer: a callback may run out of gas storing a long reason.
+        """
+        deadline = time.monotonic() + timeout
+        statuses: dict[bytes, Status] = {}
+        topic = "0x" + REQUEST_FULFILLED_TOPIC.hex()
+        while set(statuses) != request_ids and time.monotonic() < deadline:
+            time.sleep(0.2)
+            logs = self.w3.eth.get_logs(
+                {"address": self.deployment.coprocessor, "fromBlock": from_block, "toBlock": "latest", "topics": [topic]}
+            )
+            for log in logs:
+                request_id = bytes(log["topics"][1])
+                if request_id in request_ids:
+                    statuses[request_id] = Status(decode(["uint8", "bool"], bytes(log["data"]))[0])
+        return statuses
+
     def start_node(self, journal_path: Path, start_block: int | None = None) -> tuple[Node, threading.Thread]:
         """Starts a node in a thread, reading from `start_block` (default: the current block)."""
         w3 = connect(self.rpc_url)
@@ -64,27 +87,42 @@ def contracts_built() -> None:
     forge_build()
 
 
-@pytest.fixture(scope="module")
-def stack(contracts_built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    """Anvil + deployed contracts + a registered DEV enclave serving the project's and the test templates."""
+@contextmanager
+def open_stack(
+    state: Path,
+    template_dirs: Sequence[Path],
+    enclave_chain_rpc: Callable[[str], str] = lambda anvil_url: anvil_url,
+    secrets_file: Path | None = None,
+    unpublished: Sequence[str] = (),
+) -> Iterator[Devnet]:
+    """Anvil, the contracts, every template in `template_dirs` published (but `unpublished`), and a
+    registered DEV enclave whose chain RPC is `enclave_chain_rpc(anvil_url)`."""
     port = devnet.free_port()
     anvil = devnet.start_anvil(port)
     enclave_process = None
     try:
         rpc_url = f"http://127.0.0.1:{port}"
-        template_dirs = [TEMPLATES_DIR, TEST_TEMPLATES]
-        templates = load_templates(template_dirs)
-        # Published with no author fee; fee-echo is left for test_template_registry.py to publish with one.
-        deployment = devnet.deploy(rpc_url, templates=[t for t in templates.values() if t.name != "fee-echo"])
+        templates = load_templates(list(template_dirs))
+        deployment = devnet.deploy(rpc_url, templates=[t for t in templates.values() if t.name not in unpublished])
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
-        state = tmp_path_factory.mktemp("enclave")
-        enclave_process, url = devnet.start_enclave(deployment, payee, template_dirs, state / "dev-pki", state / "enclave.log", chain_rpc=rpc_url)
+        enclave_process, url = devnet.start_enclave(
+            deployment, payee, template_dirs, state / "dev-pki", state / "enclave.log",
+            chain_rpc=enclave_chain_rpc(rpc_url), secrets_file=secrets_file,
+        )
         devnet.register_enclave(rpc_url, deployment, EnclaveClient(url), state / "dev-pki")
         yield Devnet(rpc_url, w3, deployment, url, templates, payee, state / "dev-pki")
     finally:
         devnet.stop(enclave_process)
         devnet.stop(anvil)
+
+
+@pytest.fixture(scope="module")
+def stack(contracts_built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    """Anvil + deployed contracts + a registered DEV enclave serving the project's and the test templates."""
+    # Published with no author fee; fee-echo is left for test_template_registry.py to publish with one.
+    with open_stack(tmp_path_factory.mktemp("enclave"), [TEMPLATES_DIR, TEST_TEMPLATES], unpublished=["fee-echo"]) as devnet_stack:
+        yield devnet_stack
 
 
 @pytest.fixture

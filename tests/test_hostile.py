@@ -126,21 +126,6 @@ def _enclave_pid() -> int:
     raise AssertionError("enclave process not found")
 
 
-def _settled(stack: Devnet, request_ids: set[bytes], from_block: int, timeout: float) -> dict[bytes, Status]:
-    """Statuses from the Coprocessor's RequestFulfilled events (callbacks may run out of gas storing long reasons)."""
-    deadline = time.monotonic() + timeout
-    statuses: dict[bytes, Status] = {}
-    while set(statuses) != request_ids and time.monotonic() < deadline:
-        time.sleep(0.2)
-        for log in stack.w3.eth.get_logs(
-            {"address": stack.deployment.coprocessor, "fromBlock": from_block, "toBlock": "latest", "topics": ["0x" + REQUEST_FULFILLED_TOPIC.hex()]}
-        ):
-            request_id = bytes(log["topics"][1])
-            if request_id in request_ids:
-                statuses[request_id] = Status(decode(["uint8", "bool"], bytes(log["data"]))[0])
-    return statuses
-
-
 def test_hostileTemplates_settleOnChainWithTheirStatusAndTheEnclaveKeepsServing(stack: Devnet, node: Node) -> None:
     client = stack.user()
     enclave_pid = _enclave_pid()
@@ -152,7 +137,7 @@ def test_hostileTemplates_settleOnChainWithTheirStatusAndTheEnclaveKeepsServing(
         request_id, _ = client.ask(template.template_id, hostile_input(template, enclave_pid, port))
         asked[request_id] = name
 
-    settled = _settled(stack, set(asked), from_block, timeout=90)
+    settled = stack.settled(set(asked), from_block, timeout=90)
 
     got = {asked[rid]: status for rid, status in settled.items()}
     wrong = {name: (got.get(name), expected) for name, expected in HOSTILE if got.get(name) != expected}
