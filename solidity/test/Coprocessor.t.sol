@@ -555,12 +555,13 @@ contract CoprocessorTest is CoprocessorTestBase {
 
     function test_fulfill_revertsWhenGasCannotCoverCallback() public {
         Fulfillment[] memory fs = _batch(_fulfillment(_ask(), OUTPUT));
-        // Enough for every check, short of the 200k callback plus its 1/64 reserve.
+        // Enough for every check, short of the consumer's callback gas plus its 1/64 reserve.
+        uint256 callbackGas = consumer.CALLBACK_GAS();
         vm.expectPartialRevert(ExactGasCall.InsufficientGasForCallback.selector);
-        coprocessor.fulfill{gas: 230_000}(fs);
+        coprocessor.fulfill{gas: callbackGas + 30_000}(fs);
         assertEq(uint8(coprocessor.requestState(fs[0].request.requestId)), uint8(ICoprocessor.RequestState.Pending));
 
-        coprocessor.fulfill{gas: 400_000}(fs);
+        coprocessor.fulfill{gas: callbackGas + 200_000}(fs);
         assertEq(consumer.callbackCount(), 1);
     }
 
