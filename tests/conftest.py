@@ -97,6 +97,7 @@ def open_stack(
 ) -> Iterator[Devnet]:
     """Anvil, the contracts, every template in `template_dirs` published (but `unpublished`), and a
     registered DEV enclave whose chain RPC is `enclave_chain_rpc(anvil_url)`."""
+    state.mkdir(parents=True, exist_ok=True)
     port = devnet.free_port()
     anvil = devnet.start_anvil(port)
     enclave_process = None
