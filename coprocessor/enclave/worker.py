@@ -119,6 +119,7 @@ def serve(control: socket.socket) -> None:
     sandbox.prepare_server(bundles=sys.argv[2:])
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     sys.stdout = sys.stderr
+    control.sendall(b"R")  # ready: imports done, namespaces prepared
     while True:
         _, fds, _, _ = socket.recv_fds(control, 1, 1)
         if not fds:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CapabilityError
+from ..errors import CapabilityError, EnclaveError
 from ..protocol import Status
 from .frames import FrameError, FrameTooLarge, recv_frame, send_frame
 
@@ -25,6 +25,7 @@ _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONH
 _WALL_GRACE_SECONDS = 0.5
 _MAX_RESULT_BYTES = 1024 * 1024
 _MAX_LOG_LINE = 4096
+_SERVER_START_SECONDS = 60.0
 
 
 # Answers one capability call of a running template (`call`, `args`) with a JSON-able value.
@@ -66,6 +67,17 @@ class WorkerPool:
         theirs.close()
         self._control = ours
         threading.Thread(target=_forward_logs, args=(self._server.stderr,), daemon=True).start()
+        # Wait until it is ready, so the first job's time is the job's, and a server that cannot
+        # confine workers fails here rather than on the first request.
+        ours.settimeout(_SERVER_START_SECONDS)
+        try:
+            ready = ours.recv(1)
+        except TimeoutError:
+            ready = b""
+        ours.settimeout(None)
+        if ready != b"R":
+            self._stop_server()
+            raise EnclaveError("the template fork server did not start (see the log above)")
 
     def _fork(self, conn: socket.socket) -> int:
         """Hands `conn` to the fork server and returns the pid of the child that got it."""
