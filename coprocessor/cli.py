@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from eth_utils import keccak
 
 from . import devnet
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
@@ -163,31 +164,37 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
 def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Template]) -> bool:
     """Sends real requests through the example consumer and prints a table of the callbacks."""
     median = find_template(templates, "median-price")
+    holder = find_template(templates, "token-holder")
+    merkle = find_template(templates, "merkle-root")
     client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)  # type: ignore[arg-type]
+    user, eth = client.sender.address, "0x" + "00" * 20
     e8 = 10**8
-    cases: list[tuple[str, bytes, Status]] = [
-        ("4 sources, 1 outlier", encode_args(median, [[3012 * e8, 3015 * e8, 3009 * e8, 9999 * e8], 200]), Status.OK),
-        ("5 sources", encode_args(median, [[101 * e8, 99 * e8, 100 * e8, 102 * e8, 98 * e8], 500]), Status.OK),
-        ("1 source", encode_args(median, [[42 * e8], 0]), Status.OK),
-        ("empty list", encode_args(median, [[], 100]), Status.INVALID_INPUT),
-        ("malformed ABI", b"\x01\x02\x03", Status.INVALID_INPUT),
+    leaves = ["0x" + keccak(i.to_bytes(32, "big")).hex() for i in range(256)]
+    cases: list[tuple[Template, str, bytes, Status]] = [
+        (median, "4 sources, 1 outlier", encode_args(median, [[3012 * e8, 3015 * e8, 3009 * e8, 9999 * e8], 200]), Status.OK),
+        (median, "5 sources", encode_args(median, [[101 * e8, 99 * e8, 100 * e8, 102 * e8, 98 * e8], 500]), Status.OK),
+        (median, "1 source", encode_args(median, [[42 * e8], 0]), Status.OK),
+        (median, "empty list", encode_args(median, [[], 100]), Status.INVALID_INPUT),
+        (median, "malformed ABI", b"\x01\x02\x03", Status.INVALID_INPUT),
+        (holder, "asker holds 1 ETH?", encode_args(holder, [eth, user, 10**18]), Status.OK),
+        (merkle, "256 leaves, proof #7", encode_args(merkle, [leaves, 7]), Status.OK),
     ]
     # One at a time, so each latency is that request's own, not time spent queued behind the others.
-    answers: list[tuple[str, Answer, Status]] = []
-    for label, input_data, expected in cases:
-        request_id, sent_at = client.ask(median.template_id, input_data)
-        answers.append((label, client.wait(request_id, sent_at), expected))
+    answers: list[tuple[Template, str, Answer, Status]] = []
+    for template, label, input_data, expected in cases:
+        request_id, sent_at = client.ask(template.template_id, input_data)
+        answers.append((template, label, client.wait(request_id, sent_at), expected))
     click.echo("")
     click.echo(f"{'request id':<16} {'template':<13} {'case':<21} {'status':<13} {'latency':>8}  output")
     click.echo("-" * 100)
     ok = True
-    for label, answer, expected in answers:
+    for template, label, answer, expected in answers:
         ok &= answer.status == expected
         click.echo(
-            f"0x{answer.request_id.hex()[:12]}… {median.name:<13} {label:<21} {answer.status.name:<13}"
-            f" {answer.latency * 1000:>6.0f} ms  {answer.describe(median)}"
+            f"0x{answer.request_id.hex()[:12]}… {template.name:<13} {label:<21} {answer.status.name:<13}"
+            f" {answer.latency * 1000:>6.0f} ms  {_shorten(answer.describe(template))}"
         )
-    latencies = sorted(a.latency for _, a, _ in answers)
+    latencies = sorted(a.latency for _, _, a, _ in answers)
     click.echo("-" * 100)
     click.echo(
         f"{len(answers)} requests answered on-chain; latency median {latencies[len(latencies) // 2] * 1000:.0f} ms,"
@@ -196,6 +203,10 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
     if not ok:
         click.echo("error: some statuses differ from what the demo expected", err=True)
     return ok
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ---------------------------------------------------------------------------- deploy / node / request

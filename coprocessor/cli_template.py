@@ -15,7 +15,7 @@ import click
 from . import catalog, devnet
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect
 from .errors import CoprocessorError, ManifestError
-from .template import MANIFEST, Template, load_template, load_templates
+from .template import MANIFEST, Template, load_template, load_templates, to_jsonable
 from .testing import TemplateRunner
 from .toolchain import TEMPLATES_DIR
 
@@ -172,21 +172,13 @@ def template_run(template: str, input_json: str, secret_pairs: tuple[str, ...], 
         secrets[name] = value
     with TemplateRunner(_resolve(template, template_dirs), secrets=secrets, chain_rpc=chain_rpc) as runner:
         result = runner.run(None, args, anchor_block=block)
-    shown = [_jsonable(v) for v in result.values] if result.ok else result.reason
+    shown = [to_jsonable(v) for v in result.values] if result.ok else result.reason
     if as_json:
         click.echo(json.dumps({"status": result.status.name, "output": shown, "seconds": result.seconds}))
     else:
         click.echo(f"{result.status.name} in {result.seconds * 1000:.0f} ms: {shown}")
     if not result.ok:
         sys.exit(2)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @template_group.command("test", context_settings={"ignore_unknown_options": True})

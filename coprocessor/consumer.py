@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from web3 import Web3
 from .chain import TxSender, contract
 from .errors import ChainError
 from .protocol import REQUEST_SUBMITTED_TOPIC, Status
-from .template import Template
+from .template import Template, to_jsonable
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Answer:
         if template is None:
             return "0x" + self.output.hex()
         values = decode(list(template.outputs), self.output)
-        return ", ".join(str(v) for v in values)
+        return ", ".join(json.dumps(to_jsonable(v)) if isinstance(v, (bytes, tuple, list)) else str(v) for v in values)
 
 
 class ExampleConsumerClient:

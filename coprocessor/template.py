@@ -234,3 +234,12 @@ def encode_args(template: Template, args: list[Any]) -> bytes:
         return encode(list(template.inputs), [convert(a) for a in args])
     except Exception as exc:
         raise ManifestError(f"arguments do not encode as {list(template.inputs)}: {exc}") from None
+
+
+def to_jsonable(value: Any) -> Any:
+    """A decoded ABI value as JSON-style data (bytes as 0x-hex): the inverse of `encode_args`' conversion."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
