@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import functools
 import os
 import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +356,8 @@ def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, ho
     config = EnclaveConfig(chain_id, coprocessor, registry, payee)
     service = Enclave(config, load_template_dirs(template_dirs), attestation, concurrency, capabilities)
     server = make_server(service, host, port)
+    # Templates may never call the enclave's own RPC (key rotation), whatever hosts they declare.
+    service.capabilities = replace(service.capabilities, reserved_ports=frozenset({server.server_address[1]}))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     click.echo(f"enclave listening on http://{host}:{server.server_address[1]}")
     sys.stdout.flush()

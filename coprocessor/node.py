@@ -25,6 +25,8 @@ from .protocol import Fulfillment, RequestState
 from .registration import KeyKeeper
 from .submitter import Submitter
 
+_MAX_RETRY_DELAY = 60.0  # seconds between retries of a request the enclave could not run
+
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +67,7 @@ class Node:
         self.submitter = Submitter(sender, coprocessor, config.max_batch)
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="enclave")
         self._running: dict[bytes, Future[SignedResult]] = {}
+        self._retry: dict[bytes, tuple[int, float]] = {}  # request id -> (failed attempts, monotonic time of the next)
         self._sent: dict[str, float] = {}
         self._last_sweep = 0.0
         self._stop = threading.Event()
@@ -144,7 +147,7 @@ class Node:
         """Starts enclave runs for newly seen requests, up to a bounded backlog."""
         for entry in self.journal.entries(State.SEEN, limit=self.config.concurrency * 4):
             rid = entry.request.request_id
-            if rid in self._running:
+            if rid in self._running or self._retry.get(rid, (0, 0.0))[1] > time.monotonic():
                 continue
             self.journal.set_state([rid], State.RUNNING)
             log.debug("request 0x%s dispatched to the enclave", rid.hex()[:12])
@@ -157,10 +160,15 @@ class Node:
             if not future.done():
                 continue
             del self._running[rid]
+            attempts = self._retry.pop(rid, (0, 0.0))[0]
             try:
                 result = future.result()
             except EnclaveUnreachable as exc:
-                self.journal.set_state([rid], State.SEEN, error=str(exc))  # try again next step
+                # Try again, backing off: the enclave (or the chain RPC it reads) may be down for a while.
+                attempts += 1
+                self._retry[rid] = (attempts, time.monotonic() + min(_MAX_RETRY_DELAY, 0.5 * 2**attempts))
+                self.journal.set_state([rid], State.SEEN, error=str(exc))
+                log.warning("request 0x%s: %s (attempt %d, retrying)", rid.hex()[:12], exc, attempts)
                 continue
             except EnclaveError as exc:
                 # The enclave refuses to sign (e.g. input does not match the commitment):

@@ -157,7 +157,11 @@ class Context:
         return self._chain
 
     def _rpc(self, method: str, params: list[Any]) -> Any:
-        return self.caller("chain", {"method": method, "params": params})
+        try:
+            return self.caller("chain", {"method": method, "params": params})
+        except CapabilityError as exc:
+            # The host did not supply the data: as untrustworthy an answer as a lie, and handled the same way.
+            raise ChainDataError(f"chain RPC {method}: {exc}") from None
 
     def secret(self, name: str) -> str:
         """A secret the manifest declares under `secrets` and the operator bound to this template."""

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +28,8 @@ from coprocessor.testing import TemplateRunner
 
 from coprocessor.testing import LoopbackHttp, Reply
 
-PROBE = Path(__file__).resolve().parent / "templates" / "capability-probe"
+TEST_TEMPLATES = Path(__file__).resolve().parent / "templates"
+PROBE = TEST_TEMPLATES / "capability-probe"
 API_KEY = "sk-test-" + "5" * 16
 
 
@@ -56,7 +62,7 @@ def test_http_declaredHost_fetches(runner: TemplateRunner, server: LoopbackHttp)
 def test_http_undeclaredHost_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
     status, reason = probe(runner, "get", server.url("/price", host="localhost"))
     assert status == Status.TEMPLATE_ERROR
-    assert f"host localhost:{server.port} is not declared in [http] hosts" in reason
+    assert f"http://localhost:{server.port} is not allowed by [http] hosts" in reason
 
 
 def test_http_redirectToDeclaredHost_followed(runner: TemplateRunner, server: LoopbackHttp) -> None:
@@ -66,7 +72,7 @@ def test_http_redirectToDeclaredHost_followed(runner: TemplateRunner, server: Lo
 def test_http_redirectToUndeclaredHost_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
     server.routes["/away"] = Reply.redirect(server.url("/price", host="localhost"))
     status, reason = probe(runner, "get", server.url("/away"))
-    assert status == Status.TEMPLATE_ERROR and "is not declared in [http] hosts" in reason
+    assert status == Status.TEMPLATE_ERROR and "is not allowed by [http] hosts" in reason
 
 
 def test_http_responseOverSizeLimit_refused(runner: TemplateRunner, server: LoopbackHttp) -> None:
@@ -100,11 +106,14 @@ def test_http_postWithSecretHeader_reachesServer(runner: TemplateRunner, server:
 
 def test_hostAllowed_patterns() -> None:
     assert host_allowed(("api.example.com",), "api.example.com", 443, "https")
+    assert not host_allowed(("api.example.com",), "api.example.com", 80, "http")  # plain HTTP needs a port named
+    assert host_allowed(("api.example.com:80",), "api.example.com", 80, "http")
     assert not host_allowed(("api.example.com",), "api.example.com", 8443, "https")
     assert host_allowed(("*.example.com",), "eu.api.example.com", 443, "https")
     assert not host_allowed(("*.example.com",), "example.com.evil.org", 443, "https")
     assert host_allowed(("127.0.0.1:*",), "127.0.0.1", 5000, "http")
-    assert host_allowed(("*",), "anything.org", 80, "http")
+    assert host_allowed(("*",), "anything.org", 443, "https")
+    assert not host_allowed(("*",), "anything.org", 80, "http")
 
 
 def test_secret_declaredAndBound_returned(runner: TemplateRunner) -> None:
@@ -124,14 +133,17 @@ def test_secret_declaredButNotBound_refused(runner: TemplateRunner) -> None:
 def test_loadSecrets_bindsToNamedTemplatesOnly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROBE_KEY_FOR_TEST", "from-env")
     path = tmp_path / "secrets.toml"
-    path.write_text('[API_KEY]\nenv = "PROBE_KEY_FOR_TEST"\ntemplates = ["capability-probe"]\n'
+    probe_template = load_template(PROBE)
+    path.write_text(f'[API_KEY]\nenv = "PROBE_KEY_FOR_TEST"\ntemplates = ["{probe_template.id_hex}"]\n'
                     '[OTHER]\nvalue = "v"\ntemplates = ["0x' + "ab" * 32 + '"]\n')
     secrets = load_secrets(path)
-    probe_template = load_template(PROBE)
     assert secrets["API_KEY"].value == "from-env" and secrets["API_KEY"].allows(probe_template)
     assert not secrets["OTHER"].allows(probe_template)
     path.write_text('[API_KEY]\nenv = "UNSET_VARIABLE_FOR_TEST"\ntemplates = ["*"]\n')
     with pytest.raises(ManifestError, match="UNSET_VARIABLE_FOR_TEST is not set"):
+        load_secrets(path)
+    path.write_text('[API_KEY]\nvalue = "v"\ntemplates = ["capability-probe"]\n')  # a name anyone can claim
+    with pytest.raises(ManifestError, match="must be 0x template ids"):
         load_secrets(path)
 
 
@@ -169,3 +181,92 @@ def test_config_passedFromManifest(tmp_path: Path) -> None:
     with TemplateRunner(folder) as runner:
         assert json.loads(probe(runner, "config")[1]) == {"endpoint": "https://api.example.com/v1", "model": "small"}
 
+
+def test_http_dnsRebinding_connectsOnlyToTheCheckedAddress(server: LoopbackHttp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first answer is public, any later one loopback (a rebinding DNS server): only the first is ever used."""
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def rebinding(host: str, port: int, *args: object, **kwargs: object) -> list:  # type: ignore[type-arg]
+        if host != "rebind.test":
+            return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        lookups.append(host)
+        return real("8.8.8.8" if len(lookups) == 1 else "127.0.0.1", port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    folder = _probe_copy(Path(tempfile.mkdtemp()), 'hosts = ["rebind.test:*"]')
+    before = len(server.seen)
+    with TemplateRunner(folder, allow_private_hosts=False) as strict:
+        status, reason = probe(strict, "get", f"http://rebind.test:{server.port}/price")
+    assert status == Status.TEMPLATE_ERROR, reason  # 8.8.8.8 on that port does not answer (or is unreachable)
+    assert len(server.seen) == before, "the loopback server was reached"
+    assert lookups == ["rebind.test"], "resolved more than once"
+
+
+def test_http_enclaveOwnPort_refusedEvenWithPrivateHostsAllowed(runner: TemplateRunner, server: LoopbackHttp) -> None:
+    runner.enclave.capabilities = replace(runner.enclave.capabilities, reserved_ports=frozenset({server.port}))
+    try:
+        status, reason = probe(runner, "get", server.url("/price"))
+    finally:
+        runner.enclave.capabilities = replace(runner.enclave.capabilities, reserved_ports=frozenset())
+    assert status == Status.TEMPLATE_ERROR and "is the enclave itself" in reason
+
+
+def test_http_headersTrickledPastTheDeadline_endWithTheJob(runner: TemplateRunner) -> None:
+    """A server that sends one header byte at a time cannot hold the job past its 3 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.5)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    started = time.monotonic()
+    status, reason = probe(runner, "get", f"http://127.0.0.1:{listener.getsockname()[1]}/")
+    listener.close()
+    assert status in (Status.TEMPLATE_ERROR, Status.TIMEOUT), reason
+    assert time.monotonic() - started < 4.5
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1/a\x01b", "whitespace or control characters"),
+        ("http://[::1/", "malformed"),
+        ("ftp://127.0.0.1/", "must be http:// or https://"),
+    ],
+)
+def test_http_malformedUrl_refusedNotCrashed(runner: TemplateRunner, url: str, message: str) -> None:
+    status, reason = probe(runner, "get", url)
+    assert status == Status.TEMPLATE_ERROR and message in reason
+
+
+def test_chain_rpcErrorReply_isChainDataInvalidEvenWhenCaught(tmp_path: Path) -> None:
+    """A host that refuses to supply chain data cannot turn that into a template's fallback answer."""
+    with LoopbackHttp() as rpc:
+        rpc.routes["/"] = lambda seen: Reply.json({"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "no"}})
+        with TemplateRunner(TEST_TEMPLATES / "chain-balance", chain_rpc=rpc.url("/")) as chain_runner:
+            request = Request(os.urandom(32), "0x" + "44" * 20, b"", b"", 0, 0, 2**40, 5, b"\1" * 32)
+            template = next(iter(chain_runner.templates.values()))
+            data = encode_args(template, ["0x" + "7e" * 20, True])
+            request = replace(request, template_id=template.template_id, input_hash=keccak(data))
+            result = chain_runner.enclave.run(request, data)
+    assert result.status == Status.CHAIN_DATA_INVALID, result.output
+
+
+def _probe_copy(parent: Path, hosts_line: str) -> Path:
+    folder = parent / "probe"
+    folder.mkdir()
+    for path in PROBE.iterdir():
+        if path.is_file():
+            (folder / path.name).write_bytes(path.read_bytes())
+    manifest = folder / "template.toml"
+    manifest.write_text(manifest.read_text().replace('hosts = ["127.0.0.1:*"]', hosts_line))
+    return folder

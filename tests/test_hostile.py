@@ -60,6 +60,9 @@ HOSTILE: list[tuple[str, Status]] = [
     ("hostile-exits-early", Status.TEMPLATE_ERROR),
     ("hostile-huge-exception", Status.TEMPLATE_ERROR),
     ("hostile-evil-exception", Status.TEMPLATE_ERROR),
+    ("hostile-trickle", Status.TIMEOUT),
+    ("hostile-call-flood", Status.RESOURCE_LIMIT),
+    ("hostile-nested-frame", Status.TEMPLATE_ERROR),
     ("hostile-double-answer", Status.OK),
     ("hostile-log-flood", Status.OK),
     ("hostile-probe", Status.OK),
@@ -84,6 +87,8 @@ def check_outcome(name: str, status: Status, output: bytes) -> None:
         assert int(re.search(r"refused at (\d+)", reason).group(1)) <= sandbox.OPEN_FILES, reason  # type: ignore[union-attr]
     elif name == "hostile-huge-exception":
         assert len(output) <= 256
+    elif name == "hostile-call-flood":
+        assert "more than 2048 capability calls" in reason, reason
     elif name == "hostile-double-answer":
         assert decode(["uint256"], output) == (1,), "a forked child answered for the job"
     elif name in ("hostile-signals", "hostile-read-memory", "hostile-read-environ", "hostile-ctypes"):

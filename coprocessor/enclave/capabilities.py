@@ -12,9 +12,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
+import json
 import os
-import socket
+import re
 import sys
 import time
 import tomllib
@@ -25,30 +25,38 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
-from ..errors import CapabilityError, EnclaveError, ManifestError
+from ..errors import CapabilityError, EnclaveUnreachable, ManifestError
 from ..protocol import Request
 from ..template import Template
+from .outbound import GuardedBackend
 
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD"})
 MAX_REDIRECTS = 5
 MAX_RANDOM_BYTES = 1024
 # Read-only methods a worker needs to prove state as of a block; nothing that sends or signs.
 CHAIN_METHODS = frozenset({"eth_getBlockByNumber", "eth_getProof", "eth_getCode", "eth_chainId"})
+MAX_PROOF_KEYS = 8
+MAX_CHAIN_REPLY_BYTES = 8 * 1024 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_ID = re.compile(r"^0x[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
 class BoundSecret:
-    """An operator-supplied secret and the templates (names or 0x ids, or `*`) allowed to read it."""
+    """An operator-supplied secret and the template ids (or `*`, any template) allowed to read it.
+
+    Ids, not names: a name is whatever a manifest says, so any folder could claim it.
+    """
 
     value: str
     templates: tuple[str, ...]
 
     def allows(self, template: Template) -> bool:
         """True when `template` may read this secret."""
-        return any(t in ("*", template.name, template.id_hex) for t in self.templates)
+        return any(t in ("*", template.id_hex) for t in self.templates)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class CapabilitySettings:
     chain_rpc: str | None = None
     secrets: Mapping[str, BoundSecret] = field(default_factory=dict)
     allow_private_hosts: bool = False  # loopback, private and link-local addresses (local development only)
+    reserved_ports: frozenset[int] = frozenset()  # the enclave's own ports, never reachable by templates
 
 
 def load_secrets(path: Path | str) -> dict[str, BoundSecret]:
@@ -66,7 +75,7 @@ def load_secrets(path: Path | str) -> dict[str, BoundSecret]:
     ```toml
     [OPENAI_API_KEY]
     env = "OPENAI_API_KEY"        # read from this environment variable (or: value = "...")
-    templates = ["ai-moderation"] # template names or 0x ids that may read it
+    templates = ["0x1f0c..."]     # template ids that may read it ("*": any template, local use only)
     ```
     """
     path = Path(path)
@@ -86,16 +95,24 @@ def load_secrets(path: Path | str) -> dict[str, BoundSecret]:
             value = entry["value"]
         else:
             raise ManifestError(f"{path}: [{name}] needs `value = \"...\"` or `env = \"VARIABLE\"`")
-        secrets[name] = BoundSecret(value, tuple(str(t) for t in entry["templates"]))
+        bound = tuple(str(t).lower() for t in entry["templates"])
+        wrong = [t for t in bound if t != "*" and not _ID.match(t)]
+        if wrong:
+            raise ManifestError(f"{path}: [{name}] templates must be 0x template ids (or \"*\"), not {wrong}")
+        secrets[name] = BoundSecret(value, bound)
     return secrets
 
 
 def host_allowed(patterns: tuple[str, ...], host: str, port: int, scheme: str) -> bool:
-    """Whether `host:port` matches a manifest pattern (`host` means the scheme's default port)."""
+    """Whether `host:port` matches a manifest pattern.
+
+    `host` means HTTPS on 443 only: plain HTTP can be rewritten by the operator's network, so
+    a template gets it only by naming a port (`host:80`, `host:*`), a visible choice.
+    """
     for pattern in patterns:
         name, _, wanted = pattern.partition(":")
         if wanted == "":
-            port_ok = port == _DEFAULT_PORTS[scheme]
+            port_ok = scheme == "https" and port == 443
         else:
             port_ok = wanted == "*" or int(wanted) == port
         if port_ok and (name == "*" or fnmatchcase(host, name)):
@@ -112,15 +129,18 @@ class JobCapabilities:
         request: Request,
         settings: CapabilitySettings,
         random_seed: bytes,
-        client: httpx.Client,
+        chain_client: httpx.Client,
         deadline: float,
     ) -> None:
         self.template = template
         self.request = request
         self.settings = settings
         self._random_seed = random_seed
-        self._client = client
+        self._chain_client = chain_client
         self._deadline = deadline  # time.monotonic() by which the job ends
+        # Per job: no connection, cookie or TLS session outlives the run or crosses to another template.
+        backend = GuardedBackend(deadline, settings.allow_private_hosts, settings.reserved_ports)
+        self._pool = httpcore.ConnectionPool(network_backend=backend, max_connections=4)
         self._http_requests = 0
         self._random_calls = 0
         self._log_bytes = 0
@@ -131,6 +151,10 @@ class JobCapabilities:
             raise CapabilityError(f"unknown capability {call!r}")
         return handlers[call](args)
 
+    def close(self) -> None:
+        """Drops the job's HTTP connections."""
+        self._pool.close()
+
     # ------------------------------------------------------------------ HTTP
 
     def _http(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -138,8 +162,10 @@ class JobCapabilities:
         method = str(args.get("method", "GET")).upper()
         if method not in HTTP_METHODS:
             raise CapabilityError(f"HTTP method {method} is not allowed (only {sorted(HTTP_METHODS)})")
-        headers = {str(k): str(v) for k, v in dict(args.get("headers") or {}).items()}
-        headers = {k: v for k, v in headers.items() if k.lower() not in ("host", "accept-encoding")}
+        raw_headers = args.get("headers") or {}
+        if not isinstance(raw_headers, dict):
+            raise CapabilityError("headers must be a mapping of names to values")
+        headers = {str(k): str(v) for k, v in raw_headers.items() if str(k).lower() not in ("host", "accept-encoding")}
         headers["Accept-Encoding"] = "identity"  # sizes are capped on the wire: no decompression bombs
         body = base64.b64decode(str(args.get("body") or ""))
         url = str(args.get("url", ""))
@@ -147,13 +173,13 @@ class JobCapabilities:
             if self._http_requests >= policy.max_requests:
                 raise CapabilityError(f"more than {policy.max_requests} HTTP requests ([http] max_requests)")
             self._http_requests += 1
-            host = self._check_url(url)
+            scheme, host = self._check_url(url)
             timeout = min(policy.timeout_seconds, self._deadline - time.monotonic())
             if timeout <= 0:
                 raise CapabilityError("no time left for an HTTP request")
             try:
                 answer = self._fetch(method, url, headers, body, timeout, policy.max_response_bytes)
-            except httpx.HTTPError as exc:
+            except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol) as exc:
                 raise CapabilityError(f"HTTP {method} {url} failed: {type(exc).__name__}: {exc}") from None
             if isinstance(answer, dict):
                 return answer
@@ -161,52 +187,53 @@ class JobCapabilities:
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, body = "GET", b""
             next_url = urljoin(url, location)
-            if urlsplit(next_url).hostname != host:
+            next_parts = urlsplit(next_url)
+            if scheme == "https" and next_parts.scheme != "https":
+                raise CapabilityError(f"refusing a redirect from https to {next_parts.scheme}: {next_url}")
+            if next_parts.hostname != host:
                 headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
             url = next_url
         raise CapabilityError(f"more than {MAX_REDIRECTS} redirects")
 
-    def _check_url(self, url: str) -> str:
-        """Refuses URLs outside the manifest's hosts (and private addresses unless the operator allows them)."""
-        parts = urlsplit(url)
+    def _check_url(self, url: str) -> tuple[str, str]:
+        """Refuses URLs outside the manifest's hosts; returns (scheme, host). Addresses are checked on connect."""
+        if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+            raise CapabilityError(f"URL {url!r} contains whitespace or control characters")
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise CapabilityError(f"URL {url!r} is malformed: {exc}") from None
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise CapabilityError(f"URL {url!r} must be http:// or https:// with a host")
         host = parts.hostname.lower()
-        try:
-            port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        except ValueError:
-            raise CapabilityError(f"URL {url!r} has an invalid port") from None
+        port = port or _DEFAULT_PORTS[parts.scheme]
         if not host_allowed(self.template.http.hosts, host, port, parts.scheme):
             declared = list(self.template.http.hosts) or "none"
-            raise CapabilityError(f"host {host}:{port} is not declared in [http] hosts (declared: {declared})")
-        if not self.settings.allow_private_hosts:
-            try:
-                addresses = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
-            except OSError as exc:
-                raise CapabilityError(f"cannot resolve {host}: {exc}") from None
-            for address in addresses:
-                ip = ipaddress.ip_address(address.split("%")[0])
-                if not ip.is_global:
-                    raise CapabilityError(f"host {host} resolves to non-public address {ip}; this enclave refuses those")
-        return host
+            raise CapabilityError(f"{parts.scheme}://{host}:{port} is not allowed by [http] hosts (declared: {declared})")
+        return parts.scheme, host
 
     def _fetch(
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout: float, limit: int
     ) -> dict[str, Any] | tuple[int, str]:
         """One request: the answer for the worker, or (status, location) of a redirect."""
-        with self._client.stream(method, url, headers=headers, content=body or None, timeout=timeout) as response:
-            if response.is_redirect:
-                return response.status_code, response.headers["location"]
+        try:
+            encoded = [(k.encode("ascii"), v.encode("ascii")) for k, v in headers.items()]
+        except UnicodeEncodeError:
+            raise CapabilityError("HTTP header names and values must be ASCII") from None
+        limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        with self._pool.stream(method, url, headers=encoded, content=body or None, extensions={"timeout": limits}) as response:
+            found = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+            if response.status in (301, 302, 303, 307, 308) and "location" in found:
+                return response.status, found["location"]
             received = bytearray()
-            for chunk in response.iter_raw():
+            for chunk in response.iter_stream():
                 received += chunk
                 if len(received) > limit:
                     raise CapabilityError(f"response from {url} exceeds {limit} bytes ([http] max_response_bytes)")
-                if time.monotonic() > self._deadline:
-                    raise CapabilityError(f"response from {url} did not complete in time")
             return {
-                "status": response.status_code,
-                "headers": {k.lower(): v for k, v in response.headers.items()},
+                "status": response.status,
+                "headers": found,
                 "body": base64.b64encode(bytes(received)).decode(),
                 "url": url,
             }
@@ -237,7 +264,7 @@ class JobCapabilities:
 
     def _log(self, args: dict[str, Any]) -> None:
         limit = self.template.limits.log_bytes
-        line = str(args.get("message", ""))[:4096]
+        line = str(args.get("message", ""))[:4096].replace("\r", "\\r").replace("\n", "\\n")  # no forged log lines
         if self._log_bytes >= limit:
             return
         self._log_bytes += len(line) + 1
@@ -251,18 +278,27 @@ class JobCapabilities:
         if self.settings.chain_rpc is None:
             raise CapabilityError("this enclave has no chain RPC configured (enclave serve --chain-rpc)")
         method, params = args.get("method"), args.get("params")
-        if method not in CHAIN_METHODS or not isinstance(params, list):
+        if method not in CHAIN_METHODS or not isinstance(params, list) or len(params) > 3:
             raise CapabilityError(f"chain method {method!r} is not allowed (only {sorted(CHAIN_METHODS)})")
-        timeout = max(self._deadline - time.monotonic(), 0.001)
+        if method == "eth_getProof" and (len(params) < 2 or not isinstance(params[1], list) or len(params[1]) > MAX_PROOF_KEYS):
+            raise CapabilityError(f"eth_getProof takes at most {MAX_PROOF_KEYS} storage keys")
+        timeout = self._deadline - time.monotonic()
+        if timeout <= 0:
+            raise CapabilityError("no time left for a chain read")
+        request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         try:
-            reply = self._client.post(
-                self.settings.chain_rpc,
-                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-                timeout=timeout,
-            ).json()
+            with self._chain_client.stream("POST", self.settings.chain_rpc, json=request, timeout=timeout) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_CHAIN_REPLY_BYTES:
+                        raise CapabilityError(f"chain RPC reply to {method} exceeds {MAX_CHAIN_REPLY_BYTES} bytes")
+            reply = json.loads(body)
+        except httpx.TimeoutException:
+            raise CapabilityError(f"chain RPC {method} did not answer within the template's time") from None
         except (httpx.HTTPError, ValueError) as exc:
             # Not the template's fault and not provably a lie: sign nothing, so the node retries later.
-            raise EnclaveError(f"chain RPC unavailable: {type(exc).__name__}: {exc}") from None
-        if "error" in reply:
-            raise CapabilityError(f"chain RPC {method} failed: {reply['error']}")
+            raise EnclaveUnreachable(f"chain RPC unavailable: {type(exc).__name__}: {exc}") from None
+        if not isinstance(reply, dict) or "error" in reply:
+            raise CapabilityError(f"chain RPC {method} failed: {reply.get('error') if isinstance(reply, dict) else reply!r}")
         return reply.get("result")

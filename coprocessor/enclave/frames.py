@@ -8,10 +8,17 @@ each answered by one reply (`{"ok": ...}` or `{"error": ...}`), and finally its 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import time
 from typing import Any
 
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+# Arrays and objects per message. Frames need a handful; the cap keeps json's C recursion shallow,
+# which matters because importing py_ecc raises Python's recursion limit to 100,000 process-wide,
+# so a deeply nested message would overflow the C stack of an enclave thread instead of raising.
+MAX_CONTAINERS = 256
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
 class FrameError(ValueError):
@@ -28,9 +35,14 @@ def send_frame(conn: socket.socket, message: Any) -> None:
     conn.sendall(len(body).to_bytes(4, "big") + body)
 
 
-def _read_exactly(conn: socket.socket, size: int) -> bytes:
+def _read_exactly(conn: socket.socket, size: int, deadline: float | None) -> bytes:
     chunks = bytearray()
     while len(chunks) < size:
+        if deadline is not None:  # re-armed before every recv: a trickling peer cannot stretch the deadline
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("deadline passed while reading a frame")
+            conn.settimeout(left)
         chunk = conn.recv(min(size - len(chunks), 1 << 20))
         if not chunk:
             raise FrameError("channel closed mid-frame" if chunks else "channel closed")
@@ -38,12 +50,23 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-def recv_frame(conn: socket.socket, max_bytes: int = MAX_FRAME_BYTES) -> Any:
-    """Reads one frame; raises `FrameError` on a closed channel, an oversized length or bad JSON."""
-    size = int.from_bytes(_read_exactly(conn, 4), "big")
+def recv_frame(conn: socket.socket, max_bytes: int = MAX_FRAME_BYTES, deadline: float | None = None) -> Any:
+    """Reads one frame by `deadline` (a time.monotonic(); TimeoutError after it).
+
+    Raises `FrameError` on a closed channel, an oversized length or bad (or absurdly nested) JSON.
+    """
+    size = int.from_bytes(_read_exactly(conn, 4, deadline), "big")
     if size > max_bytes:
         raise FrameTooLarge(f"frame of {size} bytes exceeds {max_bytes}")
+    return loads_bounded(_read_exactly(conn, size, deadline))
+
+
+def loads_bounded(data: bytes) -> Any:
+    """`json.loads` for untrusted input: at most `MAX_CONTAINERS` arrays and objects, else `FrameError`."""
+    outside_strings = _STRING.sub(b"", data)
+    if outside_strings.count(b"[") + outside_strings.count(b"{") > MAX_CONTAINERS:
+        raise FrameError(f"message has more than {MAX_CONTAINERS} arrays and objects")
     try:
-        return json.loads(_read_exactly(conn, size))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FrameError(f"frame is not JSON: {exc}") from None
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise FrameError(f"message is not JSON: {type(exc).__name__}") from None

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
 from ..protocol import Request, Status
 from .attestation import Evidence
+from .frames import FrameError, loads_bounded
 from .service import Enclave, SignedResult
 
 _MAX_BODY = 1024 * 1024
@@ -47,7 +48,7 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                 self._reply(413, {"error": "request body too large"})
                 return
             try:
-                body = json.loads(self.rfile.read(length))
+                body = loads_bounded(self.rfile.read(length))  # the node is untrusted too
                 if self.path == "/attest":
                     nonce = bytes.fromhex(body["nonce"].removeprefix("0x"))
                     self._reply(200, enclave.attest(nonce, body.get("address")).to_json())
@@ -72,8 +73,12 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                     )
                 else:
                     self._reply(404, {"error": f"no such endpoint {self.path}"})
-            except (CoprocessorError, ValueError, KeyError, TypeError) as exc:
+            except EnclaveUnreachable as exc:  # something the enclave depends on is down: worth retrying
+                self._reply(503, {"error": f"{type(exc).__name__}: {exc}"})
+            except (CoprocessorError, FrameError, ValueError, KeyError, TypeError) as exc:
                 self._reply(400, {"error": f"{type(exc).__name__}: {exc}"})
+            except Exception as exc:  # never drop the connection: the node would read that as unreachable
+                self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
@@ -100,6 +105,8 @@ class EnclaveClient:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+            if exc.code == 503:
+                raise EnclaveUnreachable(f"enclave could not serve {path} now: {detail}") from None
             raise EnclaveError(f"enclave refused {path}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None

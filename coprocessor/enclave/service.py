@@ -22,6 +22,13 @@ from .sandbox import protect_enclave
 from .workers import WorkerPool
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class EnclaveConfig:
     """What the enclave is bound to. Fixed at start: the node cannot change it per request."""
@@ -58,8 +65,9 @@ class Enclave:
         self.templates = templates
         self.backend = backend
         self.capabilities = capabilities or CapabilitySettings()
-        # No proxies or certificates from the environment: the operator must not be able to intercept.
-        self._http = httpx.Client(follow_redirects=False, trust_env=False)
+        # For the operator's chain RPC only (templates' HTTP gets a guarded pool per job). No proxies
+        # from the environment, and no cookies kept between calls.
+        self._http = httpx.Client(follow_redirects=False, trust_env=False, cookies=_NoCookies())
         protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
         self._pool = WorkerPool([str(t.path) for t in templates.values()])
@@ -179,7 +187,10 @@ class Enclave:
         handler = JobCapabilities(
             template, request, self.capabilities, random_seed, self._http, time.monotonic() + timeout
         )
-        result = self._pool.run(job, timeout=timeout, handler=handler)
+        try:
+            result = self._pool.run(job, timeout=timeout, handler=handler)
+        finally:
+            handler.close()
         status, output = result.status, result.output
         if status == Status.OK:
             # Trusted re-check of what untrusted code produced: it must be canonical ABI of the declared types.

@@ -35,6 +35,21 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
 
 
+def _failure(exc: Exception, context: Context) -> dict[str, Any]:
+    """The status and reason for a run that raised `exc`.
+
+    Once the host's chain data failed verification, that is the outcome, whatever the template
+    raised after catching it: a lie must not turn into another status (or an answer).
+    """
+    if context.chain_error is not None or isinstance(exc, ChainDataError):
+        return {"status": Status.CHAIN_DATA_INVALID, "reason": f"ChainDataError: {context.chain_error or exc}"[:_REASON_LIMIT]}
+    if isinstance(exc, InvalidInput):
+        return {"status": Status.INVALID_INPUT, "reason": str(exc)[:_REASON_LIMIT]}
+    if isinstance(exc, (MemoryError, RecursionError)):
+        return {"status": Status.RESOURCE_LIMIT, "reason": _reason(exc)}
+    return {"status": Status.TEMPLATE_ERROR, "reason": _reason(exc)}
+
+
 def run_job(job: dict[str, Any], caller: Caller) -> dict[str, Any]:
     """Runs one job and returns {"status", "output" | "reason"} (output as hex ABI)."""
     try:
@@ -48,16 +63,10 @@ def run_job(job: dict[str, Any], caller: Caller) -> dict[str, Any]:
     try:
         function = getattr(importlib.import_module(module_name), function_name)
         result = function(context, *inputs)
-    except InvalidInput as exc:
-        return {"status": Status.INVALID_INPUT, "reason": str(exc)[:_REASON_LIMIT]}
-    except ChainDataError as exc:
-        return {"status": Status.CHAIN_DATA_INVALID, "reason": _reason(exc)}
-    except (MemoryError, RecursionError) as exc:
-        return {"status": Status.RESOURCE_LIMIT, "reason": _reason(exc)}
     except Exception as exc:
-        return {"status": Status.TEMPLATE_ERROR, "reason": context.chain_error or _reason(exc)}
+        return _failure(exc, context)
     if context.chain_error:  # the template caught it; a lie must still not become an answer
-        return {"status": Status.CHAIN_DATA_INVALID, "reason": f"ChainDataError: {context.chain_error}"[:_REASON_LIMIT]}
+        return _failure(ChainDataError(context.chain_error), context)
 
     values = result if len(job["outputs"]) > 1 else (result,)
     try:

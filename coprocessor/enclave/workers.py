@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CapabilityError, EnclaveError
+from ..errors import CapabilityError, EnclaveError, EnclaveUnreachable
 from ..protocol import Status
 from .frames import FrameError, FrameTooLarge, recv_frame, send_frame
 
@@ -25,6 +25,8 @@ _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONH
 _WALL_GRACE_SECONDS = 0.5
 _MAX_RESULT_BYTES = 1024 * 1024
 _MAX_LOG_LINE = 4096
+# Capability calls per job: each costs the enclave process CPU, which the worker's limits do not cover.
+_MAX_CALLS = 2048
 _SERVER_START_SECONDS = 60.0
 
 
@@ -113,19 +115,24 @@ class WorkerPool:
             pid = self._fork(theirs)
             theirs.close()
             deadline = time.monotonic() + timeout + _WALL_GRACE_SECONDS
+            calls = 0
             try:
                 ours.settimeout(max(deadline - time.monotonic(), 0.001))
                 send_frame(ours, job)
                 while True:
-                    ours.settimeout(max(deadline - time.monotonic(), 0.001))
-                    message = recv_frame(ours, _MAX_RESULT_BYTES)
+                    message = recv_frame(ours, _MAX_RESULT_BYTES, deadline)
                     if not isinstance(message, dict):
                         break
                     if "result" in message:
                         return _parse(message["result"])
                     if "call" not in message:
                         break
-                    send_frame(ours, _answer(handler, message))
+                    calls += 1
+                    if calls > _MAX_CALLS:
+                        return WorkerResult(Status.RESOURCE_LIMIT, f"more than {_MAX_CALLS} capability calls".encode())
+                    reply = _answer(handler, message)
+                    ours.settimeout(max(deadline - time.monotonic(), 0.001))
+                    send_frame(ours, reply)
             except TimeoutError:
                 return WorkerResult(Status.TIMEOUT, f"template ran longer than {timeout:g} s".encode())
             except FrameTooLarge:
@@ -155,14 +162,22 @@ class WorkerPool:
 
 
 def _answer(handler: CallHandler | None, message: dict[str, Any]) -> dict[str, Any]:
-    """The reply to one capability call."""
+    """The reply to one capability call.
+
+    Whatever the template sent, a failure is its answer, except `EnclaveUnreachable` (a service
+    the enclave depends on is down), which aborts the job so nothing is signed and the node retries.
+    """
     call, args = message["call"], message.get("args")
     if handler is None or not isinstance(call, str) or not isinstance(args, dict):
         return {"error": f"capability {call!r} is not available here"}
     try:
         return {"ok": handler(call, args)}
+    except EnclaveUnreachable:
+        raise
     except CapabilityError as exc:
         return {"error": str(exc)[:_MAX_LOG_LINE]}
+    except Exception as exc:  # malformed arguments of every kind: the template's problem, never the enclave's
+        return {"error": f"{type(exc).__name__}: {exc}"[:_MAX_LOG_LINE]}
 
 
 def _parse(parsed: Any) -> WorkerResult:
@@ -175,10 +190,14 @@ def _parse(parsed: Any) -> WorkerResult:
         return WorkerResult(Status.TEMPLATE_ERROR, b"worker returned a malformed result")
 
 
-def _forward_logs(stream: object) -> None:
-    """Copies template log lines (`ctx.log`, prints) to the enclave's stderr, each line capped."""
-    for line in stream:  # type: ignore[attr-defined]
-        sys.stderr.write("template: " + line[:_MAX_LOG_LINE].decode(errors="replace").rstrip("\n") + "\n")
+def _forward_logs(stream: Any) -> None:
+    """Copies template prints to the enclave's stderr, each line capped; the rest of a long line is dropped unread
+    into memory (a template writing without newlines must not fill the enclave's memory)."""
+    continuing = False
+    while chunk := stream.readline(_MAX_LOG_LINE):
+        if not continuing:
+            sys.stderr.write("template: " + chunk.decode(errors="replace").rstrip("\n") + "\n")
+        continuing = not chunk.endswith(b"\n")
 
 
 def _kill_group(pid: int) -> None:
