@@ -114,8 +114,8 @@ def test_upstreamFailures_templateError(runner: TemplateRunner, server: Loopback
     assert status == Status.TEMPLATE_ERROR and "HTTP 404" in reason
 
 
-def test_realManifest_defaultPortsOnly(server: LoopbackHttp) -> None:
+def test_realManifest_httpsOn443Only(server: LoopbackHttp) -> None:
     with TemplateRunner(TEMPLATE) as real:
         status, reason = refused(real, server.url("/ticker"), "data.items[0].price")
     assert status == Status.TEMPLATE_ERROR
-    assert f"host 127.0.0.1:{server.port} is not declared" in reason
+    assert f"http://127.0.0.1:{server.port} is not allowed by [http] hosts" in reason

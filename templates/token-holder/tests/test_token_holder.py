@@ -100,8 +100,9 @@ def test_tokenNotAnErc20_invalidInput(runner: TemplateRunner, chain: Chain, whic
     assert reason in result.reason
 
 
-def test_noChainRpc_templateError(chain: Chain) -> None:
+def test_noChainRpc_chainDataInvalid(chain: Chain) -> None:
+    """An enclave that cannot supply verifiable chain data answers ChainDataInvalid, never a guess."""
     with TemplateRunner(TEMPLATE) as offline:
         result = offline.run("token-holder", [chain.token, BOB, 1])
-    assert result.status == Status.TEMPLATE_ERROR
+    assert result.status == Status.CHAIN_DATA_INVALID
     assert "no chain RPC configured" in result.reason
