@@ -251,7 +251,8 @@ def template_list(onchain: bool | None, rpc: str, deployment_path: Path, templat
     if onchain or (onchain is None and deployment_path.is_file()):
         try:
             deployment = Deployment.load(deployment_path)
-            listed = {entry.template_id: entry for entry in catalog.listings(connect(rpc, timeout=5), deployment.template_registry)}
+            entries = catalog.listings(connect(rpc, timeout=5), deployment.template_registry, deployment.start_block)
+            listed = {entry.template_id: entry for entry in entries}
         except CoprocessorError as exc:
             if onchain:
                 raise

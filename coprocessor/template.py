@@ -71,9 +71,11 @@ def bundle_files(folder: Path) -> list[Path]:
     files = []
     for path in folder.rglob("*"):
         relative = path.relative_to(folder)
-        if not path.is_file() or path.suffix == ".pyc":
-            continue
         if any(part in _IGNORED_PARTS or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink():  # its content would depend on where it points, outside the bundle
+            raise ManifestError(f"{folder}: {relative} is a symbolic link; a bundle holds regular files only")
+        if not path.is_file() or path.suffix == ".pyc":
             continue
         files.append(relative)
     return sorted(files, key=lambda p: p.as_posix().encode())

@@ -103,7 +103,7 @@ def test_encodeArgs_wrongCountRaises(tmp_path: Path) -> None:
 # The one-liner docs/templates.md gives for recomputing a template id without this package.
 ID_ONE_LINER = (
     "find . -type f ! -path '*/.*' ! -path '*/__pycache__/*' ! -name '*.pyc' | sed 's|^\\./||' | LC_ALL=C sort"
-    " | while read -r f; do printf '%s\\0%s\\0' \"$f\" \"$(wc -c < \"$f\")\"; cat \"$f\"; done"
+    " | while IFS= read -r f; do printf '%s\\0%s\\0' \"$f\" \"$(wc -c < \"$f\")\"; cat \"$f\"; done"
     " | od -An -v -tx1 | tr -d ' \\n' | sed 's/^/0x/' | xargs \"$CAST\" keccak"
 )
 
@@ -115,8 +115,16 @@ def test_templateId_reproducibleFromAShellOneLiner(name: str, tmp_path: Path) ->
     (folder / "sub").mkdir()
     (folder / "sub" / "data.json").write_text('{"a": 1}\n')
     (folder / ".hidden").write_text("ignored")
+    (folder / " spaced name.txt ").write_text("kept, spaces and all")
     shell = subprocess.run(
         ["bash", "-c", ID_ONE_LINER], cwd=folder, env={"CAST": str(tool_path("cast")), "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, check=True,
     )
     assert shell.stdout.strip() == load_template(folder).id_hex
+
+
+def test_bundleHash_refusesSymbolicLinks(tmp_path: Path) -> None:
+    folder = _make(tmp_path, GOOD_MANIFEST)
+    (folder / "data.json").symlink_to("/etc/hostname")
+    with pytest.raises(ManifestError, match="data.json is a symbolic link"):
+        load_template(folder)
