@@ -171,7 +171,10 @@ class TxSender:
 
     def deploy(self, name: str, *args: Any) -> str:
         """Deploys the forge artifact `name` with constructor `args`; returns its address."""
-        art = artifact(name)
+        return self.deploy_artifact(artifact(name), *args)
+
+    def deploy_artifact(self, art: dict[str, Any], *args: Any) -> str:
+        """Deploys a compiled artifact (`abi`, `bytecode.object`) with constructor `args`; returns its address."""
         factory = self.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"]["object"])
         data = bytes.fromhex(factory._encode_constructor_data(*args).removeprefix("0x"))
         receipt = self.transact(None, data)

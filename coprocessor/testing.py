@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -227,3 +229,23 @@ class LoopbackHttp:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def loopback_copy(folder: Path, parent: Path, server: LoopbackHttp, source_paths: Sequence[str] = ()) -> Path:
+    """A copy of the template in `folder`, under `parent`, whose HTTP goes to `server` instead.
+
+    The manifest's `[http] hosts` becomes the loopback server, a `[config] endpoint` its
+    `/v1/chat/completions`, and each `[[config.sources]]` `url`/`path` pair the next of
+    `source_paths` with path `price`. Tests are left out. The copy is a different bundle, so
+    it has a different template id: it tests the same code against data you control.
+    """
+    copy = Path(parent) / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    manifest = copy / "template.toml"
+    text = re.sub(r"(?m)^hosts = .*$", 'hosts = ["127.0.0.1:*"]', manifest.read_text())
+    text = re.sub(r"(?m)^endpoint = .*$", f'endpoint = "{server.url("/v1/chat/completions")}"', text)
+    sources = iter(source_paths)
+    text = re.sub(r'(?m)^url = ".*"$', lambda _: f'url = "{server.url(next(sources))}"', text)
+    text = re.sub(r'(?m)^path = ".*"$', 'path = "price"', text)
+    manifest.write_text(text)
+    return copy

@@ -50,3 +50,11 @@ def artifact(contract: str) -> dict[str, Any]:
     if not matches:
         raise ToolchainError(f"no build artifact for {contract}: run `forge build` in solidity/ ({_SETUP_HINT})")
     return json.loads(matches[0].read_text())
+
+
+def npm_artifact(package: str, contract: str) -> dict[str, Any]:
+    """A compiled artifact shipped in an npm package, e.g. ("@uniswap/v4-core", "PoolManager"): deployed as is, never recompiled."""
+    matches = sorted((NODE_MODULES / package / "out").glob(f"*.sol/{contract}.json"))
+    if not matches:
+        raise ToolchainError(f"no artifact for {contract} in {package}: {_SETUP_HINT}")
+    return json.loads(matches[0].read_text())

@@ -8,25 +8,22 @@ also reads the gas the consumer's callback used from a call trace of the fulfil 
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi import decode, encode
+from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
-from web3 import Web3
 
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender
 from coprocessor.node import Node
 from coprocessor.protocol import REQUEST_FULFILLED_TOPIC, Status
 from coprocessor.template import Template, encode_args, load_template
-from coprocessor.testing import LoopbackHttp, Reply, Seen
-from coprocessor.toolchain import NODE_MODULES, TEMPLATES_DIR
+from coprocessor.testing import LoopbackHttp, Reply, Seen, loopback_copy
+from coprocessor.toolchain import TEMPLATES_DIR, npm_artifact
 
 from .conftest import Devnet, open_stack
 
@@ -50,27 +47,13 @@ def server() -> Iterator[LoopbackHttp]:
         yield http
 
 
-def _loopback_copy(name: str, parent: Path, server: LoopbackHttp) -> Path:
-    """templates/NAME copied with its [http] hosts, endpoint and sources moved to the loopback server."""
-    folder = parent / name
-    shutil.copytree(TEMPLATES_DIR / name, folder, ignore=shutil.ignore_patterns("__pycache__", "tests"))
-    manifest = folder / "template.toml"
-    text = re.sub(r"(?m)^hosts = .*$", 'hosts = ["127.0.0.1:*"]', manifest.read_text())
-    text = re.sub(r"(?m)^endpoint = .*$", f'endpoint = "{server.url("/v1/chat/completions")}"', text)
-    sources = iter(range(len(SOURCE_PRICES)))
-    text = re.sub(r'(?m)^url = ".*"$', lambda _: f'url = "{server.url(f"/source{next(sources)}")}"', text)
-    text = re.sub(r'(?m)^path = ".*"$', 'path = "price"', text)
-    manifest.write_text(text)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def library(contracts_built: None, tmp_path_factory: pytest.TempPathFactory, server: LoopbackHttp) -> Iterator[Devnet]:
     base = tmp_path_factory.mktemp("library")
     copies = base / "copies"
     copies.mkdir()
     for name in ("json-http", "price-aggregate", "ai-moderation"):
-        _loopback_copy(name, copies, server)
+        loopback_copy(TEMPLATES_DIR / name, copies, server, [f"/source{i}" for i in range(len(SOURCE_PRICES))])
     moderation = load_template(copies / "ai-moderation")
     secrets = base / "secrets.toml"
     secrets.write_text(f'[OPENAI_API_KEY]\nvalue = "{API_KEY}"\ntemplates = ["{moderation.id_hex}"]\n')
@@ -149,11 +132,10 @@ def test_aiModeration_onchain(library: Devnet, library_node: Node, server: Loopb
 
 def test_tokenHolder_onchain(library: Devnet, library_node: Node) -> None:
     owner = TxSender(library.w3, ANVIL_KEYS[devnet.DEPLOYER])
-    artifact = json.loads((NODE_MODULES / "@uniswap/v4-core/out/TestERC20.sol/TestERC20.json").read_text())
-    init_code = bytes.fromhex(artifact["bytecode"]["object"][2:]) + encode(["uint256"], [10**21])
-    token = to_checksum_address(owner.transact(None, init_code)["contractAddress"])
+    erc20 = npm_artifact("@uniswap/v4-core", "TestERC20")  # mints its constructor argument to the deployer
+    token = owner.deploy_artifact(erc20, 10**21)
     holder = to_checksum_address("0x" + "b0" * 20)
-    owner.call_function(library.w3.eth.contract(address=token, abi=artifact["abi"]), "transfer", holder, 750)
+    owner.call_function(library.w3.eth.contract(address=token, abi=erc20["abi"]), "transfer", holder, 750)
     template = _template(library, "token-holder")
     assert _request(library, template, [token, holder, 751])[0] == (False, 750)
     values, gas, latency = _request(library, template, [token, holder, 500])
@@ -163,9 +145,7 @@ def test_tokenHolder_onchain(library: Devnet, library_node: Node) -> None:
 
 def test_v4Volatility_onchain(library: Devnet, library_node: Node) -> None:
     sender = TxSender(library.w3, ANVIL_KEYS[devnet.DEPLOYER])
-    artifact = json.loads((NODE_MODULES / "@uniswap/v4-core/out/PoolManager.sol/PoolManager.json").read_text())
-    init_code = bytes.fromhex(artifact["bytecode"]["object"][2:]) + encode(["address"], [sender.address])
-    manager = Web3.to_checksum_address(sender.transact(None, init_code)["contractAddress"])
+    manager = sender.deploy_artifact(npm_artifact("@uniswap/v4-core", "PoolManager"), sender.address)
     pool_id = keccak(b"e2e pool")
     slot = "0x" + keccak(pool_id + (6).to_bytes(32, "big")).hex()  # _pools[poolId].slot0 (StateLibrary.POOLS_SLOT = 6)
 
