@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 
-.PHONY: setup demo dev test test-solidity test-python clean
+.PHONY: setup demo dev test test-solidity test-python bench clean
 
 setup: $(BIN)/coprocessor node_modules/.installed solidity/out/.built
 
@@ -38,6 +38,9 @@ test-solidity: setup
 
 test-python: setup
 	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python benchmarks/templates.py
 
 clean:
 	rm -rf $(VENV) node_modules solidity/out solidity/cache .coprocessor
