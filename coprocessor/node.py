@@ -145,10 +145,15 @@ class Node:
 
     def _dispatch(self) -> None:
         """Starts enclave runs for newly seen requests, up to a bounded backlog."""
-        for entry in self.journal.entries(State.SEEN, limit=self.config.concurrency * 4):
+        # Requests backing off are skipped, and looked past: they must not starve newer ones.
+        backlog = self.config.concurrency * 4
+        now = time.monotonic()
+        for entry in self.journal.entries(State.SEEN, limit=backlog + len(self._retry)):
             rid = entry.request.request_id
-            if rid in self._running or self._retry.get(rid, (0, 0.0))[1] > time.monotonic():
+            if rid in self._running or self._retry.get(rid, (0, 0.0))[1] > now:
                 continue
+            if len(self._running) >= backlog:
+                break
             self.journal.set_state([rid], State.RUNNING)
             log.debug("request 0x%s dispatched to the enclave", rid.hex()[:12])
             future = self._pool.submit(self.enclave.run, entry.request, entry.input)
@@ -235,6 +240,7 @@ class Node:
             rid = entry.request.request_id
             if rid in self._running:
                 continue
+            self._retry.pop(rid, None)  # past its deadline: no more attempts
             try:
                 receipt = self.submitter.sender.wait(self.submitter.send_cancel(entry.request))
             except ChainError as exc:

@@ -159,7 +159,7 @@ class Context:
     def _rpc(self, method: str, params: list[Any]) -> Any:
         try:
             return self.caller("chain", {"method": method, "params": params})
-        except CapabilityError as exc:
+        except Exception as exc:
             # The host did not supply the data: as untrustworthy an answer as a lie, and handled the same way.
             raise ChainDataError(f"chain RPC {method}: {exc}") from None
 

@@ -15,13 +15,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_abi import decode
 from eth_utils import keccak
 
 from coprocessor.enclave.capabilities import host_allowed, load_secrets
-from coprocessor.errors import ManifestError
+from coprocessor.enclave.frames import FrameError, loads_bounded
+from coprocessor.errors import EnclaveUnreachable, ManifestError
 from coprocessor.protocol import Request, Status
 from coprocessor.template import encode_args, load_template
 from coprocessor.testing import TemplateRunner
@@ -253,11 +255,7 @@ def test_chain_rpcErrorReply_isChainDataInvalidEvenWhenCaught(tmp_path: Path) ->
     with LoopbackHttp() as rpc:
         rpc.routes["/"] = lambda seen: Reply.json({"jsonrpc": "2.0", "id": 1, "error": {"code": -32000, "message": "no"}})
         with TemplateRunner(TEST_TEMPLATES / "chain-balance", chain_rpc=rpc.url("/")) as chain_runner:
-            request = Request(os.urandom(32), "0x" + "44" * 20, b"", b"", 0, 0, 2**40, 5, b"\1" * 32)
-            template = next(iter(chain_runner.templates.values()))
-            data = encode_args(template, ["0x" + "7e" * 20, True])
-            request = replace(request, template_id=template.template_id, input_hash=keccak(data))
-            result = chain_runner.enclave.run(request, data)
+            result = _ask_chain_balance(chain_runner)
     assert result.status == Status.CHAIN_DATA_INVALID, result.output
 
 
@@ -270,3 +268,108 @@ def _probe_copy(parent: Path, hosts_line: str) -> Path:
     manifest = folder / "template.toml"
     manifest.write_text(manifest.read_text().replace('hosts = ["127.0.0.1:*"]', hosts_line))
     return folder
+
+
+def test_loadsBounded_linearOnAdversarialStrings() -> None:
+    started = time.monotonic()
+    for crafted in (b'\\"' * 500_000, b'"' + b"a" * 1_000_000, b'"\\"' * 300_000):
+        with pytest.raises(FrameError):
+            loads_bounded(crafted)
+    assert time.monotonic() - started < 2.0
+    with pytest.raises(FrameError, match="more than 256 arrays and objects"):
+        loads_bounded(b"[" * 300 + b"]" * 300)
+    with pytest.raises(FrameError, match="not JSON"):
+        loads_bounded(b"1" * 5000)  # past Python's int-string conversion limit
+    assert loads_bounded(b'{"a": "[[[{{{", "b": [1, {"c": "\\"]"}]}') == {"a": "[[[{{{", "b": [1, {"c": '"]'}]}
+
+
+def _ask_chain_balance(chain_runner: TemplateRunner) -> Any:
+    template = next(iter(chain_runner.templates.values()))
+    data = encode_args(template, ["0x" + "7e" * 20, True])
+    request = Request(os.urandom(32), "0x" + "44" * 20, template.template_id, keccak(data), 0, 0, 2**40, 5, b"\1" * 32)
+    return chain_runner.enclave.run(request, data)
+
+
+def test_chain_deeplyNestedRpcReply_isChainDataInvalidNotACrash() -> None:
+    with LoopbackHttp() as rpc:
+        rpc.routes["/"] = Reply(200, b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 99_000 + b"]" * 99_000 + b"}")
+        with TemplateRunner(TEST_TEMPLATES / "chain-balance", chain_rpc=rpc.url("/")) as chain_runner:
+            result = _ask_chain_balance(chain_runner)
+    assert result.status == Status.CHAIN_DATA_INVALID and b"arrays and objects" in result.output
+
+
+def test_chain_rpcUnreachable_enclaveSignsNothing() -> None:
+    """Not provably the host's choice: nothing is signed, so the node retries (with backoff) until the deadline."""
+    with LoopbackHttp() as rpc:
+        url = rpc.url("/")  # closed once this block ends
+    with TemplateRunner(TEST_TEMPLATES / "chain-balance", chain_rpc=url) as chain_runner:
+        with pytest.raises(EnclaveUnreachable, match="chain RPC unavailable"):
+            _ask_chain_balance(chain_runner)
+
+
+def test_chain_rpcAnswersHttpError_enclaveSignsNothing() -> None:
+    with LoopbackHttp() as rpc:
+        rpc.routes["/"] = Reply(502, b"<html>bad gateway</html>")
+        with TemplateRunner(TEST_TEMPLATES / "chain-balance", chain_rpc=rpc.url("/")) as chain_runner:
+            with pytest.raises(EnclaveUnreachable, match="HTTP 502"):
+                _ask_chain_balance(chain_runner)
+
+
+def test_https_trustsMozillaRootsNotACaFromTheEnclaveEnvironment(
+    tmp_path: Path, runner: TemplateRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator who sets SSL_CERT_FILE to their own CA must not be able to intercept template HTTPS."""
+    import datetime
+    import ipaddress
+    import ssl
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "operator CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(2).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.key").write_bytes(leaf_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+    class Hello(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"hi")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}/"
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+        status, reason = probe(runner, "get", url)
+        assert status == Status.TEMPLATE_ERROR and "CERTIFICATE_VERIFY_FAILED" in reason, reason
+        # Control: a client that trusts that CA gets through, so only the enclave's choice of roots refused it.
+        trusting = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+        with urllib.request.urlopen(url, context=trusting, timeout=5) as answer:
+            assert answer.read() == b"hi"
+    finally:
+        server.shutdown()
+        server.server_close()

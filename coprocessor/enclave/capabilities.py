@@ -26,12 +26,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
-import httpx
 
 from ..errors import CapabilityError, EnclaveUnreachable, ManifestError
 from ..protocol import Request
 from ..template import Template
-from .outbound import GuardedBackend
+from .frames import FrameError, loads_bounded
+from .outbound import guarded_pool
 
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD"})
 MAX_REDIRECTS = 5
@@ -40,6 +40,7 @@ MAX_RANDOM_BYTES = 1024
 CHAIN_METHODS = frozenset({"eth_getBlockByNumber", "eth_getProof", "eth_getCode", "eth_chainId"})
 MAX_PROOF_KEYS = 8
 MAX_CHAIN_REPLY_BYTES = 8 * 1024 * 1024
+RPC_TIMEOUT_SECONDS = 10.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ID = re.compile(r"^0x[0-9a-f]{64}$")
 
@@ -129,18 +130,17 @@ class JobCapabilities:
         request: Request,
         settings: CapabilitySettings,
         random_seed: bytes,
-        chain_client: httpx.Client,
         deadline: float,
     ) -> None:
         self.template = template
         self.request = request
         self.settings = settings
         self._random_seed = random_seed
-        self._chain_client = chain_client
         self._deadline = deadline  # time.monotonic() by which the job ends
         # Per job: no connection, cookie or TLS session outlives the run or crosses to another template.
-        backend = GuardedBackend(deadline, settings.allow_private_hosts, settings.reserved_ports)
-        self._pool = httpcore.ConnectionPool(network_backend=backend, max_connections=4)
+        self._pool = guarded_pool(deadline, settings.allow_private_hosts, settings.reserved_ports)
+        # The operator's own chain RPC may be private; it gets the same deadline on every socket operation.
+        self._chain_pool = guarded_pool(deadline, allow_private=True)
         self._http_requests = 0
         self._random_calls = 0
         self._log_bytes = 0
@@ -154,6 +154,7 @@ class JobCapabilities:
     def close(self) -> None:
         """Drops the job's HTTP connections."""
         self._pool.close()
+        self._chain_pool.close()
 
     # ------------------------------------------------------------------ HTTP
 
@@ -282,23 +283,45 @@ class JobCapabilities:
             raise CapabilityError(f"chain method {method!r} is not allowed (only {sorted(CHAIN_METHODS)})")
         if method == "eth_getProof" and (len(params) < 2 or not isinstance(params[1], list) or len(params[1]) > MAX_PROOF_KEYS):
             raise CapabilityError(f"eth_getProof takes at most {MAX_PROOF_KEYS} storage keys")
-        timeout = self._deadline - time.monotonic()
-        if timeout <= 0:
-            raise CapabilityError("no time left for a chain read")
-        request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        if method == "eth_getBlockByNumber" and params[1:] != [False]:
+            raise CapabilityError("eth_getBlockByNumber is relayed with transaction hashes only (second parameter false)")
         try:
-            with self._chain_client.stream("POST", self.settings.chain_rpc, json=request, timeout=timeout) as response:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_CHAIN_REPLY_BYTES:
-                        raise CapabilityError(f"chain RPC reply to {method} exceeds {MAX_CHAIN_REPLY_BYTES} bytes")
-            reply = json.loads(body)
-        except httpx.TimeoutException:
-            raise CapabilityError(f"chain RPC {method} did not answer within the template's time") from None
-        except (httpx.HTTPError, ValueError) as exc:
-            # Not the template's fault and not provably a lie: sign nothing, so the node retries later.
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+        except (TypeError, ValueError) as exc:  # e.g. a lone surrogate: the template's fault, not the RPC's
+            raise CapabilityError(f"chain parameters do not encode: {exc}") from None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise CapabilityError("no time left for a chain read")
+        # Within RPC_TIMEOUT_SECONDS the RPC must answer; a job with less time left than that and an
+        # RPC that does not answer in it is the template's own timing, not an outage.
+        timeout = min(left, RPC_TIMEOUT_SECONDS)
+        limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        headers = [(b"Content-Type", b"application/json")]
+        try:
+            with self._chain_pool.stream("POST", self.settings.chain_rpc, headers=headers, content=body, extensions={"timeout": limits}) as response:
+                status = response.status
+                reply = bytearray()
+                for chunk in response.iter_stream():
+                    reply += chunk
+                    if len(reply) > MAX_CHAIN_REPLY_BYTES:
+                        break
+        except httpcore.TimeoutException:
+            if left < RPC_TIMEOUT_SECONDS:
+                raise CapabilityError(f"chain RPC {method} did not answer within the template's remaining time") from None
+            raise EnclaveUnreachable(f"chain RPC did not answer {method} within {RPC_TIMEOUT_SECONDS:g} s") from None
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, CapabilityError) as exc:
+            # Cannot connect or resolve: not the template's fault and not provably a lie. Sign
+            # nothing, so the node retries later.
             raise EnclaveUnreachable(f"chain RPC unavailable: {type(exc).__name__}: {exc}") from None
-        if not isinstance(reply, dict) or "error" in reply:
-            raise CapabilityError(f"chain RPC {method} failed: {reply.get('error') if isinstance(reply, dict) else reply!r}")
-        return reply.get("result")
+        if len(reply) > MAX_CHAIN_REPLY_BYTES:
+            raise CapabilityError(f"chain RPC reply to {method} exceeds {MAX_CHAIN_REPLY_BYTES} bytes")
+        if status != 200:
+            raise EnclaveUnreachable(f"chain RPC answered HTTP {status} to {method}")
+        try:
+            decoded = loads_bounded(bytes(reply))
+        except FrameError as exc:
+            raise CapabilityError(f"chain RPC reply to {method} refused: {exc}") from None
+        if not isinstance(decoded, dict) or "error" in decoded:
+            detail = decoded.get("error") if isinstance(decoded, dict) else decoded
+            raise CapabilityError(f"chain RPC {method} failed: {str(detail)[:200]}")
+        return decoded.get("result")

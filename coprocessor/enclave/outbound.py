@@ -10,18 +10,51 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+import certifi
 import httpcore
 
 from ..errors import CapabilityError
 
-# getaddrinfo has no timeout of its own: it runs here and the job waits at most its remaining time.
-_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="template-dns")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `ip` is a public address, looking through IPv6 forms that embed an IPv4 one
+    (mapped, 6to4, NAT64), which Python 3.11's `is_global` takes at face value."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return embedded.is_global
+    return ip.is_global
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[Any]:
+    """getaddrinfo, given at most the job's remaining time. It has no timeout of its own, so it runs
+    in a thread of its own: a slow name holds that thread, never another job's lookups."""
+    outcome: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=lookup, name="template-dns", daemon=True)
+    thread.start()
+    thread.join(_remaining(deadline))
+    if not outcome:
+        raise CapabilityError(f"resolving {host} took longer than the template's time")
+    if isinstance(outcome[0], OSError):
+        raise CapabilityError(f"cannot resolve {host}: {outcome[0]}")
+    return outcome[0]
 
 
 def _remaining(deadline: float) -> float:
@@ -85,18 +118,12 @@ class GuardedBackend(httpcore.NetworkBackend):
 
     def _checked_address(self, host: str, port: int) -> str:
         """The one address this connection will use, after the operator's rules."""
-        future = _resolver.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
-        try:
-            infos = future.result(timeout=_remaining(self._deadline))
-        except FutureTimeout:
-            raise CapabilityError(f"resolving {host} took longer than the template's time") from None
-        except OSError as exc:
-            raise CapabilityError(f"cannot resolve {host}: {exc}") from None
+        infos = _resolve(host, port, self._deadline)
         address = str(infos[0][4][0])
         ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global and port in self._reserved_ports:
+        if not is_public(ip) and port in self._reserved_ports:
             raise CapabilityError(f"{host}:{port} is the enclave itself")
-        if not ip.is_global and not self._allow_private:
+        if not is_public(ip) and not self._allow_private:
             raise CapabilityError(f"host {host} resolves to non-public address {ip}; this enclave refuses those")
         return address
 
@@ -105,3 +132,13 @@ class GuardedBackend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(min(seconds, max(self._deadline - time.monotonic(), 0)))
+
+
+def guarded_pool(deadline: float, allow_private: bool, reserved_ports: frozenset[int] = frozenset()) -> httpcore.ConnectionPool:
+    """A connection pool for one job: guarded connections, Mozilla's CA set (never one named in the
+    enclave's environment, e.g. SSL_CERT_FILE, which the operator controls), no cookies, nothing shared."""
+    return httpcore.ConnectionPool(
+        ssl_context=ssl.create_default_context(cafile=certifi.where()),
+        network_backend=GuardedBackend(deadline, allow_private, reserved_ports),
+        max_connections=4,
+    )

@@ -104,8 +104,12 @@ class EnclaveClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
-            if exc.code == 503:
+            raw = exc.read()
+            try:
+                detail = json.loads(raw or b"{}").get("error", exc.reason)
+            except (ValueError, AttributeError):  # not our JSON: a proxy's error page, say
+                detail = f"HTTP {exc.code}: {raw[:200].decode(errors='replace')}"
+            if exc.code >= 500:
                 raise EnclaveUnreachable(f"enclave could not serve {path} now: {detail}") from None
             raise EnclaveError(f"enclave refused {path}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:

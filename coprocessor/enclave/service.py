@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from eth_abi import decode, encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
@@ -20,13 +19,6 @@ from .attestation import AttestationBackend, Evidence
 from .capabilities import CapabilitySettings, JobCapabilities
 from .sandbox import protect_enclave
 from .workers import WorkerPool
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
 
 
 @dataclass(frozen=True)
@@ -65,9 +57,6 @@ class Enclave:
         self.templates = templates
         self.backend = backend
         self.capabilities = capabilities or CapabilitySettings()
-        # For the operator's chain RPC only (templates' HTTP gets a guarded pool per job). No proxies
-        # from the environment, and no cookies kept between calls.
-        self._http = httpx.Client(follow_redirects=False, trust_env=False, cookies=_NoCookies())
         protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
         self._pool = WorkerPool([str(t.path) for t in templates.values()])
@@ -184,9 +173,7 @@ class Enclave:
         }
         timeout = template.limits.timeout_seconds
         random_seed = keccak(b"coprocessor/random" + self._key)
-        handler = JobCapabilities(
-            template, request, self.capabilities, random_seed, self._http, time.monotonic() + timeout
-        )
+        handler = JobCapabilities(template, request, self.capabilities, random_seed, time.monotonic() + timeout)
         try:
             result = self._pool.run(job, timeout=timeout, handler=handler)
         finally:
@@ -208,4 +195,3 @@ class Enclave:
     def close(self) -> None:
         """Stops spare workers."""
         self._pool.close()
-        self._http.close()

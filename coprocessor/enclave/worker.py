@@ -84,14 +84,17 @@ def _child(conn: socket.socket) -> None:
     """In the forked child: one job in, capability calls out and back, one result out, then exit."""
     os.setsid()  # own process group: the enclave kills the whole group, forks included
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    job = recv_frame(conn)
+    job = recv_frame(conn, bounded=False)  # from the enclave, which bounded whatever it relays
     owner = os.getpid()
 
     def call(name: str, args: dict[str, Any]) -> Any:
         if os.getpid() != owner:
             raise CapabilityError("capabilities are only available to the job's own process")
-        send_frame(conn, {"call": name, "args": args})
-        reply = recv_frame(conn)
+        try:
+            send_frame(conn, {"call": name, "args": args})
+            reply = recv_frame(conn, bounded=False)
+        except (OSError, ValueError) as exc:  # includes FrameError: to the template, a refused call like any other
+            raise CapabilityError(f"job channel: {type(exc).__name__}: {exc}") from None
         if "error" in reply:
             raise CapabilityError(reply["error"])
         return reply["ok"]

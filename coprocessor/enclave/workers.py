@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CapabilityError, EnclaveError, EnclaveUnreachable
+from ..errors import CapabilityError, EnclaveUnreachable
 from ..protocol import Status
 from .frames import FrameError, FrameTooLarge, recv_frame, send_frame
 
@@ -79,13 +79,16 @@ class WorkerPool:
         ours.settimeout(None)
         if ready != b"R":
             self._stop_server()
-            raise EnclaveError("the template fork server did not start (see the log above)")
+            # Retryable: the next job tries to start it again, and the node retries this request.
+            raise EnclaveUnreachable("the template fork server did not start (see the enclave log)")
 
     def _fork(self, conn: socket.socket) -> int:
         """Hands `conn` to the fork server and returns the pid of the child that got it."""
         with self._lock:
             for attempt in range(2):
                 try:
+                    if self._control is None:  # an earlier restart failed: try again now
+                        self._start_server()
                     assert self._control is not None
                     socket.send_fds(self._control, [b"J"], [conn.fileno()])
                     reply = b""
