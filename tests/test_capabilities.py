@@ -23,6 +23,7 @@ from eth_utils import keccak
 
 from coprocessor.enclave.capabilities import host_allowed, load_secrets
 from coprocessor.enclave.frames import FrameError, loads_bounded
+from coprocessor.enclave.outbound import is_public
 from coprocessor.errors import EnclaveUnreachable, ManifestError
 from coprocessor.protocol import Request, Status
 from coprocessor.template import encode_args, load_template
@@ -373,3 +374,12 @@ def test_https_trustsMozillaRootsNotACaFromTheEnclaveEnvironment(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_isPublic_looksThroughEmbeddedIpv4() -> None:
+    import ipaddress
+
+    assert is_public(ipaddress.ip_address("8.8.8.8"))
+    for hidden_loopback in ("::ffff:127.0.0.1", "2002:7f00:1::", "64:ff9b::7f00:1", "64:ff9b::a00:1"):
+        assert not is_public(ipaddress.ip_address(hidden_loopback)), hidden_loopback
+    assert is_public(ipaddress.ip_address("64:ff9b::808:808"))  # NAT64 of 8.8.8.8
