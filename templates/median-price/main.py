@@ -1,15 +1,9 @@
 """Median price with outlier rejection: robust against a minority of bad or manipulated sources."""
 
 from coprocessor.sdk import Context, InvalidInput
+from coprocessor.values import median
 
 MAX_PRICES = 1024
-
-
-def median(values: list[int]) -> int:
-    """The median; for an even count, the floor of the mean of the two middle values."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) // 2
 
 
 def run(ctx: Context, prices: tuple[int, ...], max_deviation_bps: int) -> tuple[int, int]:

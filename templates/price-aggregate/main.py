@@ -6,28 +6,20 @@ those further than `maxDeviationBps` from their median are dropped as outliers, 
 of the rest is the answer, provided at least `minSources` agree. Use it where one exchange's
 API being down, stale or manipulated must not move an on-chain price.
 
-Template bundles are self-contained (a template imports only its own files and the
-`coprocessor` package), so the median of `median-price` and the path and number parsing of
-`json-http` are repeated here on purpose, in a form that skips a source instead of refusing
-the request.
+Paths, exact numbers and the median come from `coprocessor.values`, shared with `json-http`
+and `median-price`; here their errors skip a source instead of refusing the request.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from coprocessor.sdk import CapabilityError, Context, InvalidInput
+from coprocessor.values import loads_exact, median, parse_path, scale, select, to_decimal
 
 MAX_DECIMALS = 36
-MAX_DIGITS = 200
 UINT256_MAX = 2**256 - 1
-
-_STEP = re.compile(r'(?P<dot>\.)?(?:(?P<name>[^.\[\]"]+)|\[(?P<index>[0-9]{1,9})\]|\["(?P<quoted>[^"]*)"\])')
-_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,6})?")
 
 
 class SourceError(Exception):
@@ -51,26 +43,6 @@ class Source:
     path: tuple[str | int, ...]
 
 
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """`'result.XETHZUSD.c[0]'` -> `('result', 'XETHZUSD', 'c', 0)`; ValueError if it does not parse."""
-    steps: list[str | int] = []
-    position = 0
-    while position < len(path):
-        match = _STEP.match(path, position)
-        dotted = match is not None and match["dot"] is not None
-        # A name follows a dot, except the first; brackets never do.
-        if match is None or dotted != (match["name"] is not None and position > 0):
-            raise ValueError(f"path {path!r}: cannot parse at character {position}")
-        if match["name"] is not None:
-            steps.append(match["name"])
-        elif match["index"] is not None:
-            steps.append(int(match["index"]))
-        else:
-            steps.append(match["quoted"])
-        position = match.end()
-    return tuple(steps)
-
-
 def load_sources(config: dict[str, Any]) -> list[Source]:
     """The sources of `[config]`, checked; ConfigError names the first bad entry."""
     raw = config.get("sources")
@@ -88,54 +60,29 @@ def load_sources(config: dict[str, Any]) -> list[Source]:
     return sources
 
 
-def resolve(document: Any, steps: tuple[str | int, ...]) -> Any:
-    """The value `steps` lead to in `document`; SourceError if there is none."""
-    value = document
-    for step in steps:
-        if isinstance(step, int) and isinstance(value, list) and step < len(value):
-            value = value[step]
-        elif isinstance(step, str) and isinstance(value, dict) and step in value:
-            value = value[step]
-        else:
-            raise SourceError(f"nothing at {step!r} in the answer")
-    return value
-
-
 def to_price(value: Any, decimals: int) -> int:
     """A positive JSON number, or numeric string, × 10**decimals truncated; SourceError otherwise."""
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        value = Decimal(value.strip())
-    if not isinstance(value, Decimal) or not value.is_finite():
-        raise SourceError(f"not a number: {json.dumps(value, default=str)[:60]}")
-    sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    if len(digits) > MAX_DIGITS:
-        raise SourceError(f"more than {MAX_DIGITS} significant digits")
-    shift = exponent + decimals
-    if len(digits) + shift > 78:
-        raise SourceError(f"{value} does not fit in uint256")
-    coefficient = int("".join(map(str, digits)))
-    scaled = 0 if -shift > len(digits) else coefficient * 10**shift if shift >= 0 else coefficient // 10**-shift
-    if sign or scaled == 0 or scaled > UINT256_MAX:
+    try:
+        price = scale(to_decimal(value), decimals)
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
+    if price <= 0 or price > UINT256_MAX:
         raise SourceError(f"not a positive price at {decimals} decimals: {value}")
-    return scaled
-
-
-def median(values: list[int]) -> int:
-    """The median; for an even count, the floor of the mean of the two middle values."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) // 2
+    return price
 
 
 def fetch(ctx: Context, source: Source, decimals: int) -> int:
     """One source's price; SourceError or CapabilityError if it has none."""
     response = ctx.http.get(source.url, headers={"Accept": "application/json"}).raise_for_status()
     try:
-        document = json.loads(response.body, parse_float=Decimal, parse_int=Decimal, parse_constant=Decimal)
-    except (ValueError, InvalidOperation) as exc:
-        raise SourceError(f"answer is not JSON: {exc}") from None
-    return to_price(resolve(document, source.path), decimals)
+        document = loads_exact(response.body)
+    except ValueError as exc:
+        raise SourceError(f"answer is {exc}") from None
+    try:
+        value = select(document, source.path)
+    except LookupError as exc:
+        raise SourceError(f"{exc} in the answer") from None
+    return to_price(value, decimals)
 
 
 def run(ctx: Context, max_deviation_bps: int, min_sources: int, decimals: int) -> tuple[int, int]:

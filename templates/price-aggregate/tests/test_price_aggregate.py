@@ -106,7 +106,7 @@ def test_failingSourcesSkippedAndLogged(runner: Run, capfd: pytest.CaptureFixtur
     assert result.values == (300055000000, 2)
     log = capfd.readouterr().err
     for reason in ("skipped down: CapabilityError: HTTP 503", "skipped html: SourceError: answer is not JSON",
-                   "skipped nan: SourceError: not a number", "skipped negative: SourceError: not a positive price",
+                   "skipped nan: SourceError: not a finite number", "skipped negative: SourceError: not a positive price",
                    "skipped moved: SourceError: nothing at 'price'", "skipped gone: CapabilityError: HTTP 404"):
         assert reason in log
 
