@@ -137,10 +137,10 @@ class JobCapabilities:
         self.settings = settings
         self._random_seed = random_seed
         self._deadline = deadline  # time.monotonic() by which the job ends
-        # Per job: no connection, cookie or TLS session outlives the run or crosses to another template.
-        self._pool = guarded_pool(deadline, settings.allow_private_hosts, settings.reserved_ports)
-        # The operator's own chain RPC may be private; it gets the same deadline on every socket operation.
-        self._chain_pool = guarded_pool(deadline, allow_private=True)
+        # Per job, made on first use: no connection, cookie or TLS session outlives the run or
+        # crosses to another template. The operator's chain RPC may be private; it gets the same
+        # deadline on every socket operation.
+        self._pools: dict[str, httpcore.ConnectionPool] = {}
         self._http_requests = 0
         self._random_calls = 0
         self._log_bytes = 0
@@ -153,8 +153,16 @@ class JobCapabilities:
 
     def close(self) -> None:
         """Drops the job's HTTP connections."""
-        self._pool.close()
-        self._chain_pool.close()
+        for pool in self._pools.values():
+            pool.close()
+
+    def _pool(self, purpose: str) -> httpcore.ConnectionPool:
+        if purpose not in self._pools:
+            chain = purpose == "chain"
+            allow_private = chain or self.settings.allow_private_hosts
+            reserved = frozenset() if chain else self.settings.reserved_ports
+            self._pools[purpose] = guarded_pool(self._deadline, allow_private, reserved)
+        return self._pools[purpose]
 
     # ------------------------------------------------------------------ HTTP
 
@@ -223,7 +231,7 @@ class JobCapabilities:
         except UnicodeEncodeError:
             raise CapabilityError("HTTP header names and values must be ASCII") from None
         limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        with self._pool.stream(method, url, headers=encoded, content=body or None, extensions={"timeout": limits}) as response:
+        with self._pool("http").stream(method, url, headers=encoded, content=body or None, extensions={"timeout": limits}) as response:
             found = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
             if response.status in (301, 302, 303, 307, 308) and "location" in found:
                 return response.status, found["location"]
@@ -298,7 +306,7 @@ class JobCapabilities:
         limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         headers = [(b"Content-Type", b"application/json")]
         try:
-            with self._chain_pool.stream("POST", self.settings.chain_rpc, headers=headers, content=body, extensions={"timeout": limits}) as response:
+            with self._pool("chain").stream("POST", self.settings.chain_rpc, headers=headers, content=body, extensions={"timeout": limits}) as response:
                 status = response.status
                 reply = bytearray()
                 for chunk in response.iter_stream():
