@@ -1,6 +1,6 @@
 """The on-chain protocol in Python: request commitments, EIP-712 digests, status codes.
 
-Mirrors `solidity/src/libraries/RequestLib.sol`; the golden vectors in
+Mirrors `solidity/src/libraries/RequestLib.sol` (and `QuoteLib.sol` for sync-mode quotes); the golden vectors in
 `solidity/test/vectors/golden.json` are checked by both sides so they cannot drift.
 """
 
@@ -246,3 +246,122 @@ def encode_fulfill(fulfillments: list[Fulfillment]) -> bytes:
 def encode_cancel(request: Request) -> bytes:
     """Calldata for `Coprocessor.cancel(Request)`."""
     return CANCEL_SELECTOR + encode([REQUEST_TUPLE], [request.as_tuple()])
+
+
+# ---------------------------------------------------------------------------- sync mode: quotes
+
+QUOTE_TYPEHASH = keccak(
+    b"Quote(bytes32 templateId,bytes32 inputHash,bytes32 outputHash,address consumer,uint256 chainId,"
+    b"uint64 deadline,uint64 anchorBlock,bytes32 anchorHash,bytes32 nonce)"
+)
+QUOTE_TYPES = ("bytes32", "bytes32", "bytes32", "address", "uint256", "uint64", "uint64", "bytes32", "bytes32")
+QUOTE_TUPLE = "(" + ",".join(QUOTE_TYPES) + ")"
+SIGNED_QUOTE_TUPLE = f"({QUOTE_TUPLE},bytes,address,bytes)"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """An enclave's inline-verifiable answer, as `Quote` in QuoteLib.sol: only ever for an Ok output.
+
+    `anchor_block`/`anchor_hash` are the chain state the template could read; both zero when none.
+    """
+
+    template_id: bytes
+    input_hash: bytes
+    output_hash: bytes
+    consumer: str
+    chain_id: int
+    deadline: int
+    anchor_block: int
+    anchor_hash: bytes
+    nonce: bytes
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ABI tuple, field order as in Solidity."""
+        return (
+            self.template_id,
+            self.input_hash,
+            self.output_hash,
+            to_checksum_address(self.consumer),
+            self.chain_id,
+            self.deadline,
+            self.anchor_block,
+            self.anchor_hash,
+            self.nonce,
+        )
+
+    def struct_hash(self) -> bytes:
+        """The EIP-712 struct hash."""
+        return keccak(encode(["bytes32", *QUOTE_TYPES], [QUOTE_TYPEHASH, *self.as_tuple()]))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe camelCase fields (bytes as 0x-hex), as the quote endpoints return them."""
+        return {
+            "templateId": "0x" + self.template_id.hex(),
+            "inputHash": "0x" + self.input_hash.hex(),
+            "outputHash": "0x" + self.output_hash.hex(),
+            "consumer": to_checksum_address(self.consumer),
+            "chainId": self.chain_id,
+            "deadline": self.deadline,
+            "anchorBlock": self.anchor_block,
+            "anchorHash": "0x" + self.anchor_hash.hex(),
+            "nonce": "0x" + self.nonce.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Quote:
+        """Inverse of `to_json`."""
+
+        def raw(key: str) -> bytes:
+            value = bytes.fromhex(str(data[key]).removeprefix("0x"))
+            if len(value) != 32:
+                raise ValueError(f"{key} must be 32 bytes")
+            return value
+
+        return cls(
+            raw("templateId"), raw("inputHash"), raw("outputHash"), to_checksum_address(data["consumer"]),
+            int(data["chainId"]), int(data["deadline"]), int(data["anchorBlock"]), raw("anchorHash"), raw("nonce"),
+        )
+
+
+@dataclass(frozen=True)
+class SignedQuote:
+    """A quote with its output, signer and signature, as `SignedQuote` in QuoteLib.sol."""
+
+    quote: Quote
+    output: bytes
+    signer: str
+    signature: bytes
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ABI tuple."""
+        return (self.quote.as_tuple(), self.output, to_checksum_address(self.signer), self.signature)
+
+    def encode(self) -> bytes:
+        """`abi.encode(SignedQuote)`: what a contract takes as `hookData` or `quoteData`."""
+        return encode([SIGNED_QUOTE_TUPLE], [self.as_tuple()])
+
+    def to_json(self) -> dict[str, Any]:
+        """The quote's fields plus `output`, `signer`, `signature` and the encoded `quoteData`."""
+        return {
+            **self.quote.to_json(),
+            "output": "0x" + self.output.hex(),
+            "signer": to_checksum_address(self.signer),
+            "signature": "0x" + self.signature.hex(),
+            "quoteData": "0x" + self.encode().hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SignedQuote:
+        """Inverse of `to_json` (`quoteData` is recomputed, not read)."""
+        return cls(
+            Quote.from_json(data),
+            bytes.fromhex(str(data["output"]).removeprefix("0x")),
+            to_checksum_address(data["signer"]),
+            bytes.fromhex(str(data["signature"]).removeprefix("0x")),
+        )
+
+
+def quote_digest(domain: Domain, quote: Quote) -> bytes:
+    """The EIP-712 digest of `quote`, in the Coprocessor's domain (as responses: the type hashes differ)."""
+    return domain.digest(quote.struct_hash())

@@ -15,10 +15,13 @@ from eth_utils import keccak
 
 from coprocessor.protocol import (
     EnclaveRecord,
+    Quote,
     Request,
+    SignedQuote,
     Status,
     TeeType,
     coprocessor_domain,
+    quote_digest,
     registration_digest,
     registry_domain,
     request_id,
@@ -97,7 +100,25 @@ def golden_vectors() -> dict:
             "quoteHash": _hex(record.quote_hash),
             "digest": _hex(registration_digest(registry_domain(CHAIN_ID, REGISTRY), record)),
         },
+        "quotes": _quote_vectors(enclave),
     }
+
+
+def _quote_vectors(enclave: str) -> list[dict]:
+    """Sync-mode quotes: struct hash, digest in the Coprocessor's domain, signature and `abi.encode(SignedQuote)`."""
+    cases = [
+        (keccak(b"median-price"), encode(["uint256[]", "uint16"], [[3, 1, 2], 500]), encode(["uint256", "uint16"], [2, 3]),
+         "0x1111111111111111111111111111111111111111", CHAIN_ID, 1_700_000_000, 0, b"\0" * 32, keccak(b"nonce 0")),
+        (b"\xff" * 32, b"", b"", "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF", 2**256 - 1, 2**64 - 1, 2**64 - 1,
+         keccak(b"anchor"), b"\xff" * 32),
+    ]
+    vectors = []
+    for template_id, input_data, output, consumer, chain_id, deadline, anchor_block, anchor_hash, nonce in cases:
+        quote = Quote(template_id, keccak(input_data), keccak(output), consumer, chain_id, deadline, anchor_block, anchor_hash, nonce)
+        digest = quote_digest(coprocessor_domain(CHAIN_ID, COPROCESSOR), quote)
+        signed = SignedQuote(quote, output, enclave, sign_digest(ENCLAVE_KEY, digest))
+        vectors.append({**signed.to_json(), "structHash": _hex(quote.struct_hash()), "digest": _hex(digest)})
+    return vectors
 
 
 def render() -> str:
