@@ -39,6 +39,7 @@ from .errors import CoprocessorError
 from .journal import Journal
 from .node import Node, NodeConfig
 from .protocol import Status
+from .quotes import fetch_quote, start_quote_server
 from .registration import KeyKeeper, Registrar
 from .template import Template, encode_args, find_template, load_templates
 from .toolchain import TEMPLATES_DIR, forge_build
@@ -91,8 +92,9 @@ def main() -> None:
 )
 @templates_option
 @click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets for templates (see docs/templates.md).")
+@click.option("--quote-port", default=8546, show_default=True, help="Port of the node's quote endpoint (sync mode; `coprocessor quote`); 0 turns it off.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], secrets_file: Path | None, verbose: bool) -> None:
+def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], secrets_file: Path | None, quote_port: int, verbose: bool) -> None:
     """Run everything locally: Anvil, contracts, a DEV enclave and the node.
 
     Development attestation only: NOT SECURE. Ctrl-C stops every child process.
@@ -107,7 +109,7 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
     click.echo("compiling contracts (forge, offline solcjs)...", err=True)
     forge_build()
     anvil = enclave_process = None
-    node = None
+    node = quote_server = None
     try:
         click.echo(f"starting anvil on 127.0.0.1:{port}...", err=True)
         anvil = devnet.start_anvil(port)
@@ -142,6 +144,9 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         node = Node(
             w3, deployment.coprocessor, journal, enclave, sender, deployment.start_block, keeper=keeper,
         )
+        if quote_port:
+            quote_server = start_quote_server(enclave, w3, "127.0.0.1", quote_port)
+            click.echo(f"quote endpoint (sync mode): http://127.0.0.1:{quote_port}/quote", err=True)
         if demo:
             thread = threading.Thread(target=node.run, name="node", daemon=True)
             thread.start()
@@ -158,6 +163,8 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
     finally:
         if node is not None:
             node.stop()
+        if quote_server is not None:
+            quote_server.shutdown()
         devnet.stop(enclave_process)
         devnet.stop(anvil)
 
@@ -236,9 +243,11 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @click.option("--renew-before", default=3 * 24 * 3600, show_default=True, help="Seconds before expiry at which the enclave key is renewed.")
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds a renewed key's registration lasts (longer than --renew-before).")
 @click.option("--key-check-interval", default=10.0, show_default=True, help="Seconds between on-chain checks of the enclave key.")
+@click.option("--quote-port", default=0, show_default=True, help="Serve enclave-signed quotes (sync mode) on this port: POST /quote. 0: off.")
+@click.option("--quote-host", default="127.0.0.1", show_default=True, help="Address the quote endpoint binds (it is meant to be public; the enclave's own API stays on loopback).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @policy_options
-def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, verbose: bool, **kwargs: Any) -> None:
+def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, quote_port: int, quote_host: str, verbose: bool, **kwargs: Any) -> None:
     """Serve requests: watch the chain, run them in the enclave, submit signed results.
 
     The node checks its enclave key on-chain every few seconds: a revoked or expired key
@@ -273,10 +282,16 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path
     )
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
     logging.getLogger("coprocessor.node").info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
+    quote_server = start_quote_server(enclave, w3, quote_host, quote_port) if quote_port else None
+    if quote_server is not None:
+        logging.getLogger("coprocessor.node").info("quote endpoint on http://%s:%d/quote", quote_host, quote_port)
     try:
         node.run()
     except KeyboardInterrupt:
         node.stop()
+    finally:
+        if quote_server is not None:  # a stopped node (revoked or expired key) stops quoting too
+            quote_server.shutdown()
 
 
 @main.command()
@@ -315,6 +330,47 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
     click.echo(f"{answer.status.name} in {answer.latency * 1000:.0f} ms: {answer.describe(chosen)}")
     if answer.status != Status.OK:
         sys.exit(2)
+
+
+@main.command()
+@click.argument("template")
+@click.argument("args")
+@click.option("--consumer", required=True, help="Address of the contract that will verify the quote (it is bound into the signature).")
+@click.option("--url", default="http://127.0.0.1:8546", show_default=True, help="A node's quote endpoint (`node --quote-port`, on in `dev`).")
+@click.option("--lifetime", default=300, show_default=True, help="Seconds the quote stays valid (the enclave caps it).")
+@click.option("--json", "as_json", is_flag=True, help="Print every field as JSON instead of only the encoded quote.")
+@templates_option
+def quote(template: str, args: str, consumer: str, url: str, lifetime: int, as_json: bool, template_dirs: tuple[Path, ...]) -> None:
+    """Fetch an enclave-signed quote (sync mode) and print `abi.encode(SignedQuote)` as hex, ready for hookData.
+
+    TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs, e.g.
+
+        coprocessor quote median-price '[[100, 101, 250], 500]' --consumer 0x...
+    """
+    chosen = find_template(load_template_dirs(template_dirs), template)
+    try:
+        values = json.loads(args)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"ARGS must be a JSON list: {exc}") from None
+    if not isinstance(values, list):
+        raise click.BadParameter("ARGS must be a JSON list")
+    body = {
+        "templateId": chosen.id_hex,
+        "input": "0x" + encode_args(chosen, values).hex(),
+        "consumer": consumer,
+        "deadline": int(time.time()) + lifetime,
+    }
+    signed = fetch_quote(url, body)
+    if as_json:
+        click.echo(json.dumps(signed.to_json(), indent=2))
+        return
+    q = signed.quote
+    click.echo(
+        f"quote 0x{q.nonce.hex()[:12]}… signed by {signed.signer} for {q.consumer}, valid until {q.deadline},"
+        f" anchored at block {q.anchor_block}; output 0x{signed.output.hex()}",
+        err=True,
+    )
+    click.echo("0x" + signed.encode().hex())
 
 
 # ---------------------------------------------------------------------------- enclave / template

@@ -10,16 +10,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
-from ..protocol import Request, Status
+from ..protocol import Request, SignedQuote, Status
 from .attestation import Evidence
 from .frames import FrameError, loads_bounded
-from .service import Enclave, SignedResult
+from .service import Enclave, QuoteRefused, SignedResult
 
 _MAX_BODY = 1024 * 1024
 
 
 def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """An HTTP server for `enclave`: `GET /info`, `POST /attest`, `/rotate`, `/activate` and `/run`."""
+    """An HTTP server for `enclave`: `GET /info`, `POST /attest`, `/rotate`, `/activate`, `/run` and `/quote`."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -71,6 +71,8 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                             "signer": result.signer,
                         },
                     )
+                elif self.path == "/quote":
+                    self._reply(200, _quote(enclave, body))
                 else:
                     self._reply(404, {"error": f"no such endpoint {self.path}"})
             except EnclaveUnreachable as exc:  # something the enclave depends on is down: worth retrying
@@ -83,6 +85,26 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     return server
+
+
+def _quote(enclave: Enclave, body: dict[str, Any]) -> dict[str, Any]:
+    """`/quote`: the signed quote's JSON, or `{status, reason}` when the run did not end Ok (nothing signed)."""
+    try:
+        signed = enclave.quote(
+            _bytes(body["templateId"]),
+            _bytes(body["input"]),
+            str(body["consumer"]),
+            int(body["deadline"]),
+            int(body.get("anchorBlock") or 0),
+            _bytes(body.get("anchorHash") or "0x" + "00" * 32),
+        )
+    except QuoteRefused as refused:
+        return {"status": int(refused.status), "reason": refused.reason}
+    return {"status": int(Status.OK), **signed.to_json()}
+
+
+def _bytes(value: object) -> bytes:
+    return bytes.fromhex(str(value).removeprefix("0x"))
 
 
 def _loopback(host: str) -> bool:
@@ -140,3 +162,28 @@ class EnclaveClient:
             bytes.fromhex(body["signature"].removeprefix("0x")),
             body["signer"],
         )
+
+    def quote(
+        self,
+        template_id: bytes,
+        input_data: bytes,
+        consumer: str,
+        deadline: int,
+        anchor_block: int = 0,
+        anchor_hash: bytes = b"\0" * 32,
+    ) -> SignedQuote:
+        """See `Enclave.quote`; raises `QuoteRefused` when the run did not end Ok."""
+        body = self._call(
+            "/quote",
+            {
+                "templateId": "0x" + template_id.hex(),
+                "input": "0x" + input_data.hex(),
+                "consumer": consumer,
+                "deadline": deadline,
+                "anchorBlock": anchor_block,
+                "anchorHash": "0x" + anchor_hash.hex(),
+            },
+        )
+        if body["status"] != Status.OK:
+            raise QuoteRefused(Status(body["status"]), str(body.get("reason", "")))
+        return SignedQuote.from_json(body)

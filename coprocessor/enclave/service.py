@@ -12,8 +12,18 @@ from eth_abi import decode, encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
-from ..errors import EnclaveError
-from ..protocol import Request, Status, coprocessor_domain, report_data, response_digest, sign_digest
+from ..errors import CapabilityError, EnclaveError
+from ..protocol import (
+    Quote,
+    Request,
+    SignedQuote,
+    Status,
+    coprocessor_domain,
+    quote_digest,
+    report_data,
+    response_digest,
+    sign_digest,
+)
 from ..template import Template
 from .attestation import AttestationBackend, Evidence
 from .capabilities import CapabilitySettings, JobCapabilities
@@ -30,6 +40,7 @@ class EnclaveConfig:
     registry: str
     payee: str
     max_output_bytes: int = 16 * 1024
+    max_quote_seconds: int = 3600  # the longest life a sync-mode quote may be signed for
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,18 @@ class SignedResult:
     output: bytes
     signature: bytes
     signer: str
+
+
+class QuoteRefused(EnclaveError):
+    """The template's run ended in an error status: quotes are signed for Ok outputs only."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(f"{status.name}: {reason}")
+        self.status = status
+        self.reason = reason
+
+
+_NO_ANCHOR = b"\0" * 32
 
 
 class Enclave:
@@ -148,7 +171,49 @@ class Enclave:
         digest = response_digest(self._domain, request, status, output)
         return SignedResult(status, output, sign_digest(key, digest), address)
 
-    def _execute(self, template: Template, request: Request, input_data: bytes) -> tuple[Status, bytes]:
+    def quote(
+        self,
+        template_id: bytes,
+        input_data: bytes,
+        consumer: str,
+        deadline: int,
+        anchor_block: int = 0,
+        anchor_hash: bytes = _NO_ANCHOR,
+    ) -> SignedQuote:
+        """Runs a template now, outside any on-chain request, and signs a `Quote` of its Ok output.
+
+        Raises `QuoteRefused` for any other status (nothing is signed). Chain reads are verified
+        against `anchor_hash`, which the caller chooses and the verifying contract checks with
+        `blockhash(anchorBlock)`; without an anchor the template may not read the chain.
+        Randomness is refused: a caller could ask again until it liked the value.
+        """
+        now = int(time.time())
+        if not now < deadline <= now + self.config.max_quote_seconds:
+            raise EnclaveError(f"deadline must be within the next {self.config.max_quote_seconds} s")
+        if len(anchor_hash) != 32 or (anchor_hash == _NO_ANCHOR) != (anchor_block == 0):
+            raise EnclaveError("anchorBlock and anchorHash are given together (or both zero)")
+        template = self.templates.get(template_id)
+        if template is None:
+            raise EnclaveError(f"unknown template 0x{template_id.hex()}")
+        nonce = secrets.token_bytes(32)
+        # The job sees a request-shaped context: the nonce stands in for the request id.
+        request = Request(
+            nonce, to_checksum_address(consumer), template_id, keccak(input_data), 0, 0, deadline, anchor_block, anchor_hash
+        )
+        with self._slots:
+            status, output = self._execute(template, request, input_data, sync=True)
+        if status != Status.OK:
+            raise QuoteRefused(status, output.decode(errors="replace"))
+        quote = Quote(
+            template_id, request.input_hash, keccak(output), request.consumer, self.config.chain_id, deadline,
+            anchor_block, anchor_hash, nonce,
+        )
+        address, key = self._active
+        return SignedQuote(quote, output, address, sign_digest(key, quote_digest(self._domain, quote)))
+
+    def _execute(
+        self, template: Template, request: Request, input_data: bytes, sync: bool = False
+    ) -> tuple[Status, bytes]:
         job = {
             "path": str(template.path),
             "entry": template.entry,
@@ -173,7 +238,8 @@ class Enclave:
         }
         timeout = template.limits.timeout_seconds
         random_seed = keccak(b"coprocessor/random" + self._key)
-        handler = JobCapabilities(template, request, self.capabilities, random_seed, time.monotonic() + timeout)
+        capabilities = _QuoteCapabilities if sync else JobCapabilities
+        handler = capabilities(template, request, self.capabilities, random_seed, time.monotonic() + timeout)
         try:
             result = self._pool.run(job, timeout=timeout, handler=handler)
         finally:
@@ -195,3 +261,15 @@ class Enclave:
     def close(self) -> None:
         """Stops spare workers."""
         self._pool.close()
+
+
+class _QuoteCapabilities(JobCapabilities):
+    """Capabilities of a sync-mode quote: no randomness, and chain reads only with an anchor."""
+
+    def _random(self, args: dict[str, Any]) -> str:
+        raise CapabilityError("randomness is not offered in sync quotes: the caller could ask again for another value")
+
+    def _chain(self, args: dict[str, Any]) -> Any:
+        if self.request.anchor_hash == _NO_ANCHOR:
+            raise CapabilityError("this quote has no anchor block, so it cannot read the chain")
+        return super()._chain(args)
