@@ -8,6 +8,7 @@ import {Coprocessor} from "../src/Coprocessor.sol";
 import {EnclaveRegistry} from "../src/EnclaveRegistry.sol";
 import {IEnclaveRegistry, EnclaveRecord} from "../src/interfaces/IEnclaveRegistry.sol";
 import {Request, RequestLib} from "../src/libraries/RequestLib.sol";
+import {Quote, SignedQuote, QuoteLib} from "../src/libraries/QuoteLib.sol";
 
 /// @notice Checks the numbers the Python side computed (tests/golden.py) against the real contracts.
 contract GoldenTest is Test {
@@ -84,5 +85,46 @@ contract GoldenTest is Test {
             vm.parseJsonBytes32(json, ".registration.digest"),
             "registration digest"
         );
+    }
+
+    function _quote(uint256 i) internal view returns (Quote memory) {
+        string memory k = string.concat(".quotes[", vm.toString(i), "].");
+        return Quote({
+            templateId: vm.parseJsonBytes32(json, string.concat(k, "templateId")),
+            inputHash: vm.parseJsonBytes32(json, string.concat(k, "inputHash")),
+            outputHash: vm.parseJsonBytes32(json, string.concat(k, "outputHash")),
+            consumer: vm.parseJsonAddress(json, string.concat(k, "consumer")),
+            chainId: vm.parseJsonUint(json, string.concat(k, "chainId")),
+            deadline: uint64(vm.parseJsonUint(json, string.concat(k, "deadline"))),
+            anchorBlock: uint64(vm.parseJsonUint(json, string.concat(k, "anchorBlock"))),
+            anchorHash: vm.parseJsonBytes32(json, string.concat(k, "anchorHash")),
+            nonce: vm.parseJsonBytes32(json, string.concat(k, "nonce"))
+        });
+    }
+
+    function test_golden_quoteDigestSignatureAndEncoding() public {
+        deployCodeTo(
+            "Coprocessor.sol:Coprocessor", abi.encode(address(0), address(0), address(this)), coprocessorAddress
+        );
+        bytes32 separator = QuoteLib.domainSeparator(coprocessorAddress);
+        assertEq(separator, Coprocessor(payable(coprocessorAddress)).domainSeparator(), "domain");
+        address enclave = vm.parseJsonAddress(json, ".enclave");
+
+        for (uint256 i; i < 2; ++i) {
+            string memory k = string.concat(".quotes[", vm.toString(i), "].");
+            Quote memory q = _quote(i);
+            bytes memory output = vm.parseJsonBytes(json, string.concat(k, "output"));
+            assertEq(q.outputHash, keccak256(output), "outputHash");
+            assertEq(QuoteLib.structHash(q), vm.parseJsonBytes32(json, string.concat(k, "structHash")), "structHash");
+            bytes32 digest = QuoteLib.digest(q, separator);
+            assertEq(digest, vm.parseJsonBytes32(json, string.concat(k, "digest")), "digest");
+            bytes memory signature = vm.parseJsonBytes(json, string.concat(k, "signature"));
+            assertEq(ECDSA.recover(digest, signature), enclave, "signer");
+            assertEq(
+                abi.encode(SignedQuote(q, output, enclave, signature)),
+                vm.parseJsonBytes(json, string.concat(k, "quoteData")),
+                "quoteData"
+            );
+        }
     }
 }
