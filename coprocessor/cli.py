@@ -17,7 +17,7 @@ from typing import Any
 import click
 from eth_utils import keccak
 
-from . import devnet
+from . import devnet, v4
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from .consumer import Answer, ExampleConsumerClient
 from .cli_template import load_template_dirs, template_group, templates_option
@@ -210,6 +210,21 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
     )
     if not ok:
         click.echo("error: some statuses differ from what the demo expected", err=True)
+    return ok and _run_hook_demo(w3, deployment, find_template(templates, "v4-volatility"))
+
+
+def _run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:
+    """A Uniswap v4 dynamic-fee hook on the real PoolManager: volatile swaps, a request, the callback's fee."""
+    click.echo("\nUniswap v4 CoprocessorFeeHook (the real PoolManager bytecode from @uniswap/v4-core):")
+    deployer = TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER])
+    demo = v4.run_fee_hook_demo(deployer, deployment.coprocessor, volatility.template_id, w3)
+    click.echo(f"  swap fee before the callback  {demo.fee_before:>7} (hundredths of a bip)   swap tx gas {demo.swap_gas:,} (with the request)")
+    click.echo(f"  request 0x{demo.request_id.hex()[:12]}… answered  volatility {demo.volatility} -> fee {demo.fee_set}"
+               f" in {demo.latency * 1000:.0f} ms (request mined -> callback stored)")
+    click.echo(f"  next swap's Swap event fee    {demo.fee_after:>7}")
+    ok = demo.fee_after == demo.fee_set > demo.fee_before
+    if not ok:
+        click.echo("error: the hook's fee did not move as the demo expected", err=True)
     return ok
 
 

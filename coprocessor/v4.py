@@ -3,12 +3,14 @@ artifacts (never recompiled), hook address mining, pools, liquidity, swaps and t
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
+from web3.logs import DISCARD
 from web3.contract import Contract
 
 from .chain import TxSender
@@ -179,3 +181,55 @@ def swap_fee(receipt: Any, pool_manager: str) -> int:
     if len(events) != 1:
         raise ChainError(f"expected one Swap event, found {len(events)}")
     return events[0].fee
+
+
+@dataclass(frozen=True)
+class FeeHookDemo:
+    """What `run_fee_hook_demo` observed."""
+
+    fee_before: int
+    swap_gas: int
+    request_id: bytes
+    volatility: int
+    fee_set: int
+    latency: float
+    fee_after: int
+
+
+def run_fee_hook_demo(
+    sender: TxSender, coprocessor: str, template_id: bytes, w3: Web3, timeout: float = 60.0
+) -> FeeHookDemo:
+    """Deploys a v4 stack and a `CoprocessorFeeHook`, swaps back and forth for six blocks, lets one swap
+    request a fee, waits for a running node's callback, and swaps again (for `coprocessor dev --demo`)."""
+    from .toolchain import artifact  # forge's build of the example hook
+
+    held_back, samples = 2**32 - 1, 6  # a minInterval no block reaches: the volatile swaps come first
+    config = [template_id, 500, 50_000, samples, 1, held_back, 150_000, 600]
+    stack = deploy_v4_stack(sender)
+    hook_address = deploy_hook(
+        sender, artifact("CoprocessorFeeHook"), AFTER_INITIALIZE_FLAG | AFTER_SWAP_FLAG,
+        stack.pool_manager, coprocessor, tuple(config), sender.address,
+    )
+    sender.transact(hook_address, b"", value=10**17)  # the hook's budget for request fees
+    pool = init_pool(sender, stack, hook_address)
+    hook = w3.eth.contract(address=hook_address, abi=artifact("CoprocessorFeeHook")["abi"])
+    for i in range(samples):
+        swap(sender, stack, pool, i % 2 == 0, 10**18)
+    config[5] = 1
+    sender.call_function(hook, "setConfig", tuple(config))
+    receipt = swap(sender, stack, pool, True, 10**18)
+    started = time.monotonic()
+    requested = hook.events.FeeRequested().process_receipt(receipt, errors=DISCARD)  # other contracts' logs too
+    if not requested:
+        raise ChainError("the swap did not request a fee")
+    request_id = requested[0]["args"]["requestId"]
+    while not (updates := hook.events.FeeUpdated().get_logs(from_block=receipt["blockNumber"])):
+        if time.monotonic() - started > timeout:
+            raise ChainError(f"no fee callback for 0x{request_id.hex()} within {timeout:g} s")
+        time.sleep(0.05)
+    latency = time.monotonic() - started
+    after = swap(sender, stack, pool, False, 10**18)
+    return FeeHookDemo(
+        swap_fee(receipt, stack.pool_manager), receipt["gasUsed"], request_id,
+        updates[0]["args"]["volatility"], updates[0]["args"]["fee"], latency, swap_fee(after, stack.pool_manager),
+    )
