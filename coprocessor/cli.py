@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from . import devnet, v4
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from .consumer import Answer, ExampleConsumerClient
 from .cli_template import load_template_dirs, template_group, templates_option
+from .cli_v4 import v4_group
 from .cli_attest import (
     policy_kwargs,
     attest_group,
@@ -121,6 +122,10 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         log.info("deployed: registry %s, coprocessor %s, consumer %s", deployment.registry, deployment.coprocessor, deployment.consumer)
 
         w3 = connect(rpc_url)
+        # A local Uniswap v4 to try hooks on (`coprocessor v4 hook|pool|swap` read this file).
+        v4_stack = v4.deploy_v4_stack(TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER]))
+        (state_dir / "v4.json").write_text(json.dumps(asdict(v4_stack), indent=2))
+        log.info("Uniswap v4: PoolManager %s (real bytecode), swap router %s", v4_stack.pool_manager, v4_stack.swap_router)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         pki_dir = state_dir / "dev-pki"
         enclave_process, enclave_url = devnet.start_enclave(
@@ -445,3 +450,4 @@ enclave.add_command(enclave_attest)
 enclave.add_command(enclave_register)
 main.add_command(attest_group, "attest")
 main.add_command(template_group)
+main.add_command(v4_group)

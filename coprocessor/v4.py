@@ -23,8 +23,19 @@ CREATE2_DEPLOYER = "0x4e59b44847b379578588920ca78fbf26c0b4956c"
 
 # Hooks.sol: the low 14 bits of a hook's address are its permissions.
 ALL_HOOK_MASK = (1 << 14) - 1
-AFTER_INITIALIZE_FLAG = 1 << 12
-AFTER_SWAP_FLAG = 1 << 6
+# Hooks.sol's permission flags by name, as `coprocessor v4 hook --flags` takes them.
+HOOK_FLAGS = {
+    name: 1 << bit
+    for bit, name in enumerate([
+        "after-remove-liquidity-returns-delta", "after-add-liquidity-returns-delta", "after-swap-returns-delta",
+        "before-swap-returns-delta", "after-donate", "before-donate", "after-swap", "before-swap",
+        "after-remove-liquidity", "before-remove-liquidity", "after-add-liquidity", "before-add-liquidity",
+        "after-initialize", "before-initialize",
+    ])
+}
+AFTER_INITIALIZE_FLAG = HOOK_FLAGS["after-initialize"]
+AFTER_SWAP_FLAG = HOOK_FLAGS["after-swap"]
+BEFORE_SWAP_FLAG = HOOK_FLAGS["before-swap"]
 DYNAMIC_FEE_FLAG = 0x800000  # LPFeeLibrary.DYNAMIC_FEE_FLAG
 SQRT_PRICE_1_1 = 2**96
 MIN_SQRT_PRICE = 4295128739  # TickMath.MIN_SQRT_PRICE
