@@ -31,7 +31,10 @@ ANVIL_KEYS = (
     "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
 )
 
-_CONTRACTS_WITH_ERRORS = ("Coprocessor", "EnclaveRegistry", "TemplateRegistry", "ExampleConsumer", "ExactGasCall", "SignedQuoteConsumer", "SignedFeeHook")
+_CONTRACTS_WITH_ERRORS = (
+    "Coprocessor", "EnclaveRegistry", "TemplateRegistry", "ExampleConsumer", "ExactGasCall", "SignedQuoteConsumer",
+    "SignedFeeHook", "CoprocessorFeeHook", "CoprocessorGatedAction",
+)
 
 
 def connect(rpc_url: str, timeout: float = 30.0) -> Web3:
