@@ -52,7 +52,7 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                 if self.path == "/attest":
                     nonce = bytes.fromhex(body["nonce"].removeprefix("0x"))
                     self._reply(200, enclave.attest(nonce, body.get("address")).to_json())
-                elif self.path in ("/rotate", "/activate") and not _loopback(self.client_address[0]):
+                elif self.path in ("/rotate", "/activate", "/quote") and not _loopback(self.client_address[0]):
                     self._reply(403, {"error": f"{self.path} is served to loopback clients only"})
                 elif self.path == "/rotate":
                     self._reply(200, {"address": enclave.rotate()})

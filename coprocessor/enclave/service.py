@@ -88,6 +88,7 @@ class Enclave:
         self._active = (address, self._keys[address])  # replaced as one tuple, so a reader never sees a mix
         self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
         self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._quote_slots = threading.BoundedSemaphore(max(1, max_concurrency - 1))
         self._rotation = threading.Lock()
 
     @property
@@ -200,7 +201,8 @@ class Enclave:
         request = Request(
             nonce, to_checksum_address(consumer), template_id, keccak(input_data), 0, 0, deadline, anchor_block, anchor_hash
         )
-        with self._slots:
+        # Quotes are free to ask for: they never take the last slot, which on-chain requests keep.
+        with self._quote_slots, self._slots:
             status, output = self._execute(template, request, input_data, sync=True)
         if status != Status.OK:
             raise QuoteRefused(status, output.decode(errors="replace"))
@@ -264,10 +266,14 @@ class Enclave:
 
 
 class _QuoteCapabilities(JobCapabilities):
-    """Capabilities of a sync-mode quote: no randomness, and chain reads only with an anchor."""
+    """Capabilities of a sync-mode quote: no randomness, no operator secrets, and chain reads only with an anchor."""
 
     def _random(self, args: dict[str, Any]) -> str:
         raise CapabilityError("randomness is not offered in sync quotes: the caller could ask again for another value")
+
+    def _secret(self, args: dict[str, Any]) -> str:
+        # Anyone may ask for quotes, without a fee: they must not spend the operator's API keys.
+        raise CapabilityError("operator secrets are not offered in sync quotes, which anyone may ask for free")
 
     def _chain(self, args: dict[str, Any]) -> Any:
         if self.request.anchor_hash == _NO_ANCHOR:

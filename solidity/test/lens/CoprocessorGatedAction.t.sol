@@ -124,10 +124,15 @@ contract CoprocessorGatedActionTest is LensTestBase {
         _assertCleared(r.requestId);
     }
 
-    function test_onResponse_holds_actorMayActAgain() public {
+    function test_processPublicationAction_alreadyApproved_revertsWithoutPaying() public {
         _fulfill(_act(), 0, abi.encode(true, MINIMUM));
-        Request memory again = _act();
-        assertEq(module.pending(again.requestId).actionKey, module.actionKey(publisherProfile, pubId, actorProfile));
+        uint96 budget = module.gate(publisherProfile, pubId).budget;
+        vm.expectRevert(
+            abi.encodeWithSelector(CoprocessorGatedAction.AlreadyApproved.selector, publisherProfile, pubId, actorProfile)
+        );
+        vm.prank(actor);
+        hub.act(_actParams(actorProfile));
+        assertEq(module.gate(publisherProfile, pubId).budget, budget);
     }
 
     function test_onResponse_doesNotHold_refuses() public {

@@ -24,8 +24,9 @@ contract CoprocessorGatedActionGasTest is LensTestBase {
 
     function setUp() public override {
         super.setUp();
-        _fulfillNow(_act(actor, actorProfile), HOLDS);
-        approving = _act(actor, actorProfile);
+        _fulfillNow(_act(actor, actorProfile), HOLDS); // warms the publication's slots
+        (address second, uint256 secondProfile) = _newActor("second");
+        approving = _act(second, secondProfile);
         (address refused, uint256 refusedProfile) = _newActor("refused");
         refusing = _act(refused, refusedProfile);
         (address fulfilled, uint256 fulfilledProfile) = _newActor("fulfilled");

@@ -6,6 +6,7 @@ import {HookMiner} from "@uniswap/v4-periphery/src/utils/HookMiner.sol";
 import {IHooks} from "@uniswap/v4-core/src/interfaces/IHooks.sol";
 import {IPoolManager} from "@uniswap/v4-core/src/interfaces/IPoolManager.sol";
 import {Hooks} from "@uniswap/v4-core/src/libraries/Hooks.sol";
+import {CustomRevert} from "@uniswap/v4-core/src/libraries/CustomRevert.sol";
 import {LPFeeLibrary} from "@uniswap/v4-core/src/libraries/LPFeeLibrary.sol";
 import {PoolId, PoolIdLibrary} from "@uniswap/v4-core/src/types/PoolId.sol";
 import {PoolKey} from "@uniswap/v4-core/src/types/PoolKey.sol";
@@ -39,6 +40,7 @@ abstract contract FeeHookTestBase is V4TestBase {
         super.setUp();
         hook = _deployHook(_config(TEMPLATE_ID));
         vm.deal(address(hook), 1 ether);
+        vm.prank(owner); // only the owner may initialise pools with the hook (it pays their requests)
         key = _initPool(IHooks(address(hook)), LPFeeLibrary.DYNAMIC_FEE_FLAG);
         poolId = key.toId();
     }
@@ -136,7 +138,22 @@ contract CoprocessorFeeHookTest is FeeHookTestBase {
     function test_afterInitialize_staticFeePool_reverts() public {
         PoolKey memory staticKey = PoolKey(currency0, currency1, 3000, TICK_SPACING, IHooks(address(hook)));
         vm.expectRevert(); // NotDynamicFee, wrapped by the PoolManager's HookCallFailed
+        vm.prank(owner);
         manager.initialize(staticKey, SQRT_PRICE_1_1);
+    }
+
+    function test_afterInitialize_notOwner_reverts() public {
+        PoolKey memory other = PoolKey(currency0, currency1, LPFeeLibrary.DYNAMIC_FEE_FLAG, 10, IHooks(address(hook)));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                CustomRevert.WrappedError.selector,
+                address(hook),
+                IHooks.afterInitialize.selector,
+                abi.encodeWithSelector(CoprocessorFeeHook.PoolNotAllowed.selector, address(this)),
+                abi.encodeWithSelector(Hooks.HookCallFailed.selector)
+            )
+        );
+        manager.initialize(other, SQRT_PRICE_1_1);
     }
 
     function test_afterInitialize_dynamicPool_startsAtMinFee() public view {
@@ -286,12 +303,14 @@ contract CoprocessorFeeHookTest is FeeHookTestBase {
         hook.onCoprocessorResponse(stale.requestId, 0, abi.encode(uint256(0), uint24(3000)));
     }
 
-    function test_onCoprocessorResponse_malformedOutput_recordedAsFailedCallback() public {
+    function test_onCoprocessorResponse_malformedOutput_keepsFeeAndFreesThePool() public {
         Request memory r = _swapAndCapture(true);
         vm.recordLogs();
         coprocessor.fulfill(_batch(_fulfillment(r, hex"01")));
-        assertFalse(_callbackSucceeded(vm.getRecordedLogs()));
+        assertTrue(_callbackSucceeded(vm.getRecordedLogs())); // never reverts: the pool is not left waiting
         assertEq(_lpFee(key), MIN_FEE);
+        (bytes32 pending,,) = hook.poolStates(key.toId());
+        assertEq(pending, bytes32(0));
     }
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
@@ -371,6 +390,7 @@ contract CoprocessorFeeHookGasTest is FeeHookTestBase {
         _answer(_swapAndCapture(true), 100, 3000);
 
         busy = PoolKey(currency0, currency1, LPFeeLibrary.DYNAMIC_FEE_FLAG, 10, IHooks(address(hook)));
+        vm.prank(owner);
         manager.initialize(busy, SQRT_PRICE_1_1);
         liquidityRouter.modifyLiquidity(busy, ModifyLiquidityParams(-6000, 6000, LIQUIDITY, 0), "");
         vm.recordLogs();

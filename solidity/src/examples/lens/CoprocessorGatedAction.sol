@@ -60,6 +60,8 @@ contract CoprocessorGatedAction is IPublicationActionModule, CoprocessorClient {
     error UnknownPublication(uint256 profileId, uint256 pubId);
     /// @notice Thrown when the same profile acts on the same publication while its check is pending.
     error ActionPending(bytes32 requestId);
+    /// @notice Thrown when an actor already approved on a publication acts again (no new check is paid for).
+    error AlreadyApproved(uint256 profileId, uint256 pubId, uint256 actorProfileId);
     /// @notice Thrown when the publication's budget cannot pay the request fee.
     error InsufficientBudget(uint256 budget, uint256 fee);
     /// @notice Thrown when a budget would not fit in a uint96.
@@ -250,6 +252,8 @@ contract CoprocessorGatedAction is IPublicationActionModule, CoprocessorClient {
         Gate storage g = _gates[publicationKey(profileId, pubId)];
         if (g.manager == address(0)) revert UnknownPublication(profileId, pubId);
         bytes32 key = actionKey(profileId, pubId, actorId);
+        // An approval is for good: asking again would only spend the publication's budget.
+        if (_approved[key]) revert AlreadyApproved(profileId, pubId, actorId);
         bytes32 waiting = pendingRequestOf[key];
         if (waiting != bytes32(0)) revert ActionPending(waiting);
 

@@ -92,6 +92,8 @@ contract CoprocessorFeeHook is BaseHook, CoprocessorClient, Ownable {
     /// @notice Emitted when an error response leaves the fee as it was; `reason` is the template's UTF-8 reason.
     event FeeKept(PoolId indexed poolId, bytes32 indexed requestId, uint8 status, bytes reason);
 
+    /// @notice Thrown when anyone but the owner initialises a pool with this hook.
+    error PoolNotAllowed(address sender);
     /// @notice Thrown when a pool without `LPFeeLibrary.DYNAMIC_FEE_FLAG` is initialised with this hook.
     error NotDynamicFee();
     /// @notice Thrown when the fee bounds are not `minFee <= maxFee <= 100%`.
@@ -128,8 +130,10 @@ contract CoprocessorFeeHook is BaseHook, CoprocessorClient, Ownable {
         permissions.afterSwap = true;
     }
 
-    /// @dev Accepts only dynamic-fee pools, remembers the key for the callbacks, starts at `minFee`.
-    function _afterInitialize(address, PoolKey calldata key, uint160, int24) internal override returns (bytes4) {
+    /// @dev Accepts only dynamic-fee pools that the owner initialises (requests are paid from this hook's
+    /// balance: anyone else's pools could drain it), remembers the key for the callbacks, starts at `minFee`.
+    function _afterInitialize(address sender, PoolKey calldata key, uint160, int24) internal override returns (bytes4) {
+        if (sender != owner()) revert PoolNotAllowed(sender);
         if (!key.fee.isDynamicFee()) revert NotDynamicFee();
         poolKeys[key.toId()] = key;
         poolManager.updateDynamicLPFee(key, config.minFee);
@@ -174,6 +178,11 @@ contract CoprocessorFeeHook is BaseHook, CoprocessorClient, Ownable {
         if (poolStates[poolId].pending != requestId || requestId == 0) revert UnknownRequest(requestId);
         delete poolStates[poolId].pending;
         if (status != 0) {
+            emit FeeKept(poolId, requestId, status, output);
+            return;
+        }
+        if (output.length != 64) {
+            // Not the (uint256, uint24) this hook asked for (a misconfigured template): keep the fee, never revert.
             emit FeeKept(poolId, requestId, status, output);
             return;
         }
