@@ -24,6 +24,7 @@ from eth_utils import keccak
 from coprocessor.enclave.capabilities import host_allowed, load_secrets
 from coprocessor.enclave.frames import FrameError, loads_bounded
 from coprocessor.enclave.outbound import is_public
+from coprocessor.enclave.service import QuoteRefused
 from coprocessor.errors import EnclaveUnreachable, ManifestError
 from coprocessor.protocol import Request, Status
 from coprocessor.template import encode_args, load_template
@@ -383,3 +384,12 @@ def test_isPublic_looksThroughEmbeddedIpv4() -> None:
     for hidden_loopback in ("::ffff:127.0.0.1", "2002:7f00:1::", "64:ff9b::7f00:1", "64:ff9b::a00:1"):
         assert not is_public(ipaddress.ip_address(hidden_loopback)), hidden_loopback
     assert is_public(ipaddress.ip_address("64:ff9b::808:808"))  # NAT64 of 8.8.8.8
+
+
+def test_quote_neverGetsOperatorSecrets(runner: TemplateRunner) -> None:
+    """Sync quotes are free to ask for: the operator's keys stay out of them (on-chain requests still get them)."""
+    template = load_template(PROBE)
+    data = encode_args(template, ["secret", "API_KEY"])
+    with pytest.raises(QuoteRefused, match="operator secrets are not offered in sync quotes"):
+        runner.enclave.quote(template.template_id, data, "0x" + "44" * 20, int(time.time()) + 60)
+    assert probe(runner, "secret", "API_KEY") == (Status.OK, API_KEY)
