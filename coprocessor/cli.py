@@ -20,7 +20,7 @@ from eth_utils import keccak
 from . import devnet, v4
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from .consumer import Answer, ExampleConsumerClient
-from .cli_template import load_template_dirs, template_group, templates_option
+from .cli_template import json_args, load_template_dirs, template_group, templates_option
 from .cli_v4 import v4_group
 from .cli_attest import (
     policy_kwargs,
@@ -331,12 +331,7 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
         coprocessor request median-price '[[100, 101, 250], 500]'
     """
     chosen = find_template(load_template_dirs(template_dirs), template)
-    try:
-        values = json.loads(args)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"ARGS must be a JSON list: {exc}") from None
-    if not isinstance(values, list):
-        raise click.BadParameter("ARGS must be a JSON list")
+    values = json_args(args, "ARGS")
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
     client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)
@@ -368,12 +363,7 @@ def quote(template: str, args: str, consumer: str, url: str, lifetime: int, as_j
         coprocessor quote median-price '[[100, 101, 250], 500]' --consumer 0x...
     """
     chosen = find_template(load_template_dirs(template_dirs), template)
-    try:
-        values = json.loads(args)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"ARGS must be a JSON list: {exc}") from None
-    if not isinstance(values, list):
-        raise click.BadParameter("ARGS must be a JSON list")
+    values = json_args(args, "ARGS")
     body = {
         "templateId": chosen.id_hex,
         "input": "0x" + encode_args(chosen, values).hex(),

@@ -35,6 +35,17 @@ _deployment_option = click.option(
 )
 
 
+def json_args(text: str, hint: str) -> list[Any]:
+    """A template's inputs given on the command line as a JSON list, or a clear usage error."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"must be a JSON list of the template's inputs: {exc}", param_hint=hint) from None
+    if not isinstance(values, list):
+        raise click.BadParameter("must be a JSON list of the template's inputs", param_hint=hint)
+    return values
+
+
 def load_template_dirs(template_dirs: tuple[Path, ...]) -> dict[bytes, Template]:
     """The templates under `template_dirs`, or the project's library when none are given."""
     return load_templates(list(template_dirs) or [TEMPLATES_DIR])
@@ -158,12 +169,7 @@ def template_run(template: str, input_json: str, secret_pairs: tuple[str, ...], 
       coprocessor template run median-price --input '[[100, 101, 250], 500]'
       coprocessor template run ./my-task --input '[[1, 2, 3]]'
     """
-    try:
-        args = json.loads(input_json)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not JSON: {exc}", param_hint="--input") from None
-    if not isinstance(args, list):
-        raise click.BadParameter("must be a JSON list of inputs", param_hint="--input")
+    args = json_args(input_json, "--input")
     secrets = {}
     for pair in secret_pairs:
         name, sep, value = pair.partition("=")

@@ -19,7 +19,8 @@ from typing import Any
 
 from eth_utils import is_address, to_checksum_address
 
-from .enclave.server import EnclaveClient
+from .enclave.frames import loads_bounded
+from .enclave.server import EnclaveClient, reply_json
 from .enclave.service import QuoteRefused
 from .errors import CoprocessorError, EnclaveError, EnclaveUnreachable
 from .protocol import SignedQuote
@@ -174,13 +175,7 @@ def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int 
             pass
 
         def _reply(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Access-Control-Allow-Origin", "*")  # quotes are public; browsers may ask
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, code, body, {"Access-Control-Allow-Origin": "*"})  # quotes are public; browsers may ask
 
         def do_GET(self) -> None:
             if self.path != "/info":
@@ -203,9 +198,9 @@ def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int 
                     self.close_connection = True  # the unread body must not be parsed as the next request
                     raise QuoteError(413 if length else 411, f"the body must be 1-{MAX_BODY_BYTES} bytes")
                 try:
-                    body = json.loads(self.rfile.read(length))
-                except ValueError:
-                    raise QuoteError(400, "the body is not JSON") from None
+                    body = loads_bounded(self.rfile.read(length))  # a public endpoint: no absurd nesting
+                except ValueError as exc:
+                    raise QuoteError(400, f"the body is not usable JSON: {exc}") from None
                 signed = service.quote(body, self.client_address[0])
                 self._reply(200, signed.to_json())
             except QuoteError as exc:

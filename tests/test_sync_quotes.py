@@ -181,3 +181,10 @@ def test_quote_rateLimit_andBusy(quotes: QuoteStack) -> None:
     service.quote(quotes.body(PRICES), client="c")
     with pytest.raises(Exception, match="too many"):
         service.quote(quotes.body(PRICES), client="c")
+
+
+
+def test_quoteEndpoint_deeplyNestedBody_isAJsonErrorNotACrash(quotes: QuoteStack) -> None:
+    status, reply = _post(quotes.url, b'{"templateId":' + b"[" * 30_000 + b"]" * 30_000 + b"}")
+    assert status == 400 and "arrays and objects" in reply["error"]
+    assert _post(quotes.url, json.dumps(quotes.body(PRICES)).encode())[0] == 200  # and it still serves

@@ -26,12 +26,7 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
             pass
 
         def _reply(self, code: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            reply_json(self, code, body)
 
         def do_GET(self) -> None:
             if self.path != "/info":
@@ -105,6 +100,18 @@ def _quote(enclave: Enclave, body: dict[str, Any]) -> dict[str, Any]:
 
 def _bytes(value: object) -> bytes:
     return bytes.fromhex(str(value).removeprefix("0x"))
+
+
+def reply_json(handler: BaseHTTPRequestHandler, code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    """Sends `body` as a JSON response with `code` (and any extra `headers`)."""
+    data = json.dumps(body).encode()
+    handler.send_response(code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 def _loopback(host: str) -> bool:
