@@ -242,6 +242,13 @@ contract SignedQuoteTest is CoprocessorTestBase {
         _submit(_signed(q, output, enclaveKey));
     }
 
+    function test_submit_revertsWhen_anchorBlockWithoutHash() public {
+        Quote memory q = _quote(address(quoteConsumer));
+        (q.anchorBlock, q.anchorHash) = (uint64(block.number + 1000), bytes32(0)); // blockhash of it is zero too
+        vm.expectRevert(abi.encodeWithSelector(IQuoteVerifier.AnchorMismatch.selector, q.anchorBlock));
+        _submit(_signed(q, output, enclaveKey));
+    }
+
     function test_submit_revertsWhen_wrongTemplate() public {
         Quote memory q = _quote(address(quoteConsumer));
         q.templateId = TEMPLATE_ID;

@@ -77,7 +77,10 @@ library QuoteLib {
         if (block.timestamp > q.deadline) revert IQuoteVerifier.QuoteExpired(q.deadline);
         if (keccak256(sq.output) != q.outputHash) revert IQuoteVerifier.OutputMismatch();
         if (q.anchorHash != bytes32(0) || q.anchorBlock != 0) {
-            if (blockhash(q.anchorBlock) != q.anchorHash) revert IQuoteVerifier.AnchorMismatch(q.anchorBlock);
+            // Both or neither: `blockhash` is zero for blocks it cannot see, which must never count as a match.
+            if (q.anchorHash == bytes32(0) || blockhash(q.anchorBlock) != q.anchorHash) {
+                revert IQuoteVerifier.AnchorMismatch(q.anchorBlock);
+            }
         }
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest(q, separator), sq.signature);
         if (err != ECDSA.RecoverError.NoError || recovered != sq.signer) revert IQuoteVerifier.InvalidQuoteSignature();
