@@ -15,7 +15,7 @@ from web3.contract import Contract
 
 from .chain import TxSender
 from .errors import ChainError
-from .toolchain import npm_artifact
+from .toolchain import artifact, npm_artifact
 
 V4_CORE = "@uniswap/v4-core"
 # The deterministic CREATE2 deployer (Arachnid's), present on Anvil from genesis: call it with salt ‖ init code.
@@ -212,8 +212,6 @@ def run_fee_hook_demo(
 ) -> FeeHookDemo:
     """Deploys a v4 stack and a `CoprocessorFeeHook`, swaps back and forth for six blocks, lets one swap
     request a fee, waits for a running node's callback, and swaps again (for `coprocessor dev --demo`)."""
-    from .toolchain import artifact  # forge's build of the example hook
-
     held_back, samples = 2**32 - 1, 6  # a minInterval no block reaches: the volatile swaps come first
     config = [template_id, 500, 50_000, samples, 1, held_back, 150_000, 600]
     stack = deploy_v4_stack(sender)
