@@ -24,7 +24,7 @@ from eth_utils import keccak
 
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect
-from coprocessor.template import load_template
+from coprocessor_enclave.template import load_template
 from coprocessor.testing import LoopbackHttp, Reply, TemplateRunner, loopback_copy
 from coprocessor.toolchain import TEMPLATES_DIR, npm_artifact
 

@@ -10,28 +10,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "AttestationError": "errors",
-    "ChainError": "errors",
-    "CoprocessorError": "errors",
-    "EnclaveError": "errors",
-    "ManifestError": "errors",
-    "ToolchainError": "errors",
-    "Context": "sdk",
-    "InvalidInput": "sdk",
-    "Deployment": "chain",
-    "TxSender": "chain",
-    "connect": "chain",
-    "Journal": "journal",
-    "State": "journal",
-    "Node": "node",
-    "NodeConfig": "node",
-    "Fulfillment": "protocol",
-    "Request": "protocol",
-    "Status": "protocol",
-    "TeeType": "protocol",
-    "Template": "template",
-    "load_template": "template",
-    "load_templates": "template",
+    "AttestationError": "coprocessor.errors",
+    "ChainError": "coprocessor.errors",
+    "CoprocessorError": "coprocessor.errors",
+    "EnclaveError": "coprocessor.errors",
+    "ManifestError": "coprocessor.errors",
+    "ToolchainError": "coprocessor.errors",
+    "Context": "coprocessor_enclave.sdk",
+    "InvalidInput": "coprocessor_enclave.sdk",
+    "Deployment": "coprocessor.chain",
+    "TxSender": "coprocessor.chain",
+    "connect": "coprocessor.chain",
+    "Journal": "coprocessor.journal",
+    "State": "coprocessor.journal",
+    "Node": "coprocessor.node",
+    "NodeConfig": "coprocessor.node",
+    "Fulfillment": "coprocessor_enclave.protocol",
+    "Request": "coprocessor_enclave.protocol",
+    "Status": "coprocessor_enclave.protocol",
+    "TeeType": "coprocessor_enclave.protocol",
+    "Template": "coprocessor_enclave.template",
+    "load_template": "coprocessor_enclave.template",
+    "load_templates": "coprocessor_enclave.template",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -41,12 +41,12 @@ if TYPE_CHECKING:
     from .errors import AttestationError, ChainError, CoprocessorError, EnclaveError, ManifestError, ToolchainError
     from .journal import Journal, State
     from .node import Node, NodeConfig
-    from .protocol import Fulfillment, Request, Status, TeeType
-    from .sdk import Context, InvalidInput
-    from .template import Template, load_template, load_templates
+    from coprocessor_enclave.protocol import Fulfillment, Request, Status, TeeType
+    from coprocessor_enclave.sdk import Context, InvalidInput
+    from coprocessor_enclave.template import Template, load_template, load_templates
 
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'coprocessor' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

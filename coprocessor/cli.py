@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +29,19 @@ from .cli_attest import (
     collateral_for,
     enclave_attest,
     enclave_register,
+    enclave_token_option,
     onchain_images,
     policy_options,
 )
-from .enclave.attestation import DEV_BANNER, AttestationBackend, DevBackend, DstackBackend
-from .enclave.capabilities import CapabilitySettings, load_secrets
-from .enclave.server import EnclaveClient, make_server
-from .enclave.service import Enclave, EnclaveConfig
+from coprocessor_enclave.attestation import DEV_BANNER
+from coprocessor.enclave_client import EnclaveClient
 from .errors import CoprocessorError
 from .journal import Journal
 from .node import Node, NodeConfig
-from .protocol import Status
+from coprocessor_enclave.protocol import Status
 from .quotes import fetch_quote, start_quote_server
 from .registration import KeyKeeper, Registrar
-from .template import Template, encode_args, find_template, load_templates
+from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
 from .toolchain import TEMPLATES_DIR, forge_build
 
 
@@ -128,12 +127,11 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         log.info("Uniswap v4: PoolManager %s (real bytecode), swap router %s", v4_stack.pool_manager, v4_stack.swap_router)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         pki_dir = state_dir / "dev-pki"
-        enclave_process, enclave_url = devnet.start_enclave(
-            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.log",
-            chain_rpc=rpc_url, secrets_file=secrets_file,
+        enclave_process, enclave = devnet.start_enclave(
+            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.token",
+            state_dir / "enclave.log", chain_rpc=rpc_url, secrets_file=secrets_file,
         )
         click.echo(DEV_BANNER, err=True)
-        enclave = EnclaveClient(enclave_url)
         sender = TxSender(w3, ANVIL_KEYS[devnet.NODE])  # one nonce counter for registrations and fulfilments
         registrar = devnet.dev_registrar(rpc_url, deployment, pki_dir, sender=sender)
         record = registrar.register(enclave)
@@ -256,6 +254,7 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
 @click.option("--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/deployment.json"), show_default=True)
 @click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+@enclave_token_option
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/journal.sqlite"), show_default=True)
 @click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the submitting account's private key.")
 @click.option("--confirmations", default=0, show_default=True, help="Blocks to wait before acting on a request.")
@@ -267,7 +266,7 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @click.option("--quote-host", default="127.0.0.1", show_default=True, help="Address the quote endpoint binds (it is meant to be public; the enclave's own API stays on loopback).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @policy_options
-def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, quote_port: int, quote_host: str, verbose: bool, **kwargs: Any) -> None:
+def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_token_file: Path, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, quote_port: int, quote_host: str, verbose: bool, **kwargs: Any) -> None:
     """Serve requests: watch the chain, run them in the enclave, submit signed results.
 
     The node checks its enclave key on-chain every few seconds: a revoked or expired key
@@ -286,7 +285,7 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, journal_path
     key, *attestor_keys = (os.environ[name] for name in names)
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
-    enclave = EnclaveClient(enclave_url)
+    enclave = EnclaveClient.with_token_file(enclave_url, enclave_token_file)
     sender = TxSender(w3, key)
     registrar = None
     if attestor_keys:
@@ -391,49 +390,21 @@ def enclave() -> None:
     """The enclave process: key holder and template runner."""
 
 
-@enclave.command("serve")
-@click.option("--chain-id", type=int, required=True, help="Chain the enclave signs for.")
-@click.option("--coprocessor", required=True, help="Coprocessor address (EIP-712 verifying contract).")
-@click.option("--registry", required=True, help="EnclaveRegistry address (bound into the attestation).")
-@click.option("--payee", required=True, help="Account credited with fees for this enclave's responses.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=0, show_default=True, help="0 picks a free port; the URL is printed on stdout.")
-@click.option("--concurrency", default=2, show_default=True, help="Template runs at once.")
-@click.option("--backend", type=click.Choice(["dstack", "dev"]), required=True, help="dstack: Intel TDX in a dstack CVM. dev: development quotes from a local PKI (NOT SECURE). No default: dev is never a fallback.")
-@click.option("--dev-pki", "pki_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".coprocessor/dev-pki"), show_default=True, help="dev: where the development PKI lives (created if missing).")
-@click.option("--dstack-endpoint", default=None, help="dstack: guest agent socket or URL (default: dstack-sdk's, /var/run/dstack.sock).")
-@click.option("--chain-rpc", default=None, help="JSON-RPC URL templates read chain state from (untrusted: every answer is verified against the request's anchor block hash).")
-@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets, each bound to the templates that may read it (see docs/templates.md).")
-@click.option("--http-allow-private", is_flag=True, help="Let templates reach loopback, private and link-local addresses (local development only).")
-@templates_option
-def enclave_serve(chain_id: int, coprocessor: str, registry: str, payee: str, host: str, port: int, concurrency: int, backend: str, pki_dir: Path, dstack_endpoint: str | None, chain_rpc: str | None, secrets_file: Path | None, http_allow_private: bool, template_dirs: tuple[Path, ...]) -> None:
-    """Generate a key inside this process and serve /info, /attest, /rotate, /activate and /run."""
-    attestation: AttestationBackend
-    if backend == "dev":
-        click.echo(DEV_BANNER, err=True)
-        attestation = DevBackend(pki_dir)
-    else:
-        attestation = DstackBackend(dstack_endpoint)
-    capabilities = CapabilitySettings(
-        chain_rpc=chain_rpc,
-        secrets=load_secrets(secrets_file) if secrets_file else {},
-        allow_private_hosts=http_allow_private,
-    )
-    config = EnclaveConfig(chain_id, coprocessor, registry, payee)
-    service = Enclave(config, load_template_dirs(template_dirs), attestation, concurrency, capabilities)
-    server = make_server(service, host, port)
-    # Templates may never call the enclave's own RPC (key rotation), whatever hosts they declare.
-    service.capabilities = replace(service.capabilities, reserved_ports=frozenset({server.server_address[1]}))
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    click.echo(f"enclave listening on http://{host}:{server.server_address[1]}")
-    sys.stdout.flush()
-    click.echo(f"enclave {service.address} serving {len(service.templates)} templates", err=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        service.close()
+@enclave.command(
+    "serve", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.pass_context
+def enclave_serve(ctx: click.Context) -> None:
+    """Run the enclave (`coprocessor-enclave serve`; its --help lists the options).
+
+    The enclave is its own package, measured on its own: this command replaces itself with
+    that program, so no code of the node runs in the key holder. Without --templates it
+    serves the project's library.
+    """
+    args = list(ctx.args)
+    if "--templates" not in args and not any(a in ("-h", "--help") for a in args):
+        args += ["--templates", str(TEMPLATES_DIR)]
+    os.execv(sys.executable, [sys.executable, "-m", "coprocessor_enclave", "serve", *args])
 
 
 enclave.add_command(enclave_attest)

@@ -17,7 +17,7 @@ from web3 import Web3
 
 from .attestor import Policy, approve, record_for, verify_evidence
 from .chain import Deployment, TxSender, connect, contract
-from .enclave.server import EnclaveClient
+from .enclave_client import DEFAULT_TOKEN_FILE, EnclaveClient
 from .errors import AttestationError
 from .registration import Attestation, Registrar, attest
 
@@ -191,27 +191,40 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
 # ---------------------------------------------------------------------------- enclave attest / register
 
 
+enclave_token_option = click.option(
+    "--enclave-token-file",
+    "enclave_token_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_TOKEN_FILE,
+    show_default=True,
+    envvar="COPROCESSOR_ENCLAVE_TOKEN_FILE",
+    help="The token the enclave wrote at start (`enclave serve --token-file`); it answers no one without it.",
+)
+
+
 @click.command("attest")
 @click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+@enclave_token_option
 @_deployment_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the attestation (claim + evidence).")
-def enclave_attest(enclave_url: str, deployment_path: Path, out: Path) -> None:
+def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: Path, out: Path) -> None:
     """Ask the enclave for evidence over a fresh nonce and write it for attestors."""
     deployment = Deployment.load(deployment_path)
-    attestation = attest(EnclaveClient(enclave_url), deployment.chain_id, deployment.registry)
+    attestation = attest(EnclaveClient.with_token_file(enclave_url, enclave_token_file), deployment.chain_id, deployment.registry)
     out.write_text(json.dumps(attestation.to_json(), indent=2) + "\n")
     click.echo(f"attestation for {attestation.claim.enclave} ({attestation.evidence.backend}) written to {out}")
 
 
 @click.command("register")
 @click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+@enclave_token_option
 @_rpc_option
 @_deployment_option
 @click.option("--attestor-key-env", "attestor_envs", multiple=True, default=["COPROCESSOR_ATTESTOR_KEY"], show_default=True, help="Environment variable with an attestor key; repeat for k-of-n.")
 @click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the key that sends the register transaction.")
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds the registration stays valid.")
 @policy_options
-def enclave_register(enclave_url: str, rpc: str, deployment_path: Path, attestor_envs: tuple[str, ...], key_env: str, validity: int, **kwargs: Any) -> None:
+def enclave_register(enclave_url: str, enclave_token_file: Path, rpc: str, deployment_path: Path, attestor_envs: tuple[str, ...], key_env: str, validity: int, **kwargs: Any) -> None:
     """The whole flow: attest, verify with dcap-qvl, approve with each attestor key, register on-chain."""
     options = policy_kwargs(kwargs)
     keys = [os.environ.get(name) for name in (key_env, *attestor_envs)]
@@ -226,5 +239,5 @@ def enclave_register(enclave_url: str, rpc: str, deployment_path: Path, attestor
         w3, deployment, TxSender(w3, keys[0]), attestor_keys, policy, validity,  # type: ignore[arg-type]
         collateral=functools.partial(collateral_for, options),
     )
-    record = registrar.register(EnclaveClient(enclave_url))
+    record = registrar.register(EnclaveClient.with_token_file(enclave_url, enclave_token_file))
     click.echo(f"enclave {record.enclave} registered as {record.tee_type.name}, image 0x{record.image_id.hex()}, expires at {record.expires_at}")

@@ -15,7 +15,7 @@ import click
 from . import catalog, devnet
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect
 from .errors import CoprocessorError, ManifestError
-from .template import MANIFEST, Template, load_template, load_templates, to_jsonable
+from coprocessor_enclave.template import MANIFEST, Template, load_template, load_templates, to_jsonable
 from .testing import TemplateRunner
 from .toolchain import TEMPLATES_DIR
 
@@ -77,7 +77,7 @@ memory_mb = 256
 
 _SCAFFOLD_MAIN = '''"""{name}: the mean and the spread of a list of numbers (replace with your task)."""
 
-from coprocessor.sdk import Context, InvalidInput
+from coprocessor_enclave.sdk import Context, InvalidInput
 
 
 def run(ctx: Context, values: tuple[int, ...]) -> tuple[int, int]:
@@ -92,7 +92,7 @@ _SCAFFOLD_TEST = '''"""Runs {name} through the real enclave and worker path (no 
 
 from pathlib import Path
 
-from coprocessor.protocol import Status
+from coprocessor_enclave.protocol import Status
 from coprocessor.testing import run_template
 
 HERE = Path(__file__).resolve().parent.parent

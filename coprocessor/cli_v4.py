@@ -13,7 +13,7 @@ from . import devnet, v4
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect
 from .cli_template import load_template_dirs, templates_option
 from .errors import ChainError
-from .template import find_template
+from coprocessor_enclave.template import find_template
 from .toolchain import artifact
 
 _STATE = Path(".coprocessor/v4.json")

@@ -11,8 +11,8 @@ from web3 import Web3
 
 from .chain import TxSender, contract
 from .errors import ChainError
-from .protocol import REQUEST_SUBMITTED_TOPIC, Status
-from .template import Template, to_jsonable
+from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC, Status
+from coprocessor_enclave.template import Template, to_jsonable
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING
 from . import catalog
 from .attestor import Policy
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
-from .enclave.attestation import dev_image_id
-from .enclave.server import EnclaveClient
+from coprocessor_enclave.attestation import dev_image_id
+from coprocessor.enclave_client import EnclaveClient
 from .errors import ToolchainError
-from .protocol import EnclaveRecord, TeeType
+from coprocessor_enclave.protocol import EnclaveRecord, TeeType
 from .registration import Registrar
 from .toolchain import tool_path
 
 if TYPE_CHECKING:
     from web3 import Web3
 
-    from .template import Template
+    from coprocessor_enclave.template import Template
 
 # Roles on a dev chain, by index into ANVIL_KEYS.
 DEPLOYER, NODE, ATTESTOR, USER, PAYEE, AUTHOR = range(6)  # Anvil dev accounts by role
@@ -103,16 +103,19 @@ def start_enclave(
     payee: str,
     template_dirs: Sequence[Path],
     pki_dir: Path,
+    token_file: Path,
     log_file: Path | None = None,
     chain_rpc: str | None = None,
     secrets_file: Path | None = None,
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Starts `coprocessor enclave serve --backend dev` as its own process; returns it and its URL.
+) -> tuple[subprocess.Popen[bytes], EnclaveClient]:
+    """Starts `coprocessor-enclave serve --backend dev` as its own process; returns it and a client holding
+    the token it wrote to `token_file`.
 
     Local development: templates may reach loopback and private addresses over HTTP.
     """
     command = [
-        sys.executable, "-m", "coprocessor", "enclave", "serve",
+        sys.executable, "-m", "coprocessor_enclave", "serve",
+        "--token-file", str(token_file),
         "--chain-id", str(deployment.chain_id),
         "--coprocessor", deployment.coprocessor,
         "--registry", deployment.registry,
@@ -135,7 +138,7 @@ def start_enclave(
     if not line.startswith("enclave listening on "):
         process.kill()
         raise ToolchainError(f"enclave did not start (said {line!r}); see {log_file or 'its stderr'}")
-    return process, line.removeprefix("enclave listening on ")
+    return process, EnclaveClient.with_token_file(line.removeprefix("enclave listening on "), token_file)
 
 
 def dev_registrar(
@@ -146,7 +149,7 @@ def dev_registrar(
     sender: TxSender | None = None,
 ) -> Registrar:
     """A registrar with the dev chain's attestor key, accepting the dev PKI's root (insecure, by design)."""
-    from .enclave.devpki import DevPki
+    from coprocessor_enclave.devpki import DevPki
 
     w3 = connect(rpc_url)
     policy = Policy(allowed_images=frozenset({dev_image_id()}), dev_root_ca_der=DevPki.load_or_create(pki_dir).root_ca_der)

@@ -1,38 +1,31 @@
-"""The one root exception and its built-in-compatible subclasses."""
+"""The one root exception and its built-in-compatible subclasses: the enclave's, and the node's own."""
 
+from coprocessor_enclave.errors import (
+    AttestationError,
+    CapabilityError,
+    ChainDataError,
+    CoprocessorError,
+    EnclaveError,
+    EnclaveUnreachable,
+    ManifestError,
+)
 
-class CoprocessorError(Exception):
-    """Base of every error this package raises on purpose."""
+__all__ = [
+    "AttestationError",
+    "CapabilityError",
+    "ChainDataError",
+    "ChainError",
+    "CoprocessorError",
+    "EnclaveError",
+    "EnclaveUnreachable",
+    "ManifestError",
+    "ToolchainError",
+]
 
 
 class ToolchainError(CoprocessorError, RuntimeError):
     """A pinned tool (anvil, forge, solc) or a build artifact is missing or failed."""
 
 
-class ManifestError(CoprocessorError, ValueError):
-    """A template folder or its `template.toml` is invalid."""
-
-
-class EnclaveError(CoprocessorError, RuntimeError):
-    """The enclave refused a job, or could not be reached."""
-
-
-class EnclaveUnreachable(EnclaveError):
-    """The enclave did not answer at all (as opposed to refusing a job); worth retrying."""
-
-
-class AttestationError(CoprocessorError, ValueError):
-    """Evidence did not verify, or does not bind what it must."""
-
-
 class ChainError(CoprocessorError, RuntimeError):
     """A transaction reverted, or the chain answered something unexpected."""
-
-
-class CapabilityError(CoprocessorError):
-    """A template's capability call (HTTP, secret, chain read) was refused; the template sees the reason."""
-
-
-
-class ChainDataError(CoprocessorError, ValueError):
-    """The host supplied chain data that fails verification against the request's anchor block hash."""

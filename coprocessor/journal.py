@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol import Request, Status
+from coprocessor_enclave.protocol import Request, Status
 
 
 class State(enum.StrEnum):

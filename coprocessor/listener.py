@@ -9,7 +9,7 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 
 from .journal import Journal
-from .protocol import REQUEST_SUBMITTED_TOPIC, Request
+from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC, Request
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from web3 import Web3
 
 from .chain import TxSender, contract
-from .enclave.server import EnclaveClient
-from .enclave.service import SignedResult
+from coprocessor.enclave_client import EnclaveClient
+from coprocessor_enclave.service import SignedResult
 from .errors import ChainError, EnclaveError, EnclaveUnreachable
 from .journal import ACTIVE_STATES, Journal, State
 from .listener import Listener
-from .protocol import Fulfillment, RequestState
+from coprocessor_enclave.protocol import Fulfillment, RequestState
 from .registration import KeyKeeper
 from .submitter import Submitter
 

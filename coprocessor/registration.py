@@ -14,10 +14,10 @@ from web3 import Web3
 
 from .attestor import Claim, Policy, Verdict, approve, record_for, verify_evidence
 from .chain import Deployment, TxSender, contract
-from .enclave.attestation import Evidence
-from .enclave.server import EnclaveClient
+from coprocessor_enclave.attestation import Evidence
+from coprocessor.enclave_client import EnclaveClient
 from .errors import AttestationError, ChainError
-from .protocol import EnclaveRecord
+from coprocessor_enclave.protocol import EnclaveRecord
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from eth_abi import decode
 
 from .chain import TxSender
 from .errors import ChainError
-from .protocol import (
+from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
     REQUEST_CANCELLED_TOPIC,
     REQUEST_FULFILLED_TOPIC,

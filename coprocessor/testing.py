@@ -33,12 +33,12 @@ import httpx
 from eth_abi import decode
 from eth_utils import keccak
 
-from .enclave.attestation import DevBackend
-from .enclave.capabilities import BoundSecret, CapabilitySettings
-from .enclave.service import Enclave, EnclaveConfig
+from coprocessor_enclave.attestation import DevBackend
+from coprocessor_enclave.capabilities import BoundSecret, CapabilitySettings
+from coprocessor_enclave.service import Enclave, EnclaveConfig
 from .errors import ManifestError
-from .protocol import Request, Status
-from .template import Template, encode_args, find_template, load_templates
+from coprocessor_enclave.protocol import Request, Status
+from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
 
 _ZERO = "0x" + "00" * 19
 LOCAL_CONSUMER = "0x" + "c0" * 20

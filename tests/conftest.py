@@ -16,11 +16,11 @@ from web3 import Web3
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect
 from coprocessor.consumer import ExampleConsumerClient
-from coprocessor.enclave.server import EnclaveClient
+from coprocessor.enclave_client import EnclaveClient
 from coprocessor.journal import Journal
 from coprocessor.node import Node
-from coprocessor.protocol import REQUEST_FULFILLED_TOPIC, Status
-from coprocessor.template import Template, find_template, load_templates
+from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Status
+from coprocessor_enclave.template import Template, find_template, load_templates
 from coprocessor.toolchain import TEMPLATES_DIR, forge_build
 
 TEST_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -34,9 +34,14 @@ class Devnet:
     w3: Web3
     deployment: Deployment
     enclave_url: str
+    enclave_token_file: Path
     templates: dict[bytes, Template]
     payee: str
     pki_dir: Path
+
+    def enclave(self) -> EnclaveClient:
+        """A client of the stack's enclave, with its owner's token."""
+        return EnclaveClient.with_token_file(self.enclave_url, self.enclave_token_file)
 
     def template(self, name: str) -> Template:
         """A template by name."""
@@ -72,7 +77,7 @@ class Devnet:
             w3,
             self.deployment.coprocessor,
             Journal(journal_path),
-            EnclaveClient(self.enclave_url),
+            self.enclave(),
             TxSender(w3, ANVIL_KEYS[devnet.NODE]),
             w3.eth.block_number + 1 if start_block is None else start_block,
         )
@@ -107,12 +112,12 @@ def open_stack(
         deployment = devnet.deploy(rpc_url, templates=[t for t in templates.values() if t.name not in unpublished])
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
-        enclave_process, url = devnet.start_enclave(
-            deployment, payee, template_dirs, state / "dev-pki", state / "enclave.log",
+        enclave_process, client = devnet.start_enclave(
+            deployment, payee, template_dirs, state / "dev-pki", state / "enclave.token", state / "enclave.log",
             chain_rpc=enclave_chain_rpc(rpc_url), secrets_file=secrets_file,
         )
-        devnet.register_enclave(rpc_url, deployment, EnclaveClient(url), state / "dev-pki")
-        yield Devnet(rpc_url, w3, deployment, url, templates, payee, state / "dev-pki")
+        devnet.register_enclave(rpc_url, deployment, client, state / "dev-pki")
+        yield Devnet(rpc_url, w3, deployment, client.url, state / "enclave.token", templates, payee, state / "dev-pki")
     finally:
         devnet.stop(enclave_process)
         devnet.stop(anvil)

@@ -19,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
 
-from coprocessor import tdx
-from coprocessor.enclave.devpki import DevPki
-from coprocessor.tdx import TdMeasurements
+from coprocessor_enclave import tdx
+from coprocessor_enclave.devpki import DevPki
+from coprocessor_enclave.tdx import TdMeasurements
 
 DCAP_DATA = Path(__file__).resolve().parent / "data" / "dcap"
 

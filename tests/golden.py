@@ -13,7 +13,7 @@ from eth_abi import encode
 from eth_keys import keys
 from eth_utils import keccak
 
-from coprocessor.protocol import (
+from coprocessor_enclave.protocol import (
     EnclaveRecord,
     Quote,
     Request,

@@ -11,10 +11,10 @@ from pathlib import Path
 import dcap_qvl
 import pytest
 
-from coprocessor import tdx
+from coprocessor_enclave import tdx
 from coprocessor.attestor import Claim, Policy, verify_evidence, verify_quote
-from coprocessor.enclave.attestation import DevBackend, DstackBackend, Evidence, dev_image_id
-from coprocessor.enclave.devpki import DevPki
+from coprocessor_enclave.attestation import DevBackend, DstackBackend, Evidence, dev_image_id
+from coprocessor_enclave.devpki import DevPki
 from coprocessor.errors import AttestationError
 from tests.dstack_agent import DCAP_DATA, DevPkiQuotes, FixtureQuotes, GuestAgent, start_agent
 

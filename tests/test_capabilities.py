@@ -21,13 +21,13 @@ import pytest
 from eth_abi import decode
 from eth_utils import keccak
 
-from coprocessor.enclave.capabilities import host_allowed, load_secrets
-from coprocessor.enclave.frames import FrameError, loads_bounded
-from coprocessor.enclave.outbound import is_public
-from coprocessor.enclave.service import QuoteRefused
+from coprocessor_enclave.capabilities import host_allowed, load_secrets
+from coprocessor_enclave.frames import FrameError, loads_bounded
+from coprocessor_enclave.outbound import is_public
+from coprocessor_enclave.service import QuoteRefused
 from coprocessor.errors import EnclaveUnreachable, ManifestError
-from coprocessor.protocol import Request, Status
-from coprocessor.template import encode_args, load_template
+from coprocessor_enclave.protocol import Request, Status
+from coprocessor_enclave.template import encode_args, load_template
 from coprocessor.testing import TemplateRunner
 
 from coprocessor.testing import LoopbackHttp, Reply

@@ -17,8 +17,8 @@ from eth_utils import to_checksum_address
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender
 from coprocessor.node import Node
-from coprocessor.protocol import Status
-from coprocessor.template import encode_args
+from coprocessor_enclave.protocol import Status
+from coprocessor_enclave.template import encode_args
 
 from .conftest import TEST_TEMPLATES, Devnet, open_stack
 from .lying_rpc import LyingRpc

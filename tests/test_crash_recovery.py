@@ -15,7 +15,7 @@ from eth_abi import decode, encode
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, contract
 from coprocessor.journal import Journal, State
-from coprocessor.protocol import REQUEST_FULFILLED_TOPIC, Status
+from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Status
 
 from .conftest import Devnet
 
@@ -28,6 +28,7 @@ def _start_node(stack: Devnet, deployment_path: Path, journal_path: Path, log_pa
         "--rpc", stack.rpc_url,
         "--deployment", str(deployment_path),
         "--enclave", stack.enclave_url,
+        "--enclave-token-file", str(stack.enclave_token_file),
         "--journal", str(journal_path),
     ]
     env = {**os.environ, "COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE]}

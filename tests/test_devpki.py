@@ -11,8 +11,8 @@ from pathlib import Path
 import dcap_qvl
 import pytest
 
-from coprocessor.enclave.devpki import CPU_SVN, FMSPC, PCE_ID, PCE_SVN, DevPki
-from coprocessor.tdx import TdMeasurements
+from coprocessor_enclave.devpki import CPU_SVN, FMSPC, PCE_ID, PCE_SVN, DevPki
+from coprocessor_enclave.tdx import TdMeasurements
 
 NOW = int(time.time())
 ISSUED = NOW - 60

@@ -9,12 +9,12 @@ from eth_abi import decode, encode
 
 from coprocessor import catalog, devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
-from coprocessor.enclave.server import EnclaveClient
+from coprocessor.enclave_client import EnclaveClient
 from coprocessor.errors import EnclaveError
 from coprocessor.journal import State
 from coprocessor.node import Node
-from coprocessor.protocol import Request, RequestState, Status
-from coprocessor.template import encode_args
+from coprocessor_enclave.protocol import Request, RequestState, Status
+from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet
 
@@ -101,7 +101,7 @@ def test_enclave_refusesInputThatDoesNotMatchCommitment(stack: Devnet) -> None:
     median = stack.template("median-price")
     request = Request(b"\x01" * 32, stack.deployment.consumer, median.template_id, b"\x00" * 32, 100_000, 0, 2**40, 1, b"\x00" * 32)
     try:
-        EnclaveClient(stack.enclave_url).run(request, encode_args(median, [[1], 0]))
+        stack.enclave().run(request, encode_args(median, [[1], 0]))
     except EnclaveError as exc:
         assert "inputHash" in str(exc)
     else:

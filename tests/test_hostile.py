@@ -20,12 +20,12 @@ import pytest
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-from coprocessor.enclave import sandbox
-from coprocessor.enclave.attestation import DevBackend
-from coprocessor.enclave.service import Enclave, EnclaveConfig, SignedResult
+from coprocessor_enclave import sandbox
+from coprocessor_enclave.attestation import DevBackend
+from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
 from coprocessor.node import Node
-from coprocessor.protocol import REQUEST_FULFILLED_TOPIC, Request, Status, recover_signer, response_digest
-from coprocessor.template import Template, encode_args, load_templates
+from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Request, Status, recover_signer, response_digest
+from coprocessor_enclave.template import Template, encode_args, load_templates
 
 from .conftest import TEST_TEMPLATES, Devnet
 
@@ -67,7 +67,7 @@ HOSTILE: list[tuple[str, Status]] = [
     ("hostile-log-flood", Status.OK),
     ("hostile-probe", Status.OK),
 ]
-WORKER_MODULE = b"coprocessor.enclave.worker"
+WORKER_MODULE = b"coprocessor_enclave.worker"
 CANARY_NAME = "COPROCESSOR_TEST_CANARY"
 
 
@@ -304,7 +304,7 @@ assert ctypes.CDLL(None).syscall(126, header, data) == 0  # capset: same uid, no
 """
 _DUMPABLE_TARGET = _DROP_CAPABILITIES + """
 import sys
-from coprocessor.enclave import sandbox
+from coprocessor_enclave import sandbox
 if sys.argv[1] == "protect":
     sandbox.protect_enclave()
 print("ready", flush=True)

@@ -18,34 +18,36 @@ import pytest
 
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect, contract
-from coprocessor.enclave.attestation import DevBackend, dev_image_id
-from coprocessor.enclave.server import EnclaveClient, make_server
-from coprocessor.enclave.service import Enclave, EnclaveConfig
+from coprocessor_enclave.attestation import DevBackend, dev_image_id
+from coprocessor.enclave_client import EnclaveClient
+from coprocessor_enclave.server import make_server, write_token
+from coprocessor_enclave.service import Enclave, EnclaveConfig
 from coprocessor.errors import ChainError
 from coprocessor.journal import Journal, State
 from coprocessor.node import Node, NodeConfig
-from coprocessor.protocol import RequestState
+from coprocessor_enclave.protocol import RequestState
 from coprocessor.registration import KeyKeeper
-from coprocessor.template import encode_args
+from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet
 
 
 @pytest.fixture
-def spare_enclave(stack: Devnet, tmp_path: Path) -> Iterator[tuple[Enclave, str]]:
-    """A second, unregistered DEV enclave bound to the stack's deployment, served on loopback."""
-    with _serve(stack, stack.deployment.registry, stack.pki_dir) as served:
+def spare_enclave(stack: Devnet, tmp_path: Path) -> Iterator[tuple[Enclave, EnclaveClient]]:
+    """A second, unregistered DEV enclave bound to the stack's deployment, served on loopback; its token
+    is in tmp_path / "enclave.token"."""
+    with _serve(stack, stack.deployment.registry, stack.pki_dir, tmp_path / "enclave.token") as served:
         yield served
 
 
 @contextmanager
-def _serve(stack: Devnet, registry: str, pki_dir: Path) -> Iterator[tuple[Enclave, str]]:
+def _serve(stack: Devnet, registry: str, pki_dir: Path, token_file: Path) -> Iterator[tuple[Enclave, EnclaveClient]]:
     d = stack.deployment
     enclave = Enclave(EnclaveConfig(d.chain_id, d.coprocessor, registry, stack.payee), stack.templates, DevBackend(pki_dir))
-    server = make_server(enclave)
+    server = make_server(enclave, write_token(token_file))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield enclave, f"http://127.0.0.1:{server.server_address[1]}"
+        yield enclave, EnclaveClient.with_token_file(f"http://127.0.0.1:{server.server_address[1]}", token_file)
     finally:
         server.shutdown()
         enclave.close()
@@ -65,12 +67,13 @@ def _registry(stack: Devnet):  # noqa: ANN202 - a web3 contract
 # ---------------------------------------------------------------------------- CLI
 
 
-def test_cli_attestVerifyAndRegister_devEnclave(stack: Devnet, spare_enclave: tuple[Enclave, str], tmp_path: Path) -> None:
-    enclave, url = spare_enclave
+def test_cli_attestVerifyAndRegister_devEnclave(stack: Devnet, spare_enclave: tuple[Enclave, EnclaveClient], tmp_path: Path) -> None:
+    enclave, client = spare_enclave
+    url, token = client.url, ["--enclave-token-file", str(tmp_path / "enclave.token")]
     deployment_file = tmp_path / "deployment.json"
     stack.deployment.save(deployment_file)
     attestation = tmp_path / "attestation.json"
-    done = _cli("enclave", "attest", "--enclave", url, "--deployment", str(deployment_file), "--out", str(attestation))
+    done = _cli("enclave", "attest", "--enclave", url, *token, "--deployment", str(deployment_file), "--out", str(attestation))
     assert done.returncode == 0, done.stderr
 
     root = str(stack.pki_dir / "root_ca.pem")
@@ -90,7 +93,7 @@ def test_cli_attestVerifyAndRegister_devEnclave(stack: Devnet, spare_enclave: tu
     assert not _registry(stack).functions.isActive(enclave.address).call()
     keys = {"COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE], "COPROCESSOR_ATTESTOR_KEY": ANVIL_KEYS[devnet.ATTESTOR]}
     registered = _cli(
-        "enclave", "register", "--enclave", url, "--rpc", stack.rpc_url, "--deployment", str(deployment_file),
+        "enclave", "register", "--enclave", url, *token, "--rpc", stack.rpc_url, "--deployment", str(deployment_file),
         "--insecure-dev-root", root, env=keys,  # no --image: the registry's own allowlist
     )
     assert registered.returncode == 0, registered.stderr
@@ -98,16 +101,16 @@ def test_cli_attestVerifyAndRegister_devEnclave(stack: Devnet, spare_enclave: tu
     assert _registry(stack).functions.isActive(enclave.address).call()
 
 
-def test_register_allowDevFalseRegistry_refusesDevEnclave(stack: Devnet) -> None:
+def test_register_allowDevFalseRegistry_refusesDevEnclave(stack: Devnet, tmp_path: Path) -> None:
     production = devnet.deploy(stack.rpc_url, allow_dev=False)
     registry = contract(stack.w3, "EnclaveRegistry", production.registry)
     assert registry.functions.allowDev().call() is False
     with pytest.raises(ChainError, match="DevNotAllowed"):
         TxSender(stack.w3, ANVIL_KEYS[devnet.DEPLOYER]).call_function(registry, "allowImage", dev_image_id(), 0)
-    with _serve(stack, production.registry, stack.pki_dir) as (enclave, url):
+    with _serve(stack, production.registry, stack.pki_dir, tmp_path / "enclave.token") as (enclave, client):
         registrar = devnet.dev_registrar(stack.rpc_url, production, stack.pki_dir)
         with pytest.raises(ChainError, match="DevNotAllowed"):
-            registrar.register(EnclaveClient(url))  # the attestor approves; the chain still refuses
+            registrar.register(client)  # the attestor approves; the chain still refuses
         assert not registry.functions.isActive(enclave.address).call()
 
 
@@ -126,7 +129,7 @@ def _node_with_keeper(stack: Devnet, keeper: KeyKeeper, journal: Path) -> tuple[
 
 
 def test_keyKeeper_renewsBeforeExpiry_newKeySigns(stack: Devnet, tmp_path: Path) -> None:
-    client = EnclaveClient(stack.enclave_url)
+    client = stack.enclave()
     old = client.info()["address"]
     old_expiry = _registry(stack).functions.enclaves(old).call()[2]
     # Renewal is due when the key expires within the window: a window longer than the current key's
@@ -159,7 +162,7 @@ def test_keyKeeper_renewsBeforeExpiry_newKeySigns(stack: Devnet, tmp_path: Path)
 
 
 def test_node_revokedKey_stopsSigningAtOnce(stack: Devnet, tmp_path: Path) -> None:
-    client = EnclaveClient(stack.enclave_url)
+    client = stack.enclave()
     keeper = KeyKeeper(stack.w3, stack.deployment.registry, client, None, renew_before_seconds=60)
     node, thread = _node_with_keeper(stack, keeper, tmp_path / "journal.sqlite")
     try:
@@ -182,9 +185,8 @@ def test_node_revokedKey_stopsSigningAtOnce(stack: Devnet, tmp_path: Path) -> No
         thread.join(10)
 
 
-def test_keyKeeper_expiredKey_saysWhy(stack: Devnet, spare_enclave: tuple[Enclave, str]) -> None:
-    enclave, url = spare_enclave
-    client = EnclaveClient(url)
+def test_keyKeeper_expiredKey_saysWhy(stack: Devnet, spare_enclave: tuple[Enclave, EnclaveClient]) -> None:
+    enclave, client = spare_enclave
     record = devnet.dev_registrar(stack.rpc_url, stack.deployment, stack.pki_dir, validity_seconds=600).register(client)
     keeper = KeyKeeper(stack.w3, stack.deployment.registry, client, None, renew_before_seconds=60)
     assert keeper.problem == "enclave key not checked on-chain yet"  # fails closed until the first check

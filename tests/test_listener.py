@@ -6,7 +6,7 @@ from pathlib import Path
 
 from coprocessor.journal import Journal, State
 from coprocessor.listener import Listener
-from coprocessor.template import encode_args
+from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet
 

@@ -19,7 +19,7 @@ from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
 from coprocessor.errors import ChainError
 from coprocessor.node import Node
-from coprocessor.protocol import Status
+from coprocessor_enclave.protocol import Status
 from coprocessor.toolchain import artifact, npm_artifact
 
 from .conftest import Devnet

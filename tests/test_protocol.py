@@ -6,7 +6,7 @@ from eth_keys import keys
 from eth_utils import keccak
 
 from coprocessor.chain import contract
-from coprocessor.protocol import Request, Status, coprocessor_domain, recover_signer, request_id, response_digest, sign_digest
+from coprocessor_enclave.protocol import Request, Status, coprocessor_domain, recover_signer, request_id, response_digest, sign_digest
 
 from .conftest import Devnet
 from .golden import VECTORS_PATH, render

@@ -19,10 +19,10 @@ from web3.logs import DISCARD
 
 from coprocessor import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract, decode_revert
-from coprocessor.enclave.server import EnclaveClient
-from coprocessor.protocol import SignedQuote
+from coprocessor.enclave_client import EnclaveClient
+from coprocessor_enclave.protocol import SignedQuote
 from coprocessor.quotes import QuoteService, fetch_quote, make_quote_server, web3_anchor
-from coprocessor.template import encode_args
+from coprocessor_enclave.template import encode_args
 from coprocessor.toolchain import artifact
 
 from .conftest import Devnet
@@ -91,7 +91,7 @@ def hooked(stack: Devnet) -> Iterator[HookStack]:
         v4_stack.pool_manager, stack.deployment.registry, stack.deployment.coprocessor, config, deployer.address,
     )
     pool = v4.init_pool(deployer, v4_stack, hook)
-    server = make_quote_server(QuoteService(EnclaveClient(stack.enclave_url), web3_anchor(stack.w3)))
+    server = make_quote_server(QuoteService(stack.enclave(), web3_anchor(stack.w3)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hooked = HookStack(stack, v4_stack, hook, pool, f"http://127.0.0.1:{server.server_address[1]}", deployer)
     # Volatile swaps without quotes, one block each: they pay the default fee and give the template a history.

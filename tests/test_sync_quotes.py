@@ -17,10 +17,10 @@ from eth_utils import keccak
 
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, ChainError, TxSender, contract, decode_revert
-from coprocessor.enclave.server import EnclaveClient
-from coprocessor.protocol import SignedQuote, coprocessor_domain, quote_digest, recover_signer
+from coprocessor.enclave_client import EnclaveClient
+from coprocessor_enclave.protocol import SignedQuote, coprocessor_domain, quote_digest, recover_signer
 from coprocessor.quotes import QuoteService, RateLimiter, fetch_quote, make_quote_server, web3_anchor
-from coprocessor.template import encode_args
+from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet
 
@@ -65,7 +65,7 @@ def quotes(stack: Devnet) -> Iterator[QuoteStack]:
     user = TxSender(stack.w3, ANVIL_KEYS[devnet.USER])
     median = stack.template("median-price")
     consumer = user.deploy("SignedQuoteConsumer", stack.deployment.registry, stack.deployment.coprocessor, median.template_id)
-    service = QuoteService(EnclaveClient(stack.enclave_url), web3_anchor(stack.w3))
+    service = QuoteService(stack.enclave(), web3_anchor(stack.w3))
     server = make_quote_server(service)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield QuoteStack(stack, f"http://127.0.0.1:{server.server_address[1]}", consumer, user)
@@ -91,7 +91,7 @@ def test_quote_fromNodeEndpoint_isVerifiedAndStoredOnChain(quotes: QuoteStack) -
     assert signed.quote.consumer == quotes.consumer and signed.quote.chain_id == d.deployment.chain_id
     assert signed.quote.anchor_block > 0  # anchored to the parent of the node's latest block
     digest = quote_digest(coprocessor_domain(d.deployment.chain_id, d.deployment.coprocessor), signed.quote)
-    assert recover_signer(digest, signed.signature) == signed.signer == EnclaveClient(d.enclave_url).info()["address"]
+    assert recover_signer(digest, signed.signature) == signed.signer == d.enclave().info()["address"]
 
     receipt = quotes.submit(PRICES, signed)
     handle = contract(d.w3, "SignedQuoteConsumer", quotes.consumer)
@@ -164,7 +164,7 @@ def test_quote_chainRead_anchoredToTheNodesLatestBlock(quotes: QuoteStack) -> No
     assert held and balance == quotes.devnet.w3.eth.get_balance(user, signed.quote.anchor_block)
 
     # Without an anchor nothing can be verified, so the template may not read the chain at all.
-    unanchored = QuoteService(EnclaveClient(quotes.devnet.enclave_url))
+    unanchored = QuoteService(quotes.devnet.enclave())
     with pytest.raises(Exception, match="no anchor block"):
         unanchored.quote(body)
 
@@ -177,7 +177,7 @@ def test_quote_rateLimit_andBusy(quotes: QuoteStack) -> None:
     clock[0] = 1.0
     assert limiter.allow("a") and not limiter.allow("a")
 
-    service = QuoteService(EnclaveClient(quotes.devnet.enclave_url), rate=RateLimiter(rate=0.001, burst=1))
+    service = QuoteService(quotes.devnet.enclave(), rate=RateLimiter(rate=0.001, burst=1))
     service.quote(quotes.body(PRICES), client="c")
     with pytest.raises(Exception, match="too many"):
         service.quote(quotes.body(PRICES), client="c")

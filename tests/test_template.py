@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from coprocessor.errors import ManifestError
-from coprocessor.template import bundle_hash, encode_args, load_template
+from coprocessor_enclave.template import bundle_hash, encode_args, load_template
 from coprocessor.toolchain import TEMPLATES_DIR, tool_path
 
 GOOD_MANIFEST = """

@@ -16,8 +16,8 @@ from coprocessor import catalog, devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
 from coprocessor.errors import ChainError
 from coprocessor.node import Node
-from coprocessor.protocol import Status
-from coprocessor.template import Template, encode_args
+from coprocessor_enclave.protocol import Status
+from coprocessor_enclave.template import Template, encode_args
 
 from .conftest import Devnet
 

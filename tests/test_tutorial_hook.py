@@ -6,7 +6,7 @@ from __future__ import annotations
 from coprocessor import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender
 from coprocessor.node import Node
-from coprocessor.protocol import REQUEST_SUBMITTED_TOPIC
+from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC
 from coprocessor.toolchain import artifact
 
 from .conftest import Devnet

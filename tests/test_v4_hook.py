@@ -12,7 +12,7 @@ from eth_utils import to_checksum_address
 from coprocessor import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
 from coprocessor.node import Node
-from coprocessor.protocol import REQUEST_SUBMITTED_TOPIC, Status
+from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC, Status
 from coprocessor.toolchain import artifact
 
 from .conftest import Devnet

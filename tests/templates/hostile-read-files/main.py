@@ -7,9 +7,9 @@ Returns what it read (a leak); raises with every refusal otherwise. The project'
 import os
 from pathlib import Path
 
-import coprocessor
+import coprocessor_enclave
 
-PROJECT = Path(coprocessor.__file__).resolve().parent.parent
+PROJECT = Path(coprocessor_enclave.__file__).resolve().parent.parent
 BUNDLE = Path(__file__).resolve().parent
 
 

@@ -8,16 +8,16 @@ import os
 import socket
 from pathlib import Path
 
-import coprocessor
+import coprocessor_enclave
 
-PROJECT = Path(coprocessor.__file__).resolve().parent.parent
+PROJECT = Path(coprocessor_enclave.__file__).resolve().parent.parent
 BUNDLE = Path(__file__).resolve().parent
 
 
 def run(ctx):
     tag = f".hostile-{os.getpid()}-{os.urandom(4).hex()}"  # hidden: never part of a bundle hash
     new = [BUNDLE / tag, Path.cwd() / tag, Path("/tmp") / tag, Path("/dev/shm") / tag, PROJECT / tag, Path("/var/tmp") / tag]
-    existing = [BUNDLE / "main.py", PROJECT / "coprocessor" / "enclave" / "service.py", PROJECT / "README.md", Path("/etc/passwd")]
+    existing = [BUNDLE / "main.py", PROJECT / "coprocessor_enclave" / "service.py", PROJECT / "README.md", Path("/etc/passwd")]
     got, failures = [], []
 
     def attempt(what, action):

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CapabilityError, EnclaveUnreachable
-from ..protocol import Status
+from .errors import CapabilityError, EnclaveUnreachable
+from .protocol import Status
 from .frames import FrameError, FrameTooLarge, recv_frame, send_frame
 
 # The fork server gets nothing of the enclave's environment: no key, no operator settings.
@@ -58,7 +58,7 @@ class WorkerPool:
     def _start_server(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server = subprocess.Popen(
-            [sys.executable, "-I", "-m", "coprocessor.enclave.worker", str(theirs.fileno()), *self._bundles],
+            [sys.executable, "-I", "-m", "coprocessor_enclave.worker", str(theirs.fileno()), *self._bundles],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -20,7 +20,7 @@ from typing import Any
 import certifi
 import httpcore
 
-from ..errors import CapabilityError
+from .errors import CapabilityError
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 

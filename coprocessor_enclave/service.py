@@ -12,8 +12,8 @@ from eth_abi import decode, encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
-from ..errors import CapabilityError, EnclaveError
-from ..protocol import (
+from .errors import CapabilityError, EnclaveError
+from .protocol import (
     Quote,
     Request,
     SignedQuote,
@@ -24,7 +24,7 @@ from ..protocol import (
     response_digest,
     sign_digest,
 )
-from ..template import Template
+from .template import Template
 from .attestation import AttestationBackend, Evidence
 from .capabilities import CapabilitySettings, JobCapabilities
 from .sandbox import protect_enclave

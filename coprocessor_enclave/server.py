@@ -1,25 +1,48 @@
-"""The enclave's small local RPC: JSON over HTTP on loopback, and its client."""
+"""The enclave's small RPC: JSON over HTTP, every call but `/info` authenticated by the owner's token.
+
+Loopback is not authentication: another enclave's template, or any local process, can reach a
+loopback port. The token is made here at start and written to a file only its owner can read.
+"""
 
 from __future__ import annotations
 
-import ipaddress
+import hmac
 import json
-import urllib.error
-import urllib.request
+import os
+import secrets
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
-from ..protocol import Request, SignedQuote, Status
-from .attestation import Evidence
+from .errors import CoprocessorError, EnclaveUnreachable
 from .frames import FrameError, loads_bounded
-from .service import Enclave, QuoteRefused, SignedResult
+from .protocol import Request, Status
+from .service import Enclave, QuoteRefused
 
 _MAX_BODY = 1024 * 1024
 
 
-def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """An HTTP server for `enclave`: `GET /info`, `POST /attest`, `/rotate`, `/activate`, `/run` and `/quote`."""
+TOKEN_HEADER = "Authorization"
+
+
+def write_token(path: Path | str) -> str:
+    """A fresh token for this enclave's owner, written to `path` readable by our uid only; returns it."""
+    token = secrets.token_hex(32)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode on open
+        os.write(fd, token.encode() + b"\n")
+    finally:
+        os.close(fd)
+    return token
+
+
+def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """An HTTP server for `enclave`: public `GET /info`; `POST /attest`, `/rotate`, `/activate`, `/run` and
+    `/quote` for callers that send `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -38,6 +61,10 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                 self._reply(503, {"error": f"{type(exc).__name__}: {exc}"})
 
         def do_POST(self) -> None:
+            presented = (self.headers.get(TOKEN_HEADER) or "").encode(errors="replace")
+            if not hmac.compare_digest(presented, expected):
+                self._reply(401, {"error": f"{self.path} needs the enclave owner's token (enclave serve --token-file)"})
+                return
             length = int(self.headers.get("Content-Length") or 0)
             if length > _MAX_BODY:
                 self._reply(413, {"error": "request body too large"})
@@ -47,8 +74,6 @@ def make_server(enclave: Enclave, host: str = "127.0.0.1", port: int = 0) -> Thr
                 if self.path == "/attest":
                     nonce = bytes.fromhex(body["nonce"].removeprefix("0x"))
                     self._reply(200, enclave.attest(nonce, body.get("address")).to_json())
-                elif self.path in ("/rotate", "/activate", "/quote") and not _loopback(self.client_address[0]):
-                    self._reply(403, {"error": f"{self.path} is served to loopback clients only"})
                 elif self.path == "/rotate":
                     self._reply(200, {"address": enclave.rotate()})
                 elif self.path == "/activate":
@@ -114,83 +139,3 @@ def reply_json(handler: BaseHTTPRequestHandler, code: int, body: dict[str, Any],
     handler.wfile.write(data)
 
 
-def _loopback(host: str) -> bool:
-    """Key management (rotate, activate) stays with the node on the same machine, even on a public bind."""
-    return ipaddress.ip_address(host).is_loopback
-
-
-class EnclaveClient:
-    """Talks to an enclave over its local RPC."""
-
-    def __init__(self, url: str, timeout: float = 120.0) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-
-    def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                detail = json.loads(raw or b"{}").get("error", exc.reason)
-            except (ValueError, AttributeError):  # not our JSON: a proxy's error page, say
-                detail = f"HTTP {exc.code}: {raw[:200].decode(errors='replace')}"
-            if exc.code >= 500:
-                raise EnclaveUnreachable(f"enclave could not serve {path} now: {detail}") from None
-            raise EnclaveError(f"enclave refused {path}: {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
-
-    def info(self) -> dict[str, Any]:
-        """See `Enclave.info`."""
-        return self._call("/info")
-
-    def attest(self, nonce: bytes, address: str | None = None) -> Evidence:
-        """See `Enclave.attest`."""
-        return Evidence.from_json(self._call("/attest", {"nonce": "0x" + nonce.hex(), "address": address}))
-
-    def rotate(self) -> str:
-        """See `Enclave.rotate`."""
-        return str(self._call("/rotate", {})["address"])
-
-    def activate(self, address: str) -> None:
-        """See `Enclave.activate`."""
-        self._call("/activate", {"address": address})
-
-    def run(self, request: Request, input_data: bytes) -> SignedResult:
-        """See `Enclave.run`."""
-        body = self._call("/run", {"request": request.to_json(), "input": "0x" + input_data.hex()})
-        return SignedResult(
-            Status(body["status"]),
-            bytes.fromhex(body["output"].removeprefix("0x")),
-            bytes.fromhex(body["signature"].removeprefix("0x")),
-            body["signer"],
-        )
-
-    def quote(
-        self,
-        template_id: bytes,
-        input_data: bytes,
-        consumer: str,
-        deadline: int,
-        anchor_block: int = 0,
-        anchor_hash: bytes = b"\0" * 32,
-    ) -> SignedQuote:
-        """See `Enclave.quote`; raises `QuoteRefused` when the run did not end Ok."""
-        body = self._call(
-            "/quote",
-            {
-                "templateId": "0x" + template_id.hex(),
-                "input": "0x" + input_data.hex(),
-                "consumer": consumer,
-                "deadline": deadline,
-                "anchorBlock": anchor_block,
-                "anchorHash": "0x" + anchor_hash.hex(),
-            },
-        )
-        if body["status"] != Status.OK:
-            raise QuoteRefused(Status(body["status"]), str(body.get("reason", "")))
-        return SignedQuote.from_json(body)

@@ -130,7 +130,7 @@ def protect_enclave() -> None:
 
 def _read_paths() -> list[str]:
     """What a worker may read: the interpreter, the virtualenv, this package and system libraries."""
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parent  # the measured package; the node's is not readable
     candidates = [sys.base_prefix, sys.prefix, str(package), "/usr/lib", "/usr/lib64", "/lib", "/lib64"]
     # Installed packages wherever they are, but never a plain directory on sys.path (a .pth may add a
     # project root, with its state and logs); the package itself is granted above.

@@ -1,7 +1,7 @@
 """Template workers: a fork server that never sees the enclave key, and the job each child runs.
 
 The enclave starts this module as a fresh interpreter with an empty environment
-(`python -I -m coprocessor.enclave.worker FD`). It imports what templates need once, sets
+(`python -I -m coprocessor_enclave.worker FD`). It imports what templates need once, sets
 up the namespaces workers share (`sandbox.prepare_server`), then for every job receives a
 socket over the control channel (SCM_RIGHTS), forks a child and reports the child's pid.
 The child reads one job frame from its socket, confines itself (`sandbox.confine`: rlimits,
@@ -17,16 +17,16 @@ import os
 import signal
 import socket
 import sys
+import types
 from typing import Any
 
 from eth_abi import decode, encode
 
-import coprocessor.chainread  # noqa: F401 - py-evm takes ~0.6 s to import: once here, not in every job
-from coprocessor.enclave import sandbox
-from coprocessor.enclave.frames import recv_frame, send_frame
-from coprocessor.errors import CapabilityError, ChainDataError
-from coprocessor.protocol import Status
-from coprocessor.sdk import Caller, Context, InvalidInput
+from coprocessor_enclave import chainread, errors, protocol, sandbox, sdk, template, values  # py-evm (chainread): ~0.6 s, once here
+from coprocessor_enclave.frames import recv_frame, send_frame
+from coprocessor_enclave.errors import CapabilityError, ChainDataError
+from coprocessor_enclave.protocol import Status
+from coprocessor_enclave.sdk import Caller, Context, InvalidInput
 
 _REASON_LIMIT = 256
 
@@ -124,11 +124,26 @@ def _child(conn: socket.socket) -> None:
     send(run_job(job, call))
 
 
+# Templates import the SDK by its public paths. In a worker those names are the measured modules
+# themselves: the node's package (`coprocessor`) is neither measured nor readable here.
+_PUBLIC_PATHS = {"sdk": sdk, "values": values, "chainread": chainread, "errors": errors, "protocol": protocol, "template": template}
+
+
+def _alias_public_paths() -> None:
+    package = types.ModuleType("coprocessor", "The SDK's public import paths, served by the measured enclave package.")
+    package.__path__ = []  # nothing on disk: only the aliases below import
+    sys.modules["coprocessor"] = package
+    for name, module in _PUBLIC_PATHS.items():
+        sys.modules[f"coprocessor.{name}"] = module
+        setattr(package, name, module)
+
+
 def serve(control: socket.socket) -> None:
     """The fork server loop: one job socket in, one child pid out, until the enclave goes away."""
     # Raises (and so stops this server) where workers cannot be confined. Template bundles are
     # passed so they stay reachable when they live under a directory the worker uid cannot enter.
     sandbox.prepare_server(bundles=sys.argv[2:])
+    _alias_public_paths()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     sys.stdout = sys.stderr
     control.sendall(b"R")  # ready: imports done, namespaces prepared

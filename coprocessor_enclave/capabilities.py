@@ -27,9 +27,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpcore
 
-from ..errors import CapabilityError, EnclaveUnreachable, ManifestError
-from ..protocol import Request
-from ..template import Template
+from .errors import CapabilityError, EnclaveUnreachable, ManifestError
+from .protocol import Request
+from .template import Template
 from .frames import FrameError, loads_bounded
 from .outbound import guarded_pool
 

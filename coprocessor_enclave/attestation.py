@@ -18,13 +18,13 @@ from typing import Any, Protocol
 
 from eth_utils import keccak
 
-from .. import tdx
-from ..errors import AttestationError, EnclaveUnreachable
-from ..protocol import TeeType
-from ..template import bundle_hash
-from ..tdx import TdMeasurements
+from . import tdx
+from .errors import AttestationError, EnclaveUnreachable
+from .protocol import TeeType
+from .template import bundle_hash
+from .tdx import TdMeasurements
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
 REPORT_DATA_BYTES = 64
 
 

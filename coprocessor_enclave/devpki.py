@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from ..tdx import TdMeasurements
+from .tdx import TdMeasurements
 
 # ---------------------------------------------------------------- constants
 

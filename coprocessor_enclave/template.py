@@ -1,0 +1,247 @@
+"""Task templates: the `template.toml` manifest, ABI types and the content-hash template id."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_abi import encode, grammar
+from eth_utils import keccak
+
+from .errors import ManifestError
+
+MANIFEST = "template.toml"
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+_ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_IGNORED_PARTS = {"__pycache__", ".pytest_cache"}
+# `host`, `host:port` or `host:*`; `*.example.com` for subdomains; `*` alone for any public host.
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
+_SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits a template runs under."""
+
+    timeout_seconds: float = 5.0
+    memory_mb: int = 512
+    output_bytes: int = 16 * 1024
+    log_bytes: int = 16 * 1024
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Where a template may send HTTP requests, and how much it may fetch."""
+
+    hosts: tuple[str, ...] = ()
+    max_requests: int = 8
+    max_response_bytes: int = 1024 * 1024
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Template:
+    """A loaded template folder."""
+
+    path: Path
+    name: str
+    version: str
+    description: str
+    entry: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    limits: Limits = field(default_factory=Limits)
+    http: HttpPolicy = field(default_factory=HttpPolicy)
+    secrets: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+    template_id: bytes = b""
+
+    @property
+    def id_hex(self) -> str:
+        """The template id as 0x-hex."""
+        return "0x" + self.template_id.hex()
+
+
+def bundle_files(folder: Path) -> list[Path]:
+    """The files that make up a bundle: every regular file, minus caches and hidden files, sorted."""
+    files = []
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if any(part in _IGNORED_PARTS or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink():  # its content would depend on where it points, outside the bundle
+            raise ManifestError(f"{folder}: {relative} is a symbolic link; a bundle holds regular files only")
+        if not path.is_file() or path.suffix == ".pyc":
+            continue
+        files.append(relative)
+    return sorted(files, key=lambda p: p.as_posix().encode())
+
+
+def bundle_hash(folder: Path) -> bytes:
+    """keccak256 over each file's `path NUL length NUL content`, in byte order of paths.
+
+    Any byte change in any file, or a renamed or added file, is a new hash.
+    """
+    encoded = bytearray()
+    for relative in bundle_files(folder):
+        content = (folder / relative).read_bytes()
+        encoded += relative.as_posix().encode() + b"\0" + str(len(content)).encode() + b"\0" + content
+    return keccak(bytes(encoded))
+
+
+def _abi_type(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ManifestError(f"{where}: expected an ABI type string, got {value!r}")
+    try:
+        grammar.parse(value).validate()
+    except Exception as exc:  # eth_abi raises several parse error types
+        raise ManifestError(f"{where}: {value!r} is not a valid ABI type ({exc})") from None
+    return grammar.normalize(value)
+
+
+def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
+    if key not in data:
+        raise ManifestError(f"{path}: missing required key `{key}`")
+    if not isinstance(data[key], kind):
+        raise ManifestError(f"{path}: `{key}` must be a {kind.__name__}, got {type(data[key]).__name__}")
+    return data[key]
+
+
+def _table(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
+    """Builds dataclass `kind` from table `key`, naming unknown keys and wrong value types."""
+    raw = data.get(key, {})
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: [{key}] must be a table")
+    fields = kind.__dataclass_fields__
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ManifestError(f"{path}: unknown keys in [{key}]: {sorted(unknown)} (known: {sorted(fields)})")
+    defaults = kind()
+    for name, value in raw.items():
+        expected = type(getattr(defaults, name))
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float else isinstance(value, expected)
+        if expected is tuple:
+            ok = isinstance(value, list)
+        if not ok:
+            kind_name = "list" if expected is tuple else "number" if expected is float else expected.__name__
+            raise ManifestError(f"{path}: [{key}] {name} must be a {kind_name}, got {value!r}")
+    return kind(**raw)
+
+
+def load_template(folder: Path | str) -> Template:
+    """Loads and validates the template in `folder`."""
+    folder = Path(folder).resolve()
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise ManifestError(f"{folder}: no {MANIFEST} found")
+    try:
+        data = tomllib.loads(manifest_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{manifest_path}: not valid TOML ({exc})") from None
+
+    name = _require(data, "name", str, manifest_path)
+    if not _NAME.match(name):
+        raise ManifestError(f"{manifest_path}: name {name!r} must be lowercase letters, digits and dashes")
+    entry = _require(data, "entry", str, manifest_path)
+    if not _ENTRY.match(entry):
+        raise ManifestError(f"{manifest_path}: entry {entry!r} must look like `module:function`")
+    module_file = folder / (entry.split(":")[0].replace(".", "/") + ".py")
+    if not module_file.is_file():
+        raise ManifestError(f"{manifest_path}: entry module {module_file.name} not found in the template folder")
+    inputs = _require(data, "inputs", list, manifest_path)
+    outputs = _require(data, "outputs", list, manifest_path)
+    if not outputs:
+        raise ManifestError(f"{manifest_path}: `outputs` must name at least one ABI type")
+
+    unknown = set(data) - _KEYS
+    if unknown:
+        raise ManifestError(f"{manifest_path}: unknown keys {sorted(unknown)} (known: {sorted(_KEYS)})")
+    limits = _table(data, "limits", Limits, manifest_path)
+    if not 0 < limits.timeout_seconds <= 60 or not 32 <= limits.memory_mb <= 4096:
+        raise ManifestError(f"{manifest_path}: [limits] out of range (timeout_seconds 0-60, memory_mb 32-4096)")
+    if not 0 < limits.output_bytes <= 1024 * 1024 or not 0 <= limits.log_bytes <= 1024 * 1024:
+        raise ManifestError(f"{manifest_path}: [limits] out of range (output_bytes 1-1048576, log_bytes 0-1048576)")
+    http = _table(data, "http", HttpPolicy, manifest_path)
+    if not isinstance(http.hosts, (list, tuple)) or not all(isinstance(h, str) and _HOST.match(h) for h in http.hosts):
+        raise ManifestError(
+            f"{manifest_path}: [http] hosts must be a list like [\"api.example.com\", \"*.example.org\", \"127.0.0.1:8080\"]"
+        )
+    # An unset HTTP timeout is the template's own timeout when that is shorter.
+    timeout = http.timeout_seconds if "timeout_seconds" in data.get("http", {}) else min(5.0, limits.timeout_seconds)
+    http = HttpPolicy(tuple(http.hosts), http.max_requests, http.max_response_bytes, timeout)
+    if not 0 <= http.max_requests <= 64 or not 0 < http.max_response_bytes <= 8 * 1024 * 1024:
+        raise ManifestError(f"{manifest_path}: [http] out of range (max_requests 0-64, max_response_bytes 1-8388608)")
+    if not 0 < http.timeout_seconds <= limits.timeout_seconds:
+        raise ManifestError(f"{manifest_path}: [http] timeout_seconds must be above 0 and at most [limits] timeout_seconds")
+    secrets = data.get("secrets", [])
+    if not isinstance(secrets, list) or not all(isinstance(n, str) and _SECRET.match(n) for n in secrets):
+        raise ManifestError(f"{manifest_path}: `secrets` must be a list of names like \"OPENAI_API_KEY\"")
+    config = data.get("config", {})
+    if not isinstance(config, dict):
+        raise ManifestError(f"{manifest_path}: [config] must be a table")
+
+    return Template(
+        path=folder,
+        name=name,
+        version=_require(data, "version", str, manifest_path),
+        description=data.get("description", ""),
+        entry=entry,
+        inputs=tuple(_abi_type(t, f"{manifest_path}: inputs[{i}]") for i, t in enumerate(inputs)),
+        outputs=tuple(_abi_type(t, f"{manifest_path}: outputs[{i}]") for i, t in enumerate(outputs)),
+        limits=limits,
+        http=http,
+        secrets=tuple(secrets),
+        config=config,
+        template_id=bundle_hash(folder),
+    )
+
+
+def load_templates(roots: list[Path]) -> dict[bytes, Template]:
+    """Every template under `roots` (a root may itself be a template folder), by template id."""
+    found: dict[bytes, Template] = {}
+    for root in roots:
+        folders = [root] if (root / MANIFEST).is_file() else sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
+        for folder in folders:
+            template = load_template(folder)
+            found[template.template_id] = template
+    return found
+
+
+def find_template(templates: dict[bytes, Template], key: str) -> Template:
+    """A template by name or 0x id."""
+    for template in templates.values():
+        if key in (template.name, template.id_hex):
+            return template
+    known = ", ".join(sorted(t.name for t in templates.values())) or "none"
+    raise ManifestError(f"unknown template {key!r} (known: {known})")
+
+
+def encode_args(template: Template, args: list[Any]) -> bytes:
+    """ABI-encodes JSON-style `args` (0x-strings for bytes types) as the template's inputs."""
+    if len(args) != len(template.inputs):
+        raise ManifestError(f"{template.name} takes {len(template.inputs)} inputs {list(template.inputs)}, got {len(args)}")
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("0x") and len(value) % 2 == 0:
+            return bytes.fromhex(value[2:])
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+
+    try:
+        return encode(list(template.inputs), [convert(a) for a in args])
+    except Exception as exc:
+        raise ManifestError(f"arguments do not encode as {list(template.inputs)}: {exc}") from None
+
+
+def to_jsonable(value: Any) -> Any:
+    """A decoded ABI value as JSON-style data (bytes as 0x-hex): the inverse of `encode_args`' conversion."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
