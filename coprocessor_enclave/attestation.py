@@ -21,7 +21,7 @@ from eth_utils import keccak
 from . import tdx
 from .errors import AttestationError, EnclaveUnreachable
 from .protocol import TeeType
-from .template import bundle_hash
+from .template import files_hash
 from .tdx import TdMeasurements
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -94,9 +94,18 @@ def _dev_register(label: str) -> bytes:
     return hashlib.sha384(b"coprocessor development TD, no hardware: " + label.encode()).digest()
 
 
+def measured_files() -> dict[str, bytes]:
+    """The enclave package's files, by path: what the dev image id measures (never the caches Python writes beside them)."""
+    return {
+        path.relative_to(PACKAGE_DIR).as_posix(): path.read_bytes()
+        for path in sorted(PACKAGE_DIR.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
 def dev_compose_hash() -> bytes:
-    """What stands in for the app's compose hash in dev: the content hash of this Python package."""
-    return bundle_hash(PACKAGE_DIR)
+    """What stands in for the app's compose hash in dev: the content hash of the enclave package, nothing else."""
+    return files_hash(measured_files())
 
 
 def dev_measurements(event_log: list[dict[str, Any]]) -> TdMeasurements:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json as jsonlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +134,7 @@ class Context:
     chain_id: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     caller: Caller = _no_capabilities
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)  # the bundle, as the id pins it
 
     def __post_init__(self) -> None:
         self.http = Http(self.caller)
@@ -162,6 +163,16 @@ class Context:
         except Exception as exc:
             # The host did not supply the data: as untrustworthy an answer as a lie, and handled the same way.
             raise ChainDataError(f"chain RPC {method}: {exc}") from None
+
+    def file(self, path: str) -> bytes:
+        """A file of this template's own folder (`"data/prices.json"`): the bytes the template id pins.
+
+        Workers cannot read the folder itself; this is the way to ship data with a template.
+        """
+        try:
+            return self.files[path]
+        except KeyError:
+            raise FileNotFoundError(f"no file {path!r} in this template's bundle") from None
 
     def secret(self, name: str) -> str:
         """A secret the manifest declares under `secrets` and the operator bound to this template."""

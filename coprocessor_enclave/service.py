@@ -82,7 +82,7 @@ class Enclave:
         self.capabilities = capabilities or CapabilitySettings()
         protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
-        self._pool = WorkerPool([str(t.path) for t in templates.values()])
+        self._pool = WorkerPool({t.id_hex: t.files for t in templates.values()})
         self._keys: dict[str, bytes] = {}  # address -> key: the active one, and at most one pending rotation
         address = self._new_key()
         self._active = (address, self._keys[address])  # replaced as one tuple, so a reader never sees a mix
@@ -217,7 +217,7 @@ class Enclave:
         self, template: Template, request: Request, input_data: bytes, sync: bool = False
     ) -> tuple[Status, bytes]:
         job = {
-            "path": str(template.path),
+            "template_id": template.id_hex,
             "entry": template.entry,
             "inputs": list(template.inputs),
             "outputs": list(template.outputs),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,8 @@ from .errors import ManifestError
 MANIFEST = "template.toml"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 _ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
-_IGNORED_PARTS = {"__pycache__", ".pytest_cache"}
+# Compiled Python and native modules: the import system would run them instead of the hashed source.
+_BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
 # `host`, `host:port` or `host:*`; `*.example.com` for subdomains; `*` alone for any public host.
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
 _SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -59,6 +63,8 @@ class Template:
     secrets: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     template_id: bytes = b""
+    # The bytes the id was computed from, read once at load: workers run these, never the folder again.
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def id_hex(self) -> str:
@@ -66,31 +72,50 @@ class Template:
         return "0x" + self.template_id.hex()
 
 
-def bundle_files(folder: Path) -> list[Path]:
-    """The files that make up a bundle: every regular file, minus caches and hidden files, sorted."""
-    files = []
-    for path in folder.rglob("*"):
-        relative = path.relative_to(folder)
-        if any(part in _IGNORED_PARTS or part.startswith(".") for part in relative.parts):
-            continue
-        if path.is_symlink():  # its content would depend on where it points, outside the bundle
-            raise ManifestError(f"{folder}: {relative} is a symbolic link; a bundle holds regular files only")
-        if not path.is_file() or path.suffix == ".pyc":
-            continue
-        files.append(relative)
-    return sorted(files, key=lambda p: p.as_posix().encode())
+def read_bundle(folder: Path) -> dict[str, bytes]:
+    """Every file of a bundle, read once: `{posix relative path: content}`, sorted by path bytes.
+
+    Refuses anything the id could not pin or a worker must not run: bytecode and native
+    modules (Python prefers them over source), hidden files and folders, symbolic links
+    (anywhere, dot-folders included) and anything that is not a regular file or folder.
+    """
+    files: dict[str, bytes] = {}
+    for directory, folders, names in os.walk(folder):
+        for name in sorted(folders + names):
+            path = Path(directory, name)
+            relative = path.relative_to(folder).as_posix()
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):  # its content would depend on where it points, outside the bundle
+                raise ManifestError(f"{folder}: {relative} is a symbolic link; a bundle holds regular files only")
+            if name.startswith("."):
+                raise ManifestError(f"{folder}: {relative} is hidden; a bundle holds no hidden files or folders (remove it)")
+            if name == "__pycache__" or name.endswith(_BYTECODE):
+                raise ManifestError(
+                    f"{folder}: {relative} is compiled code the template id would not show; remove it "
+                    "(and run Python with -B, or PYTHONDONTWRITEBYTECODE=1, near templates)"
+                )
+            if stat.S_ISREG(mode):
+                files[relative] = path.read_bytes()
+            elif not stat.S_ISDIR(mode):
+                raise ManifestError(f"{folder}: {relative} is not a regular file or folder")
+    return dict(sorted(files.items(), key=lambda item: item[0].encode()))
 
 
-def bundle_hash(folder: Path) -> bytes:
+def files_hash(files: Mapping[str, bytes]) -> bytes:
     """keccak256 over each file's `path NUL length NUL content`, in byte order of paths.
 
     Any byte change in any file, or a renamed or added file, is a new hash.
     """
     encoded = bytearray()
-    for relative in bundle_files(folder):
-        content = (folder / relative).read_bytes()
-        encoded += relative.as_posix().encode() + b"\0" + str(len(content)).encode() + b"\0" + content
+    for relative in sorted(files, key=str.encode):
+        content = files[relative]
+        encoded += relative.encode() + b"\0" + str(len(content)).encode() + b"\0" + content
     return keccak(bytes(encoded))
+
+
+def bundle_hash(folder: Path) -> bytes:
+    """The template id of the bundle in `folder`: `files_hash(read_bundle(folder))`."""
+    return files_hash(read_bundle(folder))
 
 
 def _abi_type(value: Any, where: str) -> str:
@@ -138,9 +163,10 @@ def load_template(folder: Path | str) -> Template:
     manifest_path = folder / MANIFEST
     if not manifest_path.is_file():
         raise ManifestError(f"{folder}: no {MANIFEST} found")
+    files = read_bundle(folder)  # from here on only these bytes count, not what the folder holds later
     try:
-        data = tomllib.loads(manifest_path.read_text())
-    except tomllib.TOMLDecodeError as exc:
+        data = tomllib.loads(files[MANIFEST].decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{manifest_path}: not valid TOML ({exc})") from None
 
     name = _require(data, "name", str, manifest_path)
@@ -149,9 +175,9 @@ def load_template(folder: Path | str) -> Template:
     entry = _require(data, "entry", str, manifest_path)
     if not _ENTRY.match(entry):
         raise ManifestError(f"{manifest_path}: entry {entry!r} must look like `module:function`")
-    module_file = folder / (entry.split(":")[0].replace(".", "/") + ".py")
-    if not module_file.is_file():
-        raise ManifestError(f"{manifest_path}: entry module {module_file.name} not found in the template folder")
+    module_file = entry.split(":")[0].replace(".", "/") + ".py"
+    if module_file not in files:
+        raise ManifestError(f"{manifest_path}: entry module {module_file} not found in the template folder")
     inputs = _require(data, "inputs", list, manifest_path)
     outputs = _require(data, "outputs", list, manifest_path)
     if not outputs:
@@ -196,7 +222,8 @@ def load_template(folder: Path | str) -> Template:
         http=http,
         secrets=tuple(secrets),
         config=config,
-        template_id=bundle_hash(folder),
+        template_id=files_hash(files),
+        files=files,
     )
 
 

@@ -1,8 +1,9 @@
 """Template workers: a fork server that never sees the enclave key, and the job each child runs.
 
 The enclave starts this module as a fresh interpreter with an empty environment
-(`python -I -m coprocessor_enclave.worker FD`). It imports what templates need once, sets
-up the namespaces workers share (`sandbox.prepare_server`), then for every job receives a
+(`python -I -m coprocessor_enclave.worker FD`). It receives every template bundle's bytes once
+and checks them against their ids (`bundles`), imports what templates need once, sets up the
+namespaces workers share (`sandbox.prepare_server`), then for every job receives a
 socket over the control channel (SCM_RIGHTS), forks a child and reports the child's pid.
 The child reads one job frame from its socket, confines itself (`sandbox.confine`: rlimits,
 Landlock, an unprivileged uid), runs the template, which reaches its capabilities through
@@ -18,17 +19,20 @@ import signal
 import socket
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any
 
 from eth_abi import decode, encode
 
-from coprocessor_enclave import chainread, errors, protocol, sandbox, sdk, template, values  # py-evm (chainread): ~0.6 s, once here
+from coprocessor_enclave import bundles, chainread, errors, protocol, sandbox, sdk, template, values  # py-evm (chainread): ~0.6 s, once here
 from coprocessor_enclave.frames import recv_frame, send_frame
 from coprocessor_enclave.errors import CapabilityError, ChainDataError
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.sdk import Caller, Context, InvalidInput
 
 _REASON_LIMIT = 256
+_MAX_BUNDLES_BYTES = 1 << 30  # from the enclave, which read them from its own template folders
+_bundles: dict[str, dict[str, bytes]] = {}  # template id (0x hex) -> {path: content}
 
 
 def _reason(exc: BaseException) -> str:
@@ -50,16 +54,16 @@ def _failure(exc: Exception, context: Context) -> dict[str, Any]:
     return {"status": Status.TEMPLATE_ERROR, "reason": _reason(exc)}
 
 
-def run_job(job: dict[str, Any], caller: Caller) -> dict[str, Any]:
-    """Runs one job and returns {"status", "output" | "reason"} (output as hex ABI)."""
+def run_job(job: dict[str, Any], caller: Caller, files: Mapping[str, bytes]) -> dict[str, Any]:
+    """Runs one job on the bundle `files` and returns {"status", "output" | "reason"} (output as hex ABI)."""
     try:
         inputs = decode(job["inputs"], bytes.fromhex(job["input"]))
     except Exception as exc:  # any decode failure is the requester's fault
         return {"status": Status.INVALID_INPUT, "reason": f"input does not decode as ({','.join(job['inputs'])}): {exc}"}
 
-    sys.path.insert(0, job["path"])
+    bundles.install(files)
     module_name, function_name = job["entry"].split(":")
-    context = Context(**job["context"], caller=caller)
+    context = Context(**job["context"], caller=caller, files=files)
     try:
         function = getattr(importlib.import_module(module_name), function_name)
         result = function(context, *inputs)
@@ -114,14 +118,14 @@ def _child(conn: socket.socket) -> None:
     cpu = max(1, int(limits["timeout_seconds"] + 0.999))
     signal.signal(signal.SIGXCPU, cpu_exhausted)
     try:
-        sandbox.confine(job["path"], memory, cpu, keep=(0, 1, 2, conn.fileno()))
+        sandbox.confine(os.path.dirname(sandbox.__file__), memory, cpu, keep=(0, 1, 2, conn.fileno()))
     except Exception as exc:
         print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
         raise
     context = job["context"]
     for key in ("request_id", "template_id", "anchor_hash"):
         context[key] = bytes.fromhex(context[key])
-    send(run_job(job, call))
+    send(run_job(job, call, _bundles[job["template_id"]]))
 
 
 # Templates import the SDK by its public paths. In a worker those names are the measured modules
@@ -139,10 +143,12 @@ def _alias_public_paths() -> None:
 
 
 def serve(control: socket.socket) -> None:
-    """The fork server loop: one job socket in, one child pid out, until the enclave goes away."""
-    # Raises (and so stops this server) where workers cannot be confined. Template bundles are
-    # passed so they stay reachable when they live under a directory the worker uid cannot enter.
-    sandbox.prepare_server(bundles=sys.argv[2:])
+    """The fork server loop: bundles in once, then one job socket in, one child pid out, until the enclave goes away."""
+    # The template code every job will run, held in memory from here on and checked against its id.
+    announced = recv_frame(control, _MAX_BUNDLES_BYTES, bounded=False)
+    _bundles.update({tid: {path: bytes.fromhex(data) for path, data in files.items()} for tid, files in announced.items()})
+    bundles.check_bundles(_bundles)
+    sandbox.prepare_server()  # raises (and so stops this server) where workers cannot be confined
     _alias_public_paths()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     sys.stdout = sys.stderr

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +47,10 @@ class WorkerResult:
 class WorkerPool:
     """Starts one child per job from a warm fork server, so a job skips interpreter start-up (~0.2 s)."""
 
-    def __init__(self, bundles: list[str] | None = None) -> None:
+    def __init__(self, bundles: Mapping[str, Mapping[str, bytes]] | None = None) -> None:
+        """`bundles`: each template's files by template id (0x hex); jobs run these bytes, never a folder."""
         self._lock = threading.Lock()
-        self._bundles = list(bundles or [])
+        self._bundles = {tid: {path: data.hex() for path, data in files.items()} for tid, files in (bundles or {}).items()}
         self._workdir = tempfile.mkdtemp(prefix="coprocessor-worker-")
         self._server: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -58,7 +59,7 @@ class WorkerPool:
     def _start_server(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server = subprocess.Popen(
-            [sys.executable, "-I", "-m", "coprocessor_enclave.worker", str(theirs.fileno()), *self._bundles],
+            [sys.executable, "-I", "-m", "coprocessor_enclave.worker", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -73,8 +74,9 @@ class WorkerPool:
         # confine workers fails here rather than on the first request.
         ours.settimeout(_SERVER_START_SECONDS)
         try:
+            send_frame(ours, self._bundles)
             ready = ours.recv(1)
-        except TimeoutError:
+        except OSError:  # timed out, or it died before reading the bundles
             ready = b""
         ours.settimeout(None)
         if ready != b"R":

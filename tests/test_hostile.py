@@ -242,14 +242,15 @@ def test_worker_runsAsNobodyWithoutGroups(report: dict[str, Any]) -> None:
 
 
 def test_worker_cannotWriteAnywhere(report: dict[str, Any]) -> None:
-    # Landlock refuses; a bundle under an unreachable directory (e.g. a clone in /root) sits on the
+    # Landlock refuses; a package under an unreachable directory (e.g. a clone in /root) sits on the
     # read-only mount that makes it reachable, which refuses first.
-    assert report["write_bundle"] in ("Permission denied", "Read-only file system")
+    assert report["write_package"] in ("Permission denied", "Read-only file system")
     assert report["write_tmp"] == "Permission denied"
 
 
-def test_worker_readsItsBundleAndTheStdlibButNothingElse(report: dict[str, Any]) -> None:
-    assert report["read_own_bundle"] is None
+def test_worker_readsItsBundleFromMemoryAndTheStdlibButNothingElse(report: dict[str, Any]) -> None:
+    assert report["own_files_in_memory"] is True
+    assert report["read_bundle_folder"] == "No such file or directory"  # its code came from memory, not a folder
     assert report["stdlib_import"] is None  # a module the fork server had not imported
     assert report["read_etc_passwd"] == "Permission denied"
     assert report["list_proc"] == "Permission denied"

@@ -1,0 +1,62 @@
+"""Template code served from memory: the exact bytes the template id was computed from.
+
+A worker never imports a template from its folder. The enclave reads each bundle once at
+load (`template.read_bundle`), the fork server checks every bundle against its id, and a job
+imports its modules through `BundleFinder`, which knows only `.py` sources of that bundle.
+So a file changed on disk after loading, or bytecode beside the sources, never runs.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+
+from .errors import ManifestError
+from .template import files_hash
+
+# Where a bundle's modules say they come from (tracebacks, `__file__`); nothing exists there on disk.
+ORIGIN = "/template"
+
+
+def check_bundles(bundles: Mapping[str, Mapping[str, bytes]]) -> None:
+    """Raises unless every bundle hashes to the id it is filed under (`0x` hex)."""
+    for template_id, files in bundles.items():
+        if "0x" + files_hash(files).hex() != template_id:
+            raise ManifestError(f"bundle filed as {template_id} does not hash to that id")
+
+
+class BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds and loads a bundle's modules (`a.b` is `a/b.py` or `a/b/__init__.py`) from memory."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files = files
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        base = fullname.replace(".", "/")
+        for relative, package in ((f"{base}/__init__.py", True), (f"{base}.py", False)):
+            if relative in self._files:
+                spec = importlib.machinery.ModuleSpec(fullname, self, origin=f"{ORIGIN}/{relative}", is_package=package)
+                if package:
+                    spec.submodule_search_locations = [f"{ORIGIN}/{base}"]
+                spec.has_location = True  # sets __file__ to the origin, for tracebacks and familiar code
+                return spec
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None  # the default module object
+
+    def exec_module(self, module: ModuleType) -> None:
+        spec = module.__spec__
+        assert spec is not None and spec.origin is not None
+        source = self._files[spec.origin.removeprefix(ORIGIN + "/")]
+        exec(compile(source, spec.origin, "exec", dont_inherit=True), module.__dict__)  # noqa: S102 - the template's code
+
+
+def install(files: Mapping[str, bytes]) -> None:
+    """Makes the bundle's modules importable in this process, ahead of every other finder."""
+    sys.meta_path.insert(0, BundleFinder(files))
