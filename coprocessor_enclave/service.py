@@ -12,7 +12,7 @@ from eth_abi import decode, encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
-from .errors import CapabilityError, EnclaveError
+from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
 from .protocol import (
     Quote,
     Request,
@@ -241,12 +241,20 @@ class Enclave:
         timeout = template.limits.timeout_seconds
         random_seed = keccak(b"coprocessor/random" + self._key)
         capabilities = _QuoteCapabilities if sync else JobCapabilities
-        handler = capabilities(template, request, self.capabilities, random_seed, time.monotonic() + timeout)
+        started = time.monotonic()
+        handler = capabilities(template, request, self.capabilities, random_seed, started + timeout)
         try:
             result = self._pool.run(job, timeout=timeout, handler=handler)
         finally:
             handler.close()
         status, output = result.status, result.output
+        own_seconds = time.monotonic() - started - handler.host_seconds
+        if status == Status.TIMEOUT and handler.host_seconds > 0 and own_seconds < timeout:
+            # The time ran out while the host's chain RPC held it: signing Timeout would let the
+            # operator force an error status. Nothing is signed; the node retries.
+            raise EnclaveUnreachable(
+                f"{template.name} ran out of time after {handler.host_seconds:.1f} s waiting on the chain RPC: not signed"
+            )
         if status == Status.OK:
             # Trusted re-check of what untrusted code produced: it must be canonical ABI of the declared types.
             try:

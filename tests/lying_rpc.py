@@ -2,6 +2,7 @@
 
     with LyingRpc(anvil_url) as proxy:
         proxy.lie = "balance"        # any of LIES; None answers honestly
+        proxy.stall_seconds = 30     # or: every answer comes this late
         use(proxy.url)
         assert proxy.lies_told > 0   # the lie was actually served
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -75,6 +77,7 @@ class LyingRpc:
     def __init__(self, upstream: str, lie: str | None = None) -> None:
         self.upstream = upstream
         self.lie = lie
+        self.stall_seconds = 0.0  # > 0: every answer waits this long first (a host that stalls)
         self.lies_told = 0
         self._count_lock = threading.Lock()
         self._client = httpx.Client(timeout=30.0)
@@ -117,6 +120,8 @@ class LyingRpc:
     def _answer(self, request: Any) -> Any:
         if isinstance(request, list):
             return [self._answer(item) for item in request]
+        if self.stall_seconds:
+            time.sleep(self.stall_seconds)
         reply = self._client.post(self.upstream, json=request).json()
         if self.lie is not None and reply.get("result") is not None:
             told = self._tamper(request["method"], request.get("params", []), reply["result"])
