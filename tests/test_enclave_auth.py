@@ -1,0 +1,76 @@
+"""The enclave serves its owner only: every call but /info needs the token it wrote at start.
+
+Loopback is no credential. The attack this closes: two enclaves on one host, a template of
+the second (allowed private hosts, as `coprocessor dev` runs it) rotating and activating the
+first one's key through its HTTP capability, so the first stopped answering.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from coprocessor.enclave_client import EnclaveClient, read_token
+from coprocessor.errors import EnclaveError
+from coprocessor.testing import TemplateRunner
+from coprocessor_enclave.server import write_token
+
+from .conftest import TEST_TEMPLATES, Devnet
+
+
+def _post(url: str, body: dict, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_enclave_templateOfAnotherEnclaveOnTheHost_cannotChangeItsKey(stack: Devnet) -> None:
+    victim = stack.enclave()
+    address_before = victim.info()["address"]
+    port = urlparse(stack.enclave_url).port
+    with TemplateRunner(TEST_TEMPLATES / "hostile-key-swap", allow_private_hosts=True) as attacker:
+        result = attacker.run("hostile-key-swap", [port])
+    assert result.ok, result.reason
+    (answers,) = result.values
+    calls = json.loads(answers)
+    assert [c.get("rotate") for c in calls] == [401, 401], calls  # both loopback names refused, nothing activated
+    assert "token" in calls[0]["body"]
+    assert victim.info()["address"] == address_before
+    assert victim.rotate() != address_before  # its owner, with the token, still can (and leaves it pending)
+
+
+@pytest.mark.parametrize("path", ["/rotate", "/activate", "/run", "/quote", "/attest"])
+def test_enclave_callWithoutOrWithAWrongToken_refused(stack: Devnet, path: str) -> None:
+    assert _post(stack.enclave_url + path, {})[0] == 401
+    status, body = _post(stack.enclave_url + path, {}, {"Authorization": "Bearer " + "00" * 32})
+    assert status == 401 and "token" in body
+
+
+def test_enclave_info_isPublic(stack: Devnet) -> None:
+    with urllib.request.urlopen(stack.enclave_url + "/info", timeout=10) as response:
+        assert json.loads(response.read())["address"] == stack.enclave().info()["address"]
+
+
+def test_writeToken_ownerOnlyFileAndFreshEachStart(tmp_path: Path) -> None:
+    path = tmp_path / "enclave.token"
+    path.write_text("old")
+    os.chmod(path, 0o644)
+    first = write_token(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_token(path) == first and len(first) == 64
+    assert write_token(path) != first
+
+
+def test_enclaveClient_missingTokenFile_saysWhatToDo(tmp_path: Path) -> None:
+    with pytest.raises(EnclaveError, match="--enclave-token-file"):
+        EnclaveClient.with_token_file("http://127.0.0.1:1", tmp_path / "missing.token")
