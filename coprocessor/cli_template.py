@@ -16,6 +16,7 @@ from . import catalog, devnet
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect
 from .errors import CoprocessorError, ManifestError
 from coprocessor_enclave.template import MANIFEST, Template, load_template, load_templates, to_jsonable
+from coprocessor_enclave.text import inert
 from .testing import TemplateRunner
 from .toolchain import TEMPLATES_DIR
 
@@ -77,7 +78,7 @@ memory_mb = 256
 
 _SCAFFOLD_MAIN = '''"""{name}: the mean and the spread of a list of numbers (replace with your task)."""
 
-from coprocessor_enclave.sdk import Context, InvalidInput
+from coprocessor.sdk import Context, InvalidInput
 
 
 def run(ctx: Context, values: tuple[int, ...]) -> tuple[int, int]:
@@ -92,7 +93,7 @@ _SCAFFOLD_TEST = '''"""Runs {name} through the real enclave and worker path (no 
 
 from pathlib import Path
 
-from coprocessor_enclave.protocol import Status
+from coprocessor.protocol import Status
 from coprocessor.testing import run_template
 
 HERE = Path(__file__).resolve().parent.parent
@@ -180,9 +181,9 @@ def template_run(template: str, input_json: str, secret_pairs: tuple[str, ...], 
         result = runner.run(None, args, anchor_block=block)
     shown = [to_jsonable(v) for v in result.values] if result.ok else result.reason
     if as_json:
-        click.echo(json.dumps({"status": result.status.name, "output": shown, "seconds": result.seconds}))
+        click.echo(json.dumps({"status": result.status.name, "output": shown, "seconds": result.seconds}))  # JSON escapes
     else:
-        click.echo(f"{result.status.name} in {result.seconds * 1000:.0f} ms: {shown}")
+        click.echo(f"{result.status.name} in {result.seconds * 1000:.0f} ms: {inert(str(shown))}")
     if not result.ok:
         sys.exit(2)
 
@@ -266,10 +267,10 @@ def template_list(onchain: bool | None, rpc: str, deployment_path: Path, templat
     for template in local.values():
         entry = listed.get(template.template_id)
         where = "local only" if entry is None else _describe(entry)
-        click.echo(f"{template.id_hex}  {template.name} v{template.version}  ({', '.join(template.inputs)}) -> ({', '.join(template.outputs)})  [{where}]")
+        click.echo(f"{template.id_hex}  {template.name} v{inert(template.version)}  ({', '.join(template.inputs)}) -> ({', '.join(template.outputs)})  [{where}]")
     for entry in listed.values():
         if entry.template_id not in local:
-            click.echo(f"0x{entry.template_id.hex()}  {entry.name} v{entry.version}  [{_describe(entry)}; bundle not here]")
+            click.echo(f"0x{entry.template_id.hex()}  {inert(entry.name)} v{inert(entry.version)}  [{_describe(entry)}; bundle not here]")
 
 
 def _describe(entry: catalog.Listing) -> str:

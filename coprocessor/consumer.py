@@ -13,6 +13,7 @@ from .chain import TxSender, contract
 from .errors import ChainError
 from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC, Status
 from coprocessor_enclave.template import Template, to_jsonable
+from coprocessor_enclave.text import inert
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ class Answer:
     def describe(self, template: Template | None) -> str:
         """The output decoded by the template's declared types, or the error reason."""
         if self.status != Status.OK:
-            return self.output.decode(errors="replace")
+            return inert(self.output.decode(errors="replace"))
         if template is None:
             return "0x" + self.output.hex()
         values = decode(list(template.outputs), self.output)
-        return ", ".join(json.dumps(to_jsonable(v)) if isinstance(v, (bytes, tuple, list)) else str(v) for v in values)
+        return inert(", ".join(json.dumps(to_jsonable(v)) if isinstance(v, (bytes, tuple, list)) else str(v) for v in values))
 
 
 class ExampleConsumerClient:

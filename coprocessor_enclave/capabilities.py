@@ -32,6 +32,7 @@ from .protocol import Request
 from .template import Template
 from .frames import FrameError, loads_bounded
 from .outbound import guarded_pool
+from .text import inert
 
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD"})
 MAX_REDIRECTS = 5
@@ -39,6 +40,9 @@ MAX_RANDOM_BYTES = 1024
 # Read-only methods a worker needs to prove state as of a block; nothing that sends or signs.
 CHAIN_METHODS = frozenset({"eth_getBlockByNumber", "eth_getProof", "eth_getCode", "eth_chainId"})
 MAX_PROOF_KEYS = 8
+_MAX_LOG_LINE = 4096
+_MAX_LOG_MESSAGE = 64 * 1024
+_LOG_CALL_BYTES = 16
 MAX_CHAIN_REPLY_BYTES = 8 * 1024 * 1024
 RPC_TIMEOUT_SECONDS = 10.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -144,6 +148,7 @@ class JobCapabilities:
         self._http_requests = 0
         self._random_calls = 0
         self._log_bytes = 0
+        self._log_spent = False
         self.host_seconds = 0.0  # time spent waiting on the operator's chain RPC: the host's, not the template's
 
     def __call__(self, call: str, args: dict[str, Any]) -> Any:
@@ -272,15 +277,25 @@ class JobCapabilities:
         )
         return stream[:size].hex()
 
-    def _log(self, args: dict[str, Any]) -> None:
+    def _log(self, args: dict[str, Any]) -> int:
+        """Writes the message's lines to the enclave log, escaped and capped; returns the bytes left in the run's budget."""
         limit = self.template.limits.log_bytes
-        line = str(args.get("message", ""))[:4096].replace("\r", "\\r").replace("\n", "\\n")  # no forged log lines
-        if self._log_bytes >= limit:
-            return
-        self._log_bytes += len(line) + 1
-        if self._log_bytes > limit:
-            line = f"[log limit of {limit} bytes reached; further lines of this run are dropped]"
-        sys.stderr.write(f"template {self.template.name}: {line}\n")
+        self._log_bytes += _LOG_CALL_BYTES  # even an empty call costs: the budget bounds the calls too
+        for line in str(args.get("message", ""))[:_MAX_LOG_MESSAGE].split("\n"):
+            line = inert(line)[:_MAX_LOG_LINE]  # no terminal escapes, no forged log lines
+            if self._log_bytes + len(line) + 1 > limit:
+                break
+            self._log_bytes += len(line) + 1
+            self._write_log(line)
+        else:
+            return max(0, limit - self._log_bytes)
+        if not self._log_spent:  # the first refusal: say so once, then stay silent
+            self._log_spent = True
+            self._write_log(f"[log limit of {limit} bytes reached; further lines of this run are dropped]")
+        return 0
+
+    def _write_log(self, line: str) -> None:
+        sys.stderr.write(f"template {self.template.name} 0x{self.request.request_id.hex()[:12]}: {line}\n")
 
     # ------------------------------------------------------------------ chain
 

@@ -14,10 +14,12 @@ go to stderr, so they cannot forge a result.
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import signal
 import socket
 import sys
+import time
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -117,15 +119,62 @@ def _child(conn: socket.socket) -> None:
     memory = int(limits["memory_mb"]) * 1024 * 1024
     cpu = max(1, int(limits["timeout_seconds"] + 0.999))
     signal.signal(signal.SIGXCPU, cpu_exhausted)
+    devnull = os.open(os.devnull, os.O_WRONLY)  # before confinement, which refuses opening it
     try:
-        sandbox.confine(os.path.dirname(sandbox.__file__), memory, cpu, keep=(0, 1, 2, conn.fileno()))
+        sandbox.confine(os.path.dirname(sandbox.__file__), memory, cpu, keep=(0, 1, 2, conn.fileno(), devnull))
     except Exception as exc:
         print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
         raise
+    # Prints go to the enclave as log calls, capped and attributed per job; bytes written to the
+    # descriptors directly go nowhere (the fork server's stderr is shared by every job).
+    log = JobLog(call)
+    sys.stdout = sys.stderr = log
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     context = job["context"]
     for key in ("request_id", "template_id", "anchor_hash"):
         context[key] = bytes.fromhex(context[key])
-    send(run_job(job, call, _bundles[job["template_id"]]))
+    result = run_job(job, call, _bundles[job["template_id"]])
+    log.flush()
+    send(result)
+
+
+class JobLog(io.TextIOBase):
+    """A job's `sys.stdout` and `sys.stderr`: text goes to the enclave's log in batches of lines, as
+    `ctx.log` does, until the enclave says the run's log budget is spent."""
+
+    _BATCH_BYTES = 1024
+    _BATCH_SECONDS = 0.1  # a line is sent at most this late, so a run that then hangs still shows it
+
+    def __init__(self, call: Caller) -> None:
+        self._call = call
+        self._pending: list[str] = []
+        self._size = 0
+        self._sent = time.monotonic()
+        self._spent = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self._spent:
+            return len(text)
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= self._BATCH_BYTES or ("\n" in text and time.monotonic() - self._sent >= self._BATCH_SECONDS):
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._pending or self._spent:
+            return
+        message = "".join(self._pending).removesuffix("\n")
+        self._pending, self._size, self._sent = [], 0, time.monotonic()
+        try:
+            self._spent = self._call("log", {"message": message}) == 0
+        except CapabilityError:
+            self._spent = True
 
 
 # Templates import the SDK by its public paths. In a worker those names are the measured modules

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import CapabilityError, EnclaveUnreachable
 from .protocol import Status
 from .frames import FrameError, FrameTooLarge, recv_frame, send_frame
+from .text import inert, utf8_prefix
 
 # The fork server gets nothing of the enclave's environment: no key, no operator settings.
 _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
@@ -25,6 +26,7 @@ _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONH
 _WALL_GRACE_SECONDS = 0.5
 _MAX_RESULT_BYTES = 1024 * 1024
 _MAX_LOG_LINE = 4096
+_MAX_REASON_BYTES = 256
 # Capability calls per job: each costs the enclave process CPU, which the worker's limits do not cover.
 _MAX_CALLS = 2048
 _SERVER_START_SECONDS = 60.0
@@ -190,18 +192,20 @@ def _parse(parsed: Any) -> WorkerResult:
         status = Status(parsed["status"])
         if status == Status.OK:
             return WorkerResult(status, bytes.fromhex(parsed["output"]))
-        return WorkerResult(status, str(parsed["reason"]).encode()[:256])
+        # Signed and shown as "a short UTF-8 reason": valid UTF-8, cut between characters, nothing a terminal acts on.
+        return WorkerResult(status, utf8_prefix(inert(str(parsed["reason"])), _MAX_REASON_BYTES))
     except (ValueError, KeyError, TypeError):
         return WorkerResult(Status.TEMPLATE_ERROR, b"worker returned a malformed result")
 
 
 def _forward_logs(stream: Any) -> None:
-    """Copies template prints to the enclave's stderr, each line capped; the rest of a long line is dropped unread
+    """Copies what the fork server and workers write to stderr before a job's template runs (a template's
+    prints go through `JobLog` instead) to the enclave's stderr, each line escaped and capped; the rest of a long line is dropped unread
     into memory (a template writing without newlines must not fill the enclave's memory)."""
     continuing = False
     while chunk := stream.readline(_MAX_LOG_LINE):
         if not continuing:
-            sys.stderr.write("template: " + chunk.decode(errors="replace").rstrip("\n") + "\n")
+            sys.stderr.write("worker: " + inert(chunk.decode(errors="replace").rstrip("\n")) + "\n")
         continuing = not chunk.endswith(b"\n")
 
 

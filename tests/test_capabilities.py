@@ -169,7 +169,7 @@ def test_random_sameRequestSameBytesOtherRequestOther(runner: TemplateRunner) ->
 
 def test_log_cappedPerRun(runner: TemplateRunner, capfd: pytest.CaptureFixture[str]) -> None:
     assert probe(runner, "log", "100") == (Status.OK, "logged")
-    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("template capability-probe:")]
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("template capability-probe 0x")]
     assert 10 <= len(lines) <= 20
     assert "log limit of 2000 bytes reached" in lines[-1]
 
