@@ -131,7 +131,7 @@ def verify_quote(quote: bytes, collateral: dict[str, Any], now: int, dev_root_ca
         else:
             report = dcap_qvl.verify(quote, verified_collateral, now)
     except Exception as exc:  # dcap-qvl raises ValueError/RuntimeError with its reason
-        raise AttestationError(f"quote verification failed: {exc}") from None
+        raise AttestationError(f"quote verification failed: {_one_line(str(exc))}") from None
     claims = json.loads(report.to_json())
     body = next(iter(claims["report"].values()))
     return QuoteReport(report.status, tuple(report.advisory_ids), _td_body(body), is_dev)
@@ -175,6 +175,21 @@ def approve(record: EnclaveRecord, attestor_key: bytes, chain_id: int, registry:
 def record_for(verdict: Verdict, claim: Claim, expires_at: int) -> EnclaveRecord:
     """The registry record a verdict and its claim justify."""
     return EnclaveRecord(claim.enclave, verdict.image_id, verdict.tee_type, claim.payee, expires_at, verdict.quote_hash)
+
+
+# dcap-qvl's reasons end in a Rust error chain over several lines; the ones people hit get a hint.
+_HINTS = {
+    "CrlExpired": "the collateral's CRL is outside its validity at the verification time: fetch fresh collateral (--pccs) or verify --now within it",
+    "in the future": "the collateral was issued after the verification time: check the clock or --now",
+    "expired": "the collateral is outside its validity at the verification time: fetch fresh collateral (--pccs) or verify --now within it",
+}
+
+
+def _one_line(reason: str) -> str:
+    """dcap-qvl's multi-line reason as one line, with what to do when we know it."""
+    line = "; ".join(" ".join(part.split()) for part in reason.splitlines() if part.strip())
+    hint = next((text for key, text in _HINTS.items() if key in line), None)
+    return f"{line} ({hint})" if hint else line
 
 
 def _td_body(body: dict[str, Any]) -> dict[str, str]:

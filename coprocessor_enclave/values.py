@@ -100,7 +100,9 @@ def scale(number: Decimal, decimals: int) -> int:
 
 
 def median(values: list[int]) -> int:
-    """The median; for an even count, the floor of the mean of the two middle values."""
+    """The median; for an even count, the floor of the mean of the two middle values. Raises ValueError when empty."""
+    if not values:
+        raise ValueError("the median of no values")
     ordered = sorted(values)
     mid = len(ordered) // 2
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) // 2

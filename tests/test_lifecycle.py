@@ -89,6 +89,10 @@ def test_cli_attestVerifyAndRegister_devEnclave(stack: Devnet, spare_enclave: tu
     ]
     not_listed = _cli("attest", "verify", str(attestation), "--image", "0x" + "ab" * 32, "--insecure-dev-root", root)
     assert not_listed.returncode == 1 and "is not on the allowlist" in not_listed.stderr
+    late = _cli("attest", "verify", str(attestation), "--image", image, "--insecure-dev-root", root, "--now", str(2**40))
+    assert late.returncode == 1
+    (line,) = late.stderr.strip().splitlines()  # dcap-qvl's error chain, on one line, with what to do
+    assert line.startswith("error: quote verification failed:") and "fetch fresh collateral" in line, line
 
     assert not _registry(stack).functions.isActive(enclave.address).call()
     keys = {"COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE], "COPROCESSOR_ATTESTOR_KEY": ANVIL_KEYS[devnet.ATTESTOR]}

@@ -14,5 +14,7 @@ def run(ctx: Context, prices: tuple[int, ...], max_deviation_bps: int) -> tuple[
         raise InvalidInput(f"at most {MAX_PRICES} prices")
     raw = median(list(prices))
     accepted = [p for p in prices if abs(p - raw) * 10_000 <= raw * max_deviation_bps]
+    if not accepted:  # an even count's median lies between two prices: a narrow band may hold none
+        raise InvalidInput(f"no price within {max_deviation_bps} bps of the median {raw}: widen max_deviation_bps")
     ctx.log(f"median-price: {len(accepted)} of {len(prices)} prices within {max_deviation_bps} bps of {raw}")
     return median(accepted), len(accepted)
