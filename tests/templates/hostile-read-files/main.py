@@ -10,7 +10,6 @@ from pathlib import Path
 import coprocessor_enclave
 
 PROJECT = Path(coprocessor_enclave.__file__).resolve().parent.parent
-BUNDLE = Path(__file__).resolve().parent
 
 
 def run(ctx):
@@ -18,8 +17,10 @@ def run(ctx):
         "/etc/shadow", "/etc/passwd", "/etc/hostname", "/etc/ssh/ssh_host_ed25519_key",
         "/root/.bash_history", "/root/.ssh/id_ed25519", os.path.expanduser("~/.profile"),
         PROJECT / "README.md", PROJECT / "pyproject.toml", PROJECT / ".coprocessor" / "deployment.json",
-        PROJECT / ".coprocessor" / "enclave.log", PROJECT / "tests" / "conftest.py", PROJECT / ".git" / "config",
-        BUNDLE.parent / "spins" / "main.py", BUNDLE.parent.parent.parent / "templates" / "median-price" / "main.py",
+        PROJECT / ".coprocessor" / "enclave.log", PROJECT / ".coprocessor" / "enclave.token", PROJECT / "tests" / "conftest.py",
+        PROJECT / ".git" / "config", PROJECT / "coprocessor" / "node.py",
+        PROJECT / "tests" / "templates" / "spins" / "main.py", PROJECT / "templates" / "median-price" / "main.py",
+        PROJECT / "tests" / "templates" / "hostile-read-files" / "main.py",  # its own folder: code runs from memory
         "/proc/1/cmdline", "/proc/self/environ", "/sys/class/net/lo/address", "/dev/mem", "/dev/urandom",
     ]
     got, failures = [], []
@@ -29,7 +30,7 @@ def run(ctx):
                 got.append(f"{path}: {f.read(2048)!r}")
         except OSError as exc:
             failures.append(f"{path}: {exc.strerror}")
-    for folder in ("/", "/tmp", "/root", str(PROJECT), str(BUNDLE.parent)):
+    for folder in ("/", "/tmp", "/root", str(PROJECT), str(PROJECT / "templates"), str(PROJECT / "coprocessor")):
         try:
             got.append(f"{folder}: {sorted(os.listdir(folder))[:50]}")
         except OSError as exc:
