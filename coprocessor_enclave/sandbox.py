@@ -3,13 +3,13 @@
 Three entry points, in the order a job meets them:
 
 - `protect_enclave()`: once, in the key holder. Not dumpable; refuses to start where workers
-  could not be confined.
-- `prepare_server()`: once, in the fork server, before any job. A network namespace with
-  nothing in it; as root, a mount namespace in which the interpreter is reachable by the
-  unprivileged worker uid; then a self-test of `confine` in a throw-away child.
+  could not be confined (no Landlock, no libseccomp).
+- `prepare_server()`: once, in the fork server, before any job. Builds the seccomp filter; a
+  network namespace with nothing in it; as root, a mount namespace in which the interpreter is
+  reachable by the unprivileged worker uid; then a self-test of `confine` in a throw-away child.
 - `fork_job()` and `confine()`: per job. The child is init of a fresh PID namespace (as root),
-  then gets rlimits, no_new_privs, a Landlock domain and the unprivileged uid before any
-  template code runs.
+  then gets its own IPC namespace, rlimits, no_new_privs, a Landlock domain, the unprivileged
+  uid, no capabilities and, last, the seccomp filter before any template code runs.
 
 docs/containment.md says what each layer stops and what it does not.
 """
@@ -17,6 +17,7 @@ docs/containment.md says what each layer stops and what it does not.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import pwd
 import resource
@@ -25,14 +26,24 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import EnclaveError
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
+CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-CLONE_NEWUSER = 0x10000000
+NAMESPACE_FLAGS = (CLONE_NEWTIME, CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET)
+AF_UNIX = 1
+PER_LINUX, PER_LINUX32 = 0, 0x0008
 PR_SET_DUMPABLE = 4
+PR_GET_SECCOMP, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 21, 22, 2
 PR_SET_NO_NEW_PRIVS = 38
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -55,12 +66,35 @@ _MIN_ABI_AS_ROOT = 1
 _MIN_ABI_UNPRIVILEGED = 6
 
 
-class SandboxError(RuntimeError):
+# Refused to templates with EPERM by the seccomp filter (besides namespaces, sockets, clone3 and
+# personality, see `_syscall_filter`). None is needed by ordinary Python; each is kernel surface
+# a template could use to escape, to reach beyond its job, or to change the host.
+REFUSED_SYSCALLS = (
+    "setns",  # joining another namespace
+    "io_uring_setup", "io_uring_enter", "io_uring_register",  # file and socket operations this filter never sees
+    "add_key", "keyctl", "request_key",  # keyrings are per uid, so shared by every job: a channel, and kernel surface
+    "ptrace", "process_vm_readv", "process_vm_writev",  # other processes' memory
+    "mount", "umount2", "pivot_root", "chroot",
+    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",  # the new mount API
+    "bpf", "perf_event_open", "userfaultfd",  # frequent in kernel exploits
+    "sethostname", "setdomainname", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    "reboot", "swapon", "swapoff", "acct", "quotactl",  # host administration
+    "name_to_handle_at", "open_by_handle_at", "lookup_dcookie",  # by handle: around path-based checks
+)
+
+
+class SandboxError(EnclaveError):
     """A confinement step is not possible here: templates must not run."""
 
 
 class _RulesetAttr(ctypes.Structure):
     _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _SockFprog(ctypes.Structure):
+    """`struct sock_fprog`: a classic BPF program, as PR_SET_SECCOMP takes it."""
+
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -75,6 +109,7 @@ class _Server:
     worker_ids: tuple[int, int] | None  # (uid, gid) a worker drops to; None without root
     read_paths: list[str]
     pid_namespace: int | None  # fd of the fork server's own PID namespace, to return to after each fork
+    syscall_filter: _SockFprog  # the seccomp BPF program, built once here, installed by every job
 
 
 _server: _Server | None = None
@@ -113,6 +148,75 @@ def landlock_abi() -> int:
         return 0
 
 
+def _syscall_filter() -> bytes:
+    """The seccomp filter every worker installs last: allow by default, refuse what templates never need.
+
+    Built with libseccomp through pyseccomp and exported as the BPF program libseccomp would load
+    (`_install_filter` installs it: a quarter of the cost of libseccomp regenerating it per job).
+    Raises `SandboxError` where either is missing or this libseccomp cannot express a rule:
+    templates must not run unfiltered.
+    """
+    try:
+        import pyseccomp as seccomp  # loads libseccomp.so.2 on import
+    except (ImportError, OSError, RuntimeError, AttributeError) as exc:  # no binding; no library; one too old
+        raise SandboxError(
+            f"template workers need libseccomp (libseccomp.so.2 and the pyseccomp binding): {exc}; "
+            "refusing to run templates without a syscall filter (docs/containment.md)"
+        ) from exc
+    refuse, nosys = seccomp.ERRNO(errno.EPERM), seccomp.ERRNO(errno.ENOSYS)
+    try:
+        # Level 3: the kernel has seccomp filters and their kill-process action (Linux 4.14).
+        if (api := seccomp.get_api()) < 3:
+            raise OSError(errno.ENOTSUP, f"the kernel's seccomp support is missing or too old (libseccomp API level {api} < 3)")
+        if seccomp.system_arch() in (seccomp.Arch.S390, seccomp.Arch.S390X):
+            raise OSError(errno.ENOTSUP, "on s390 clone's flags are its second argument, not the first the rules below read")
+        # Allow by default: templates are ordinary Python. Only the native architecture is in the
+        # filter, so an i386 (int 0x80) or x32 syscall meets the bad-architecture action: kill.
+        rules = seccomp.SyscallFilter(seccomp.ALLOW)
+        rules.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
+
+        def add(action: int, name: str, *args: object) -> None:
+            number = seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)
+            if number < 0:  # an unknown name would otherwise become a rule for nothing
+                raise OSError(errno.EINVAL, f"libseccomp does not know the syscall {name}")
+            rules.add_rule(action, number, *args)
+
+        for name in REFUSED_SYSCALLS:
+            add(refuse, name)
+        # Namespaces: the flags are the first argument of both (refused above where they are not).
+        # libseccomp cannot test "any of these bits" at once, so one rule per flag. In clone()
+        # CLONE_NEWTIME's bit lies in the exit-signal byte, where no valid signal sets it.
+        for flag in NAMESPACE_FLAGS:
+            for name in ("unshare", "clone"):
+                add(refuse, name, seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+        # clone3 passes its flags in memory, which seccomp cannot read. ENOSYS, not EPERM, makes
+        # glibc fall back to clone (threads, fork, posix_spawn), which the rules above see.
+        add(nosys, "clone3")
+        # No network exists for a worker: only UNIX sockets (socketpair) are of any use.
+        for name in ("socket", "socketpair"):
+            add(refuse, name, seccomp.Arg(0, seccomp.NE, AF_UNIX))
+        # Other personas change the address-space layout (ADDR_NO_RANDOMIZE) or emulate other
+        # systems. The query form (0xffffffff) is refused too: libseccomp allows one comparison per
+        # argument, and nothing a template runs needs it.
+        add(refuse, "personality", seccomp.Arg(0, seccomp.NE, PER_LINUX))
+        with os.fdopen(os.memfd_create("seccomp-filter", os.MFD_CLOEXEC), "w+b") as exported:
+            rules.export_bpf(exported)
+            exported.seek(0)
+            return exported.read()
+    except (OSError, NotImplementedError) as exc:  # NotImplementedError: a libseccomp before 2.4
+        raise SandboxError(f"cannot build the syscall filter for template workers: {exc} (docs/containment.md)") from exc
+
+
+def _bpf_program(program: bytes) -> _SockFprog:
+    """The exported filter as PR_SET_SECCOMP takes it; made once in the fork server, so a job only installs it."""
+    return _SockFprog(len(program) // 8, program)  # 8 bytes per `struct sock_filter`; the struct keeps `program` alive
+
+
+def _install_filter(program: _SockFprog) -> None:
+    """Installs a seccomp BPF program on this thread (and what it forks or starts); needs no_new_privs."""
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0), "prctl(PR_SET_SECCOMP)")
+
+
 def protect_enclave() -> None:
     """Makes the key holder non-dumpable and refuses to start where workers cannot be confined."""
     # Not dumpable: a process of the same uid can no longer ptrace us or read /proc/<pid>/{mem,environ,maps}.
@@ -126,6 +230,7 @@ def protect_enclave() -> None:
         )
     if os.geteuid() != 0 and Path("/proc/sys/user/max_user_namespaces").read_text().strip() == "0":
         raise SandboxError("template workers need user namespaces when the enclave does not run as root")
+    _syscall_filter()  # libseccomp is here and can express every rule (the fork server's self-test loads it)
 
 
 def _read_paths() -> list[str]:
@@ -192,6 +297,7 @@ def _private_user_namespace() -> None:
 def prepare_server(bundles: list[str] = []) -> None:  # noqa: B006 - read only
     """Once in the fork server, before any job: namespaces every worker shares, then a self-test."""
     global _server
+    syscall_filter = _bpf_program(_syscall_filter())  # first: without libseccomp nothing else is worth setting up
     root = os.geteuid() == 0
     if not root:
         _private_user_namespace()
@@ -204,7 +310,7 @@ def prepare_server(bundles: list[str] = []) -> None:  # noqa: B006 - read only
         _expose(paths + [os.path.realpath(b) for b in bundles if os.path.isdir(b)])
     # Setting the PID namespace per job needs setns back to ours, which only root may do.
     pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if root else None
-    _server = _Server(_nobody() if root else None, paths, pid_namespace)
+    _server = _Server(_nobody() if root else None, paths, pid_namespace, syscall_filter)
     _self_test()
 
 
@@ -215,12 +321,26 @@ def _self_test() -> None:
         code = 1
         try:
             confine(str(Path(__file__).resolve().parent), 64 * 1024 * 1024, 1, keep=(0, 1, 2))
-            code = 0
+            if _filter_in_force():
+                code = 0
+            else:
+                print("sandbox: the syscall filter is not in force after installing it", file=sys.stderr, flush=True)
+        except Exception as exc:  # the reason, for the enclave log: os._exit below would drop the traceback
+            print(f"sandbox: cannot confine a worker: {exc!r}", file=sys.stderr, flush=True)
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SandboxError("a confined test child failed; see the error above")
+
+
+def _filter_in_force() -> bool:
+    """In a confined child: whether our seccomp filter refuses what it should.
+
+    Another persona is refused by nothing else (Docker's default profile allows PER_LINUX32).
+    """
+    in_filter_mode = _libc.prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2
+    return in_filter_mode and _libc.personality(PER_LINUX32) == -1 and ctypes.get_errno() == errno.EPERM
 
 
 def fork_job() -> int:
@@ -292,6 +412,10 @@ def confine(bundle: str, memory_bytes: int, cpu_seconds: int, keep: tuple[int, .
         if fd > previous + 1:  # never an empty range: in CPython 3.11 closerange(0, 0) closes every descriptor
             os.closerange(previous + 1, fd)
         previous = fd
+    # Its own IPC namespace: SysV objects (which Landlock does not cover) and POSIX message queues
+    # (made before Landlock refuses to open them) die with the job and are invisible to concurrent
+    # ones. Needs the privileges dropped below.
+    _unshare(CLONE_NEWIPC)
     _set_limits(memory_bytes, cpu_seconds)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)  # needed for Landlock without privileges; no setuid binary can give any back
     _prctl(PR_SET_DUMPABLE, 0)  # other processes of the same uid cannot read this job's memory (root: implied by setuid)
@@ -303,6 +427,9 @@ def confine(bundle: str, memory_bytes: int, cpu_seconds: int, keep: tuple[int, .
         os.setresuid(uid, uid, uid)  # also clears every capability
     _drop_capabilities()
     os.chdir(bundle)
+    # Last: the filter refuses unshare, which the IPC namespace above needs. no_new_privs lets an
+    # unprivileged process install it.
+    _install_filter(_server.syscall_filter)
 
 
 def _nobody() -> tuple[int, int]:
