@@ -294,7 +294,7 @@ def _private_user_namespace() -> None:
     Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
 
 
-def prepare_server(bundles: list[str] = []) -> None:  # noqa: B006 - read only
+def prepare_server() -> None:
     """Once in the fork server, before any job: namespaces every worker shares, then a self-test."""
     global _server
     syscall_filter = _bpf_program(_syscall_filter())  # first: without libseccomp nothing else is worth setting up
@@ -306,8 +306,7 @@ def prepare_server(bundles: list[str] = []) -> None:  # noqa: B006 - read only
     _unshare(CLONE_NEWNET)
     paths = _read_paths()
     if root:
-        # Bundles are exposed (reachable), not granted: Landlock lets each job read only its own.
-        _expose(paths + [os.path.realpath(b) for b in bundles if os.path.isdir(b)])
+        _expose(paths)  # template bundles need no exposure: jobs run them from memory (bundles.py)
     # Setting the PID namespace per job needs setns back to ours, which only root may do.
     pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if root else None
     _server = _Server(_nobody() if root else None, paths, pid_namespace, syscall_filter)
@@ -320,7 +319,7 @@ def _self_test() -> None:
     if pid == 0:
         code = 1
         try:
-            confine(str(Path(__file__).resolve().parent), 64 * 1024 * 1024, 1, keep=(0, 1, 2))
+            confine(64 * 1024 * 1024, 1, keep=(0, 1, 2))
             if _filter_in_force():
                 code = 0
             else:
@@ -403,7 +402,7 @@ def _drop_capabilities() -> None:
     _check(_libc.syscall(ctypes.c_long(_SYS_CAPSET), header, data), "capset")
 
 
-def confine(bundle: str, memory_bytes: int, cpu_seconds: int, keep: tuple[int, ...]) -> None:
+def confine(memory_bytes: int, cpu_seconds: int, keep: tuple[int, ...]) -> None:
     """In the forked child, before template code: every per-job layer, or an exception."""
     assert _server is not None, "prepare_server() first"
     keep = tuple(sorted(set(keep)))
@@ -419,14 +418,14 @@ def confine(bundle: str, memory_bytes: int, cpu_seconds: int, keep: tuple[int, .
     _set_limits(memory_bytes, cpu_seconds)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)  # needed for Landlock without privileges; no setuid binary can give any back
     _prctl(PR_SET_DUMPABLE, 0)  # other processes of the same uid cannot read this job's memory (root: implied by setuid)
-    _landlock([*_server.read_paths, os.path.realpath(bundle)])
+    _landlock(_server.read_paths)  # no template folder: a job's code and data come from memory
     if _server.worker_ids is not None:
         uid, gid = _server.worker_ids
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)  # also clears every capability
     _drop_capabilities()
-    os.chdir(bundle)
+    os.chdir("/")  # nothing there is readable: relative paths lead nowhere
     # Last: the filter refuses unshare, which the IPC namespace above needs. no_new_privs lets an
     # unprivileged process install it.
     _install_filter(_server.syscall_filter)

@@ -5,10 +5,10 @@ The enclave starts this module as a fresh interpreter with an empty environment
 and checks them against their ids (`bundles`), imports what templates need once, sets up the
 namespaces workers share (`sandbox.prepare_server`), then for every job receives a
 socket over the control channel (SCM_RIGHTS), forks a child and reports the child's pid.
-The child reads one job frame from its socket, confines itself (`sandbox.confine`: rlimits,
-Landlock, an unprivileged uid), runs the template, which reaches its capabilities through
-call frames on the same socket (`frames`), and writes one result frame back. Template prints
-go to stderr, so they cannot forge a result.
+The child reads one job frame from its socket, confines itself (`sandbox.confine`: an IPC
+namespace, rlimits, Landlock, an unprivileged uid, a seccomp filter), imports the template from
+its bundle's bytes in memory, runs it (its capabilities are call frames on the same socket,
+`frames`; its prints become log calls, `JobLog`) and writes one result frame back.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def _child(conn: socket.socket) -> None:
     signal.signal(signal.SIGXCPU, cpu_exhausted)
     devnull = os.open(os.devnull, os.O_WRONLY)  # before confinement, which refuses opening it
     try:
-        sandbox.confine(os.path.dirname(sandbox.__file__), memory, cpu, keep=(0, 1, 2, conn.fileno(), devnull))
+        sandbox.confine(memory, cpu, keep=(0, 1, 2, conn.fileno(), devnull))
     except Exception as exc:
         print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
         raise
