@@ -12,6 +12,7 @@ from eth_abi import decode, encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
+from .abi import NonCanonicalAbi, check_canonical
 from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
 from .protocol import (
     Quote,
@@ -255,17 +256,22 @@ class Enclave:
             raise EnclaveUnreachable(
                 f"{template.name} ran out of time after {handler.host_seconds:.1f} s waiting on the chain RPC: not signed"
             )
+        limit = min(template.limits.output_bytes, self.config.max_output_bytes)
+        if len(output) > limit:
+            return Status.RESOURCE_LIMIT, f"output of {len(output)} bytes exceeds the limit of {limit}".encode()
         if status == Status.OK:
             # Trusted re-check of what untrusted code produced: it must be canonical ABI of the declared types.
+            # The layout first, in linear time: a decoder would follow aliased offsets into billions of elements.
             try:
+                check_canonical(template.outputs, output)
+            except NonCanonicalAbi as exc:
+                return Status.TEMPLATE_ERROR, f"output is not canonical ABI of the declared types: {exc}".encode()
+            try:  # then the values (ranges, padding, UTF-8), in time bounded by the output's size
                 canonical = encode(list(template.outputs), list(decode(list(template.outputs), output)))
             except Exception:
                 canonical = b""
             if canonical != output:
                 return Status.TEMPLATE_ERROR, b"output is not canonical ABI of the declared types"
-        limit = min(template.limits.output_bytes, self.config.max_output_bytes)
-        if len(output) > limit:
-            return Status.RESOURCE_LIMIT, f"output of {len(output)} bytes exceeds the limit of {limit}".encode()
         return status, output
 
     def close(self) -> None:

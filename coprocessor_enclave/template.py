@@ -14,6 +14,7 @@ from typing import Any
 from eth_abi import encode, grammar
 from eth_utils import keccak
 
+from . import abi
 from .errors import ManifestError
 
 MANIFEST = "template.toml"
@@ -121,11 +122,18 @@ def bundle_hash(folder: Path) -> bytes:
 def _abi_type(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise ManifestError(f"{where}: expected an ABI type string, got {value!r}")
+    normalized = grammar.normalize(value)
     try:
-        grammar.parse(value).validate()
+        # Before parsing: the parser recurses, and the enclave walks and decodes outputs of these types.
+        abi.check_type(normalized)
+    except ValueError as exc:
+        shown = value if len(value) <= 80 else value[:80] + "..."
+        raise ManifestError(f"{where}: ABI type {shown!r} {exc}") from None
+    try:
+        grammar.parse(normalized).validate()
     except Exception as exc:  # eth_abi raises several parse error types
         raise ManifestError(f"{where}: {value!r} is not a valid ABI type ({exc})") from None
-    return grammar.normalize(value)
+    return normalized
 
 
 def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
