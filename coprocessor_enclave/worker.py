@@ -135,7 +135,9 @@ def _child(conn: socket.socket) -> None:
     context = job["context"]
     for key in ("request_id", "template_id", "anchor_hash"):
         context[key] = bytes.fromhex(context[key])
-    result = run_job(job, call, _bundles[job["template_id"]])
+    files = _bundles.pop(job["template_id"])
+    _bundles.clear()  # other templates' code is not this job's to read (freed here, though not scrubbed)
+    result = run_job(job, call, files)
     log.flush()
     send(result)
 
