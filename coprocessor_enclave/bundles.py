@@ -1,13 +1,15 @@
 """Template code served from memory: the exact bytes the template id was computed from.
 
 A worker never imports a template from its folder. The enclave reads each bundle once at
-load (`template.read_bundle`), the fork server checks every bundle against its id, and a job
-imports its modules through `BundleFinder`, which knows only `.py` sources of that bundle.
-So a file changed on disk after loading, or bytecode beside the sources, never runs.
+load (`template.read_bundle`) and sends a job its own bundle only (`pack`); the job checks it
+against the template id (`unpack`) and imports its modules through `BundleFinder`, which
+knows only `.py` sources of that bundle. So a file changed on disk after loading, or
+bytecode beside the sources, never runs, and no process holds another template's code.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.abc
 import importlib.machinery
 import sys
@@ -21,11 +23,17 @@ from .template import files_hash
 ORIGIN = "/template"
 
 
-def check_bundles(bundles: Mapping[str, Mapping[str, bytes]]) -> None:
-    """Raises unless every bundle hashes to the id it is filed under (`0x` hex)."""
-    for template_id, files in bundles.items():
-        if "0x" + files_hash(files).hex() != template_id:
-            raise ManifestError(f"bundle filed as {template_id} does not hash to that id")
+def pack(files: Mapping[str, bytes]) -> dict[str, str]:
+    """A bundle as a job frame carries it: base64 contents by path."""
+    return {path: base64.b64encode(content).decode() for path, content in files.items()}
+
+
+def unpack(packed: Mapping[str, str], template_id: str) -> dict[str, bytes]:
+    """The bundle of a job frame, checked against `template_id` (`0x` hex); raises if it does not hash to it."""
+    files = {path: base64.b64decode(content) for path, content in packed.items()}
+    if "0x" + files_hash(files).hex() != template_id:
+        raise ManifestError(f"the job's bundle does not hash to its template id {template_id}")
+    return files
 
 
 class BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

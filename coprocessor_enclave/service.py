@@ -12,6 +12,7 @@ from eth_abi import decode, encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
+from . import bundles
 from .abi import NonCanonicalAbi, check_canonical
 from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
 from .protocol import (
@@ -83,7 +84,8 @@ class Enclave:
         self.capabilities = capabilities or CapabilitySettings()
         protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
-        self._pool = WorkerPool({t.id_hex: t.files for t in templates.values()})
+        self._pool = WorkerPool()
+        self._packed = {t.template_id: bundles.pack(t.files) for t in templates.values()}  # what each job frame carries
         self._keys: dict[str, bytes] = {}  # address -> key: the active one, and at most one pending rotation
         address = self._new_key()
         self._active = (address, self._keys[address])  # replaced as one tuple, so a reader never sees a mix
@@ -219,6 +221,7 @@ class Enclave:
     ) -> tuple[Status, bytes]:
         job = {
             "template_id": template.id_hex,
+            "bundle": self._packed[template.template_id],
             "entry": template.entry,
             "inputs": list(template.inputs),
             "outputs": list(template.outputs),

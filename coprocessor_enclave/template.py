@@ -22,6 +22,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
 _ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 # Compiled Python and native modules: the import system would run them instead of the hashed source.
 _BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
+MAX_BUNDLE_BYTES = 8 * 1024 * 1024  # every job frame carries its bundle
 # `host`, `host:port` or `host:*`; `*.example.com` for subdomains; `*` alone for any public host.
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
 _SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -78,14 +79,18 @@ def read_bundle(folder: Path) -> dict[str, bytes]:
 
     Refuses anything the id could not pin or a worker must not run: bytecode and native
     modules (Python prefers them over source), hidden files and folders, symbolic links
-    (anywhere, dot-folders included) and anything that is not a regular file or folder.
+    (anywhere, dot-folders included), anything that is not a regular file or folder, and
+    more than `MAX_BUNDLE_BYTES`. Folders are walked and files read through descriptors
+    opened without following links and checked after opening, so a file swapped for a link
+    or a FIFO while we read is refused rather than followed.
     """
     files: dict[str, bytes] = {}
-    for directory, folders, names in os.walk(folder):
+    total = 0
+    for directory, folders, names, dir_fd in os.fwalk(folder, follow_symlinks=False):
+        base = Path(directory).relative_to(folder)
         for name in sorted(folders + names):
-            path = Path(directory, name)
-            relative = path.relative_to(folder).as_posix()
-            mode = path.lstat().st_mode
+            relative = (base / name).as_posix()
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
             if stat.S_ISLNK(mode):  # its content would depend on where it points, outside the bundle
                 raise ManifestError(f"{folder}: {relative} is a symbolic link; a bundle holds regular files only")
             if name.startswith("."):
@@ -95,11 +100,27 @@ def read_bundle(folder: Path) -> dict[str, bytes]:
                     f"{folder}: {relative} is compiled code the template id would not show; remove it "
                     "(and run Python with -B, or PYTHONDONTWRITEBYTECODE=1, near templates)"
                 )
-            if stat.S_ISREG(mode):
-                files[relative] = path.read_bytes()
-            elif not stat.S_ISDIR(mode):
-                raise ManifestError(f"{folder}: {relative} is not a regular file or folder")
+            if name in names:
+                files[relative] = _read_regular(folder, relative, name, dir_fd)
+                total += len(files[relative])
+                if total > MAX_BUNDLE_BYTES:
+                    raise ManifestError(f"{folder}: the bundle is over {MAX_BUNDLE_BYTES} bytes")
     return dict(sorted(files.items(), key=lambda item: item[0].encode()))
+
+
+def _read_regular(folder: Path, relative: str, name: str, dir_fd: int) -> bytes:
+    """The content of `name` in `dir_fd`, which must be a regular file when opened (not followed, never blocking)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:  # ELOOP: it became a link
+        raise ManifestError(f"{folder}: {relative} cannot be read as a regular file ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ManifestError(f"{folder}: {relative} is not a regular file or folder")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            return file.read(MAX_BUNDLE_BYTES + 1)
+    finally:
+        os.close(fd)
 
 
 def files_hash(files: Mapping[str, bytes]) -> bytes:

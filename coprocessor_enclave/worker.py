@@ -1,11 +1,11 @@
 """Template workers: a fork server that never sees the enclave key, and the job each child runs.
 
 The enclave starts this module as a fresh interpreter with an empty environment
-(`python -I -m coprocessor_enclave.worker FD`). It receives every template bundle's bytes once
-and checks them against their ids (`bundles`), imports what templates need once, sets up the
-namespaces workers share (`sandbox.prepare_server`), then for every job receives a
+(`python -I -m coprocessor_enclave.worker FD`). It imports what templates need once, sets up
+the namespaces workers share (`sandbox.prepare_server`), then for every job receives a
 socket over the control channel (SCM_RIGHTS), forks a child and reports the child's pid.
-The child reads one job frame from its socket, confines itself (`sandbox.confine`: an IPC
+The child reads one job frame from its socket (with its template's bundle, which it checks
+against the template id: no process holds another template's code), confines itself (`sandbox.confine`: an IPC
 namespace, rlimits, Landlock, an unprivileged uid, a seccomp filter), imports the template from
 its bundle's bytes in memory, runs it (its capabilities are call frames on the same socket,
 `frames`; its prints become log calls, `JobLog`) and writes one result frame back.
@@ -33,8 +33,6 @@ from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.sdk import Caller, Context, InvalidInput
 
 _REASON_LIMIT = 256
-_MAX_BUNDLES_BYTES = 1 << 30  # from the enclave, which read them from its own template folders
-_bundles: dict[str, dict[str, bytes]] = {}  # template id (0x hex) -> {path: content}
 
 
 def _reason(exc: BaseException) -> str:
@@ -135,8 +133,7 @@ def _child(conn: socket.socket) -> None:
     context = job["context"]
     for key in ("request_id", "template_id", "anchor_hash"):
         context[key] = bytes.fromhex(context[key])
-    files = _bundles.pop(job["template_id"])
-    _bundles.clear()  # other templates' code is not this job's to read (freed here, though not scrubbed)
+    files = bundles.unpack(job.pop("bundle"), job["template_id"])
     result = run_job(job, call, files)
     log.flush()
     send(result)
@@ -194,11 +191,7 @@ def _alias_public_paths() -> None:
 
 
 def serve(control: socket.socket) -> None:
-    """The fork server loop: bundles in once, then one job socket in, one child pid out, until the enclave goes away."""
-    # The template code every job will run, held in memory from here on and checked against its id.
-    announced = recv_frame(control, _MAX_BUNDLES_BYTES, bounded=False)
-    _bundles.update({tid: {path: bytes.fromhex(data) for path, data in files.items()} for tid, files in announced.items()})
-    bundles.check_bundles(_bundles)
+    """The fork server loop: one job socket in, one child pid out, until the enclave goes away."""
     sandbox.prepare_server()  # raises (and so stops this server) where workers cannot be confined
     _alias_public_paths()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel

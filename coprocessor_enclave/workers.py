@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,10 +49,8 @@ class WorkerResult:
 class WorkerPool:
     """Starts one child per job from a warm fork server, so a job skips interpreter start-up (~0.2 s)."""
 
-    def __init__(self, bundles: Mapping[str, Mapping[str, bytes]] | None = None) -> None:
-        """`bundles`: each template's files by template id (0x hex); jobs run these bytes, never a folder."""
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._bundles = {tid: {path: data.hex() for path, data in files.items()} for tid, files in (bundles or {}).items()}
         self._workdir = tempfile.mkdtemp(prefix="coprocessor-worker-")
         self._server: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
@@ -76,9 +74,8 @@ class WorkerPool:
         # confine workers fails here rather than on the first request.
         ours.settimeout(_SERVER_START_SECONDS)
         try:
-            send_frame(ours, self._bundles)
             ready = ours.recv(1)
-        except OSError:  # timed out, or it died before reading the bundles
+        except OSError:  # timed out
             ready = b""
         ours.settimeout(None)
         if ready != b"R":

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from coprocessor.testing import TemplateRunner
+from coprocessor.toolchain import TEMPLATES_DIR
 from coprocessor_enclave.errors import ManifestError
 from coprocessor_enclave.template import load_template
+
+from .conftest import TEST_TEMPLATES
 
 MANIFEST = 'name = "pinned"\nversion = "1.0.0"\nentry = "main:run"\ninputs = []\noutputs = ["uint256[]"]\n'
 
@@ -99,3 +102,24 @@ def test_run_templateReadsItsOwnDataFromMemory(tmp_path: Path) -> None:
     with TemplateRunner(folder) as runner:
         (folder / "data" / "answer.txt").write_text("665")  # too late: the bundle was read at load
         assert runner.run("pinned").values == ((42,),)
+
+
+def test_run_jobHoldsNoOtherTemplatesCode() -> None:
+    with TemplateRunner(TEMPLATES_DIR / "median-price", TEST_TEMPLATES / "hostile-other-bundles") as runner:
+        assert runner.run("median-price", [[1, 100], 0]).reason.endswith("widen max_deviation_bps")  # it is loaded
+        assert runner.run("hostile-other-bundles").values == ("nothing",)
+
+
+def test_loadTemplate_fileSwappedForALinkWhileReading_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _bundle(tmp_path)
+    (tmp_path / "secret.txt").write_text("outside the bundle")
+    (folder / "data.txt").symlink_to(tmp_path / "secret.txt")
+    real_stat = os.stat
+
+    def stale_stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        """What the walk saw a moment before the swap: a regular file."""
+        return real_stat(folder / "main.py") if path == "data.txt" else real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", stale_stat)
+    with pytest.raises(ManifestError, match="data.txt cannot be read as a regular file"):
+        load_template(folder)
