@@ -44,7 +44,8 @@ _MAX_LOG_LINE = 4096
 _MAX_LOG_MESSAGE = 64 * 1024
 _LOG_CALL_BYTES = 16
 MAX_CHAIN_REPLY_BYTES = 8 * 1024 * 1024
-RPC_TIMEOUT_SECONDS = 10.0
+RPC_TIMEOUT_SECONDS = 10.0  # one chain RPC answer; the template's clock is stopped meanwhile
+MAX_HOST_SECONDS = 60.0  # all of a run's chain RPC answers together
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ID = re.compile(r"^0x[0-9a-f]{64}$")
 
@@ -149,7 +150,8 @@ class JobCapabilities:
         self._random_calls = 0
         self._log_bytes = 0
         self._log_spent = False
-        self.host_seconds = 0.0  # time spent waiting on the operator's chain RPC: the host's, not the template's
+        self._chain_deadline = 0.0  # when the chain read in flight must have its answer
+        self.host_seconds = 0.0  # time spent on the operator's chain RPC: the host's, added to the job's deadline
 
     def __call__(self, call: str, args: dict[str, Any]) -> Any:
         handlers = {"http": self._http, "secret": self._secret, "random": self._random, "log": self._log, "chain": self._chain}
@@ -167,7 +169,10 @@ class JobCapabilities:
             chain = purpose == "chain"
             allow_private = chain or self.settings.allow_private_hosts
             reserved = frozenset() if chain else self.settings.reserved_ports
-            self._pools[purpose] = guarded_pool(self._deadline, allow_private, reserved)
+            # Template HTTP ends by the job's deadline (which moves while the host answers chain reads);
+            # a chain read by its own RPC_TIMEOUT_SECONDS.
+            deadline = (lambda: self._chain_deadline) if chain else (lambda: self._deadline)
+            self._pools[purpose] = guarded_pool(deadline, allow_private, reserved)
         return self._pools[purpose]
 
     # ------------------------------------------------------------------ HTTP
@@ -313,15 +318,24 @@ class JobCapabilities:
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
         except (TypeError, ValueError) as exc:  # e.g. a lone surrogate: the template's fault, not the RPC's
             raise CapabilityError(f"chain parameters do not encode: {exc}") from None
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            if self.host_seconds > 0:  # the host's earlier answers may have used the time: do not sign
-                raise EnclaveUnreachable(f"no time left for chain read {method} after {self.host_seconds:.1f} s waiting on the chain RPC")
-            raise CapabilityError("no time left for a chain read")
-        timeout = min(left, RPC_TIMEOUT_SECONDS)
+        started = time.monotonic()
+        try:
+            return self._relay_chain(method, body)
+        finally:
+            # The template's clock stops while the host answers (and while we read its answer): how fast
+            # the operator's RPC is must never decide a signed Timeout. Past a total, nothing is signed.
+            spent = time.monotonic() - started
+            self.host_seconds += spent
+            self._deadline += spent
+            if self.host_seconds > MAX_HOST_SECONDS:
+                raise EnclaveUnreachable(f"the chain RPC took over {MAX_HOST_SECONDS:g} s in this run: not signed")
+
+    def _relay_chain(self, method: str, body: bytes) -> Any:
+        """One JSON-RPC call to the operator's chain RPC; its `result`, or why there is none."""
+        timeout = RPC_TIMEOUT_SECONDS
+        self._chain_deadline = time.monotonic() + timeout
         limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         headers = [(b"Content-Type", b"application/json")]
-        started = time.monotonic()
         try:
             with self._pool("chain").stream("POST", self.settings.chain_rpc, headers=headers, content=body, extensions={"timeout": limits}) as response:
                 status = response.status
@@ -338,8 +352,6 @@ class JobCapabilities:
             # Cannot connect or resolve: not the template's fault and not provably a lie. Sign
             # nothing, so the node retries later.
             raise EnclaveUnreachable(f"chain RPC unavailable: {type(exc).__name__}: {exc}") from None
-        finally:
-            self.host_seconds += time.monotonic() - started
         if len(reply) > MAX_CHAIN_REPLY_BYTES:
             raise CapabilityError(f"chain RPC reply to {method} exceeds {MAX_CHAIN_REPLY_BYTES} bytes")
         if status != 200:

@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import certifi
@@ -37,7 +37,7 @@ def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global
 
 
-def _resolve(host: str, port: int, deadline: float) -> list[Any]:
+def _resolve(host: str, port: int, deadline: Deadline) -> list[Any]:
     """getaddrinfo, given at most the job's remaining time. It has no timeout of its own, so it runs
     in a thread of its own: a slow name holds that thread, never another job's lookups."""
     outcome: list[Any] = []
@@ -58,8 +58,13 @@ def _resolve(host: str, port: int, deadline: float) -> list[Any]:
     return outcome[0]
 
 
-def _remaining(deadline: float) -> float:
-    left = deadline - time.monotonic()
+# A time.monotonic() by which work must end, or a callable giving it: a job's deadline moves
+# while its clock is stopped for the host's chain RPC.
+Deadline = float | Callable[[], float]
+
+
+def _remaining(deadline: Deadline) -> float:
+    left = (deadline() if callable(deadline) else deadline) - time.monotonic()
     if left <= 0:
         raise httpcore.ReadTimeout("the template's time is up")
     return left
@@ -68,7 +73,7 @@ def _remaining(deadline: float) -> float:
 class _DeadlineStream(httpcore.NetworkStream):
     """A stream whose every read and write ends by the job's deadline."""
 
-    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+    def __init__(self, stream: httpcore.NetworkStream, deadline: Deadline) -> None:
         self._stream = stream
         self._deadline = deadline
 
@@ -95,7 +100,7 @@ class _DeadlineStream(httpcore.NetworkStream):
 class GuardedBackend(httpcore.NetworkBackend):
     """Connects only to addresses the operator allows, and never past `deadline` (a time.monotonic())."""
 
-    def __init__(self, deadline: float, allow_private: bool, reserved_ports: frozenset[int] = frozenset()) -> None:
+    def __init__(self, deadline: Deadline, allow_private: bool, reserved_ports: frozenset[int] = frozenset()) -> None:
         self._deadline = deadline
         self._allow_private = allow_private
         self._reserved_ports = reserved_ports  # the enclave's own ports: never reachable from a template
@@ -133,7 +138,10 @@ class GuardedBackend(httpcore.NetworkBackend):
         raise CapabilityError("templates cannot reach UNIX sockets")
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(min(seconds, max(self._deadline - time.monotonic(), 0)))
+        try:
+            time.sleep(min(seconds, _remaining(self._deadline)))
+        except httpcore.ReadTimeout:
+            pass
 
 
 @functools.cache
@@ -143,7 +151,7 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def guarded_pool(deadline: float, allow_private: bool, reserved_ports: frozenset[int] = frozenset()) -> httpcore.ConnectionPool:
+def guarded_pool(deadline: Deadline, allow_private: bool, reserved_ports: frozenset[int] = frozenset()) -> httpcore.ConnectionPool:
     """A connection pool for one job: guarded connections, verified TLS, no cookies, nothing shared."""
     return httpcore.ConnectionPool(
         ssl_context=_tls_context(),

@@ -14,7 +14,7 @@ from eth_utils import keccak, to_checksum_address
 
 from . import bundles
 from .abi import NonCanonicalAbi, check_canonical
-from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
+from .errors import CapabilityError, EnclaveError
 from .protocol import (
     Quote,
     Request,
@@ -245,20 +245,12 @@ class Enclave:
         timeout = template.limits.timeout_seconds
         random_seed = keccak(b"coprocessor/random" + self._key)
         capabilities = _QuoteCapabilities if sync else JobCapabilities
-        started = time.monotonic()
-        handler = capabilities(template, request, self.capabilities, random_seed, started + timeout)
+        handler = capabilities(template, request, self.capabilities, random_seed, time.monotonic() + timeout)
         try:
             result = self._pool.run(job, timeout=timeout, handler=handler)
         finally:
             handler.close()
         status, output = result.status, result.output
-        own_seconds = time.monotonic() - started - handler.host_seconds
-        if status == Status.TIMEOUT and handler.host_seconds > 0 and own_seconds < timeout:
-            # The time ran out while the host's chain RPC held it: signing Timeout would let the
-            # operator force an error status. Nothing is signed; the node retries.
-            raise EnclaveUnreachable(
-                f"{template.name} ran out of time after {handler.host_seconds:.1f} s waiting on the chain RPC: not signed"
-            )
         limit = min(template.limits.output_bytes, self.config.max_output_bytes)
         if len(output) > limit:
             return Status.RESOURCE_LIMIT, f"output of {len(output)} bytes exceeds the limit of {limit}".encode()

@@ -134,7 +134,11 @@ class WorkerPool:
                     calls += 1
                     if calls > _MAX_CALLS:
                         return WorkerResult(Status.RESOURCE_LIMIT, f"more than {_MAX_CALLS} capability calls".encode())
+                    host_before = getattr(handler, "host_seconds", 0.0)
                     reply = _answer(handler, message)
+                    # Time the handler spent on the host's services is not the template's: the wall clock
+                    # stops too (the handler tells how much, e.g. `JobCapabilities.host_seconds`).
+                    deadline += getattr(handler, "host_seconds", 0.0) - host_before
                     ours.settimeout(max(deadline - time.monotonic(), 0.001))
                     send_frame(ours, reply)
             except TimeoutError:

@@ -78,6 +78,7 @@ class LyingRpc:
         self.upstream = upstream
         self.lie = lie
         self.stall_seconds = 0.0  # > 0: every answer waits this long first (a host that stalls)
+        self.answers_delayed = 0
         self.lies_told = 0
         self._count_lock = threading.Lock()
         self._client = httpx.Client(timeout=30.0)
@@ -121,6 +122,8 @@ class LyingRpc:
         if isinstance(request, list):
             return [self._answer(item) for item in request]
         if self.stall_seconds:
+            with self._count_lock:
+                self.answers_delayed += 1
             time.sleep(self.stall_seconds)
         reply = self._client.post(self.upstream, json=request).json()
         if self.lie is not None and reply.get("result") is not None:

@@ -393,3 +393,16 @@ def test_quote_neverGetsOperatorSecrets(runner: TemplateRunner) -> None:
     with pytest.raises(QuoteRefused, match="operator secrets are not offered in sync quotes"):
         runner.enclave.quote(template.template_id, data, "0x" + "44" * 20, int(time.time()) + 60)
     assert probe(runner, "secret", "API_KEY") == (Status.OK, API_KEY)
+
+
+@pytest.mark.parametrize("keep_reading", [False, True], ids=["sleeps", "fast-reads"])
+def test_chain_templateOverrunsItsOwnTime_signedTimeout(keep_reading: bool) -> None:
+    """The clock stops only while the host answers: a template cannot make its own overrun unsigned."""
+    with LoopbackHttp() as rpc:
+        rpc.routes["/"] = lambda seen: Reply.json({"jsonrpc": "2.0", "id": 1, "result": "0x7a69"})
+        with TemplateRunner(TEST_TEMPLATES / "chain-then-overrun", chain_rpc=rpc.url("/")) as chain_runner:
+            template = next(iter(chain_runner.templates.values()))
+            data = encode_args(template, [keep_reading])
+            request = Request(os.urandom(32), "0x" + "44" * 20, template.template_id, keccak(data), 0, 0, 2**40, 5, b"\1" * 32)
+            signed = chain_runner.enclave.run(request, data)
+    assert signed.status == Status.TIMEOUT, signed.output
