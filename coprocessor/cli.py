@@ -404,7 +404,7 @@ def enclave_serve(ctx: click.Context) -> None:
     args = list(ctx.args)
     if "--templates" not in args and not any(a in ("-h", "--help") for a in args):
         args += ["--templates", str(TEMPLATES_DIR)]
-    os.execv(sys.executable, [sys.executable, "-m", "coprocessor_enclave", "serve", *args])
+    os.execv(sys.executable, [sys.executable, "-I", "-m", "coprocessor_enclave", "serve", *args])
 
 
 enclave.add_command(enclave_attest)

@@ -114,7 +114,7 @@ def start_enclave(
     Local development: templates may reach loopback and private addresses over HTTP.
     """
     command = [
-        sys.executable, "-m", "coprocessor_enclave", "serve",
+        sys.executable, "-I", "-m", "coprocessor_enclave", "serve",
         "--token-file", str(token_file),
         "--chain-id", str(deployment.chain_id),
         "--coprocessor", deployment.coprocessor,

@@ -95,6 +95,11 @@ def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Parses `argv` and runs the command; our errors end in one line and exit code 1."""
+    if not sys.flags.isolated:
+        # Only measured code may run here: in isolated mode Python ignores PYTHONPATH, PYTHON*
+        # variables, the user's site-packages and the current directory (a `coprocessor_enclave/`
+        # or `sitecustomize.py` there). Nothing of this process has touched a key yet.
+        os.execv(sys.executable, [sys.executable, "-I", "-m", "coprocessor_enclave", *(sys.argv[1:] if argv is None else argv)])
     args = _parser().parse_args(argv)
     try:
         serve(args)

@@ -48,3 +48,14 @@ def test_enclaveServe_help_isItsOwnProgram() -> None:
     shown = subprocess.run([sys.executable, "-m", "coprocessor", "enclave", "serve", "--help"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "usage: coprocessor-enclave serve" in shown.stdout
     assert "--token-file" in shown.stdout and "COPROCESSOR_CHAIN_RPC" in shown.stdout
+
+
+def test_enclaveServe_runsIsolated_noSitecustomizeOrPythonpath(tmp_path: Path) -> None:
+    """Code on PYTHONPATH runs in the node's CLI (its own business) but never again in the enclave it execs."""
+    (tmp_path / "sitecustomize.py").write_text("import os\nos.write(1, b'UNMEASURED CODE RAN\\n')\n")
+    shown = subprocess.run(
+        [sys.executable, "-m", "coprocessor", "enclave", "serve", "--help"],
+        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
+    )
+    assert "usage: coprocessor-enclave serve" in shown.stdout
+    assert shown.stdout.count("UNMEASURED CODE RAN") == 1  # the CLI's process, before exec; not the enclave's
