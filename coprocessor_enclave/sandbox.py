@@ -80,7 +80,13 @@ REFUSED_SYSCALLS = (
     "sethostname", "setdomainname", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
     "reboot", "swapon", "swapoff", "acct", "quotactl",  # host administration
     "name_to_handle_at", "open_by_handle_at", "lookup_dcookie",  # by handle: around path-based checks
+    # Locks and change notification on files every job can read: covert channels between concurrent jobs.
+    "flock", "inotify_init", "inotify_init1", "fanotify_init",
 )
+# fcntl commands refused for the same reason: record locks (classic and open-file-description),
+# leases and directory notification. F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK,
+# F_OFD_SETLKW, F_SETLEASE, F_GETLEASE, F_NOTIFY.
+REFUSED_FCNTL = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 
 
 class SandboxError(EnclaveError):
@@ -199,6 +205,8 @@ def _syscall_filter() -> bytes:
         # systems. The query form (0xffffffff) is refused too: libseccomp allows one comparison per
         # argument, and nothing a template runs needs it.
         add(refuse, "personality", seccomp.Arg(0, seccomp.NE, PER_LINUX))
+        for command in REFUSED_FCNTL:
+            add(refuse, "fcntl", seccomp.Arg(1, seccomp.EQ, command))
         with os.fdopen(os.memfd_create("seccomp-filter", os.MFD_CLOEXEC), "w+b") as exported:
             rules.export_bpf(exported)
             exported.seek(0)

@@ -51,6 +51,10 @@ REFUSED: dict[str, str] = {
         "bpf", "perf_event_open", "userfaultfd", "sethostname", "setdomainname", "kexec_load", "kexec_file_load",
         "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff", "acct", "quotactl",
         "name_to_handle_at", "open_by_handle_at", "lookup_dcookie", "personality(PER_LINUX32)",
+        "flock", "inotify_init", "inotify_init1", "fanotify_init",
+    ]},
+    **{f"fcntl({command})": "EPERM" for command in [
+        "F_GETLK", "F_SETLK", "F_SETLKW", "F_OFD_GETLK", "F_OFD_SETLK", "F_OFD_SETLKW", "F_SETLEASE", "F_GETLEASE", "F_NOTIFY",
     ]},
     **{f"{call}({flag})": "EPERM" for flag in NAMESPACE_FLAGS for call in ("unshare", "clone")},
     **{f"{call}({family})": "EPERM" for family in FAMILIES for call in ("socket", "socketpair")},

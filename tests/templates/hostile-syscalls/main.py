@@ -37,6 +37,12 @@ SYSCALLS = {
     "reboot": 169, "swapon": 167, "swapoff": 168, "acct": 163, "quotactl": 179,
     "name_to_handle_at": 303, "open_by_handle_at": 304, "lookup_dcookie": 212,
     "personality": 135, "unshare": 272, "clone": 56, "clone3": 435, "socket": 41, "socketpair": 53,
+    "flock": 73, "inotify_init": 253, "inotify_init1": 294, "fanotify_init": 300, "fcntl": 72,
+}
+# fcntl's lock, lease and notification commands: channels between jobs through files both can read.
+FCNTL_COMMANDS = {
+    "F_GETLK": 5, "F_SETLK": 6, "F_SETLKW": 7, "F_OFD_GETLK": 36, "F_OFD_SETLK": 37, "F_OFD_SETLKW": 38,
+    "F_SETLEASE": 1024, "F_GETLEASE": 1025, "F_NOTIFY": 1026,
 }
 NAMESPACES = {
     "CLONE_NEWTIME": 0x80, "CLONE_NEWNS": 0x20000, "CLONE_NEWCGROUP": 0x2000000, "CLONE_NEWUTS": 0x4000000,
@@ -118,9 +124,15 @@ def attempts():
         "open_by_handle_at": (-1, None, 0),
         "lookup_dcookie": (0, None, 0),
         "clone3": (None, 0),
+        "flock": (-1, 2),  # LOCK_EX on no file
+        "inotify_init1": (0x7FFF0000,),  # invalid flags
+        "fanotify_init": (0xFFFFFFFF, 0),  # invalid flags
     }
     for name, args in plain.items():
         got[name] = outcome(syscall(name, *args))
+    got["inotify_init"] = outcome(syscall("inotify_init"), close=True)
+    for command, number in FCNTL_COMMANDS.items():
+        got[f"fcntl({command})"] = outcome(syscall("fcntl", -1, number, None))  # on no file
     got["personality(PER_LINUX32)"] = outcome(syscall("personality", PER_LINUX32))
     syscall("personality", PER_LINUX)  # back, in case it worked
     for flag, value in NAMESPACES.items():
