@@ -42,6 +42,7 @@ from coprocessor_enclave.protocol import Status
 from .quotes import fetch_quote, start_quote_server
 from .registration import KeyKeeper, Registrar
 from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
+from coprocessor_enclave.text import inert
 from .toolchain import TEMPLATES_DIR, forge_build
 
 
@@ -140,7 +141,7 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
             record.enclave, payee,
         )
         for template in templates.values():
-            log.info("template %s v%s: %s", template.name, template.version, template.id_hex)
+            log.info("template %s v%s: %s", template.name, inert(template.version), template.id_hex)
 
         journal = Journal(state_dir / "journal.sqlite")
         keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)

@@ -61,16 +61,17 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
                 self._reply(503, {"error": f"{type(exc).__name__}: {exc}"})
 
         def do_POST(self) -> None:
+            self.close_connection = True  # one request a connection: an unread body is never taken for the next
             presented = (self.headers.get(TOKEN_HEADER) or "").encode(errors="replace")
             if not hmac.compare_digest(presented, expected):
                 self._reply(401, {"error": f"{self.path} needs the enclave owner's token (enclave serve --token-file)"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > _MAX_BODY:
-                self._reply(413, {"error": "request body too large"})
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit() or int(length) > _MAX_BODY:  # no sign, no junk: "-1" would read to EOF
+                self._reply(413 if length.isdigit() else 400, {"error": f"Content-Length must be 0-{_MAX_BODY}"})
                 return
             try:
-                body = loads_bounded(self.rfile.read(length))  # the node is untrusted too
+                body = loads_bounded(self.rfile.read(int(length)))  # the node is untrusted too
                 if self.path == "/attest":
                     nonce = bytes.fromhex(body["nonce"].removeprefix("0x"))
                     self._reply(200, enclave.attest(nonce, body.get("address")).to_json())

@@ -19,6 +19,7 @@ from .errors import ManifestError
 
 MANIFEST = "template.toml"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,63}$")
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")  # shown in logs and listings: nothing a terminal acts on
 _ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 # Compiled Python and native modules: the import system would run them instead of the hashed source.
 _BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
@@ -212,6 +213,12 @@ def load_template(folder: Path | str) -> Template:
     if not outputs:
         raise ManifestError(f"{manifest_path}: `outputs` must name at least one ABI type")
 
+    version = _require(data, "version", str, manifest_path)
+    if not _VERSION.match(version):
+        raise ManifestError(f"{manifest_path}: version {version!r} must be letters, digits and . + _ - (like 1.2.0)")
+    description = data.get("description", "")
+    if not isinstance(description, str) or len(description) > 512 or not description.isprintable():
+        raise ManifestError(f"{manifest_path}: description must be one line of printable text, at most 512 characters")
     unknown = set(data) - _KEYS
     if unknown:
         raise ManifestError(f"{manifest_path}: unknown keys {sorted(unknown)} (known: {sorted(_KEYS)})")
@@ -242,8 +249,8 @@ def load_template(folder: Path | str) -> Template:
     return Template(
         path=folder,
         name=name,
-        version=_require(data, "version", str, manifest_path),
-        description=data.get("description", ""),
+        version=version,
+        description=description,
         entry=entry,
         inputs=tuple(_abi_type(t, f"{manifest_path}: inputs[{i}]") for i, t in enumerate(inputs)),
         outputs=tuple(_abi_type(t, f"{manifest_path}: outputs[{i}]") for i, t in enumerate(outputs)),

@@ -74,3 +74,19 @@ def test_writeToken_ownerOnlyFileAndFreshEachStart(tmp_path: Path) -> None:
 def test_enclaveClient_missingTokenFile_saysWhatToDo(tmp_path: Path) -> None:
     with pytest.raises(EnclaveError, match="--enclave-token-file"):
         EnclaveClient.with_token_file("http://127.0.0.1:1", tmp_path / "missing.token")
+
+
+@pytest.mark.parametrize(("length", "code"), [("-1", 400), ("abc", 400), ("99999999", 413)])
+def test_enclave_badContentLength_refusedWithoutReading(stack: Devnet, length: str, code: int) -> None:
+    import http.client
+
+    token = read_token(stack.enclave_token_file)
+    port = urlparse(stack.enclave_url).port
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.putrequest("POST", "/attest")
+    connection.putheader("Authorization", f"Bearer {token}")
+    connection.putheader("Content-Length", length)
+    connection.endheaders()
+    response = connection.getresponse()  # answered at once: nothing waits for a body that never comes
+    assert response.status == code and b"Content-Length" in response.read()
+    connection.close()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from coprocessor.testing import TemplateRunner
+from coprocessor_enclave.errors import ManifestError
 from coprocessor_enclave.protocol import Status
+from coprocessor_enclave.template import load_template
 from coprocessor_enclave.text import inert, utf8_prefix
 
 from .conftest import TEST_TEMPLATES
@@ -64,3 +68,23 @@ def test_cli_templateRun_outputAndReasonEscaped() -> None:
         assert shown.stdout.startswith(status), shown.stdout + shown.stderr
         assert "\x1b" not in shown.stdout + shown.stderr
         assert status == "INVALID_INPUT" or "\\x1b]52;c;" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('version = "1.0\\u001b]0;owned\\u0007"', "version '1.0\\x1b]0;owned\\x07' must be letters, digits"),
+        ('version = "1.0\\nINFO forged"', "must be letters, digits"),
+        ('description = "fine\\u001b[2J"', "description must be one line of printable text"),
+    ],
+)
+def test_loadTemplate_manifestTextShownToOperators_mustBePrintable(tmp_path: Path, line: str, message: str) -> None:
+    folder = tmp_path / "t"
+    folder.mkdir()
+    key = line.split(" = ")[0]
+    manifest = f'name = "t"\nversion = "1.0.0"\nentry = "main:run"\ninputs = []\noutputs = ["uint8"]\n'
+    manifest = "\n".join(line if row.startswith(key) else row for row in manifest.splitlines()) if key == "version" else manifest + line
+    (folder / "template.toml").write_text(manifest + "\n")
+    (folder / "main.py").write_text("def run(ctx):\n    return 1\n")
+    with pytest.raises(ManifestError, match=re.escape(message)):
+        load_template(folder)
