@@ -60,11 +60,18 @@ def recv_frame(
     Raises `FrameError` on a closed channel, an oversized length or bad JSON; with `bounded`
     (for frames from an untrusted peer) also on more than `MAX_CONTAINERS` arrays and objects.
     """
+    return recv_frame_sized(conn, max_bytes, deadline, bounded)[0]
+
+
+def recv_frame_sized(
+    conn: socket.socket, max_bytes: int = MAX_FRAME_BYTES, deadline: float | None = None, bounded: bool = True
+) -> tuple[Any, int]:
+    """`recv_frame`, and the bytes the frame took on the channel."""
     size = int.from_bytes(_read_exactly(conn, 4, deadline), "big")
     if size > max_bytes:
         raise FrameTooLarge(f"frame of {size} bytes exceeds {max_bytes}")
     data = _read_exactly(conn, size, deadline)
-    return loads_bounded(data) if bounded else _loads(data)
+    return (loads_bounded(data) if bounded else _loads(data)), 4 + size
 
 
 def loads_bounded(data: bytes) -> Any:

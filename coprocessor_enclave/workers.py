@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import CapabilityError, EnclaveUnreachable
 from .protocol import Status
-from .frames import FrameError, FrameTooLarge, recv_frame, send_frame
+from .frames import FrameError, FrameTooLarge, recv_frame_sized, send_frame
 from .text import inert, utf8_prefix
 
 # The fork server gets nothing of the enclave's environment: no key, no operator settings.
@@ -25,6 +25,10 @@ _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONH
 # Grace on top of the template's timeout for fork and result encoding.
 _WALL_GRACE_SECONDS = 0.5
 _MAX_RESULT_BYTES = 1024 * 1024
+# Everything a job may send the enclave (its calls and its result): parsing it costs the key
+# holder's CPU, which the worker's limits do not cover.
+_MAX_CHANNEL_BYTES = 16 * 1024 * 1024
+_TOO_MUCH = b"worker sent more than its limits (1 MiB a frame, 16 MiB a run)"
 _MAX_LOG_LINE = 4096
 _MAX_REASON_BYTES = 256
 # Capability calls per job: each costs the enclave process CPU, which the worker's limits do not cover.
@@ -119,12 +123,13 @@ class WorkerPool:
             pid = self._fork(theirs)
             theirs.close()
             deadline = time.monotonic() + timeout + _WALL_GRACE_SECONDS
-            calls = 0
+            calls, unread = 0, _MAX_CHANNEL_BYTES
             try:
                 ours.settimeout(max(deadline - time.monotonic(), 0.001))
                 send_frame(ours, job)
                 while True:
-                    message = recv_frame(ours, _MAX_RESULT_BYTES, deadline)
+                    message, size = recv_frame_sized(ours, min(_MAX_RESULT_BYTES, unread), deadline)
+                    unread -= size
                     if not isinstance(message, dict):
                         break
                     if "result" in message:
@@ -144,7 +149,7 @@ class WorkerPool:
             except TimeoutError:
                 return WorkerResult(Status.TIMEOUT, f"template ran longer than {timeout:g} s".encode())
             except FrameTooLarge:
-                return WorkerResult(Status.RESOURCE_LIMIT, b"worker result exceeds 1 MiB")
+                return WorkerResult(Status.RESOURCE_LIMIT, _TOO_MUCH)
             except (FrameError, OSError):
                 return WorkerResult(Status.TEMPLATE_ERROR, b"worker died without a result (killed by a limit, or crashed)")
             finally:

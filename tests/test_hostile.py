@@ -62,6 +62,7 @@ HOSTILE: list[tuple[str, Status]] = [
     ("hostile-evil-exception", Status.TEMPLATE_ERROR),
     ("hostile-trickle", Status.TIMEOUT),
     ("hostile-call-flood", Status.RESOURCE_LIMIT),
+    ("hostile-frame-flood", Status.RESOURCE_LIMIT),
     ("hostile-nested-frame", Status.TEMPLATE_ERROR),
     ("hostile-double-answer", Status.OK),
     ("hostile-log-flood", Status.OK),
@@ -89,6 +90,8 @@ def check_outcome(name: str, status: Status, output: bytes) -> None:
         assert len(output) <= 256
     elif name == "hostile-call-flood":
         assert "more than 2048 capability calls" in reason, reason
+    elif name == "hostile-frame-flood":
+        assert "16 MiB a run" in reason, reason
     elif name == "hostile-double-answer":
         assert decode(["uint256"], output) == (1,), "a forked child answered for the job"
     elif name in ("hostile-signals", "hostile-read-memory", "hostile-read-environ", "hostile-ctypes"):
