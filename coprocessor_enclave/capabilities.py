@@ -32,7 +32,7 @@ from .protocol import Request
 from .template import Template
 from .frames import FrameError, loads_bounded
 from .outbound import guarded_pool
-from .text import inert
+from .text import MAX_LINE, inert
 
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD"})
 MAX_REDIRECTS = 5
@@ -40,7 +40,6 @@ MAX_RANDOM_BYTES = 1024
 # Read-only methods a worker needs to prove state as of a block; nothing that sends or signs.
 CHAIN_METHODS = frozenset({"eth_getBlockByNumber", "eth_getProof", "eth_getCode", "eth_chainId"})
 MAX_PROOF_KEYS = 8
-_MAX_LOG_LINE = 4096
 _MAX_LOG_MESSAGE = 64 * 1024
 _LOG_CALL_BYTES = 16
 MAX_CHAIN_REPLY_BYTES = 8 * 1024 * 1024
@@ -143,8 +142,7 @@ class JobCapabilities:
         self._random_seed = random_seed
         self._deadline = deadline  # time.monotonic() by which the job ends
         # Per job, made on first use: no connection, cookie or TLS session outlives the run or
-        # crosses to another template. The operator's chain RPC may be private; it gets the same
-        # deadline on every socket operation.
+        # crosses to another template. The operator's chain RPC may be private.
         self._pools: dict[str, httpcore.ConnectionPool] = {}
         self._http_requests = 0
         self._random_calls = 0
@@ -287,7 +285,7 @@ class JobCapabilities:
         limit = self.template.limits.log_bytes
         self._log_bytes += _LOG_CALL_BYTES  # even an empty call costs: the budget bounds the calls too
         for line in str(args.get("message", ""))[:_MAX_LOG_MESSAGE].split("\n"):
-            line = inert(line)[:_MAX_LOG_LINE]  # no terminal escapes, no forged log lines
+            line = inert(line)[:MAX_LINE]  # no terminal escapes, no forged log lines
             if self._log_bytes + len(line) + 1 > limit:
                 break
             self._log_bytes += len(line) + 1

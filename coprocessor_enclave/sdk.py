@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CapabilityError, ChainDataError
+from .text import MAX_LINE
 
 __all__ = ["CapabilityError", "ChainDataError", "Context", "Http", "HttpResponse", "InvalidInput"]
 
@@ -185,4 +186,4 @@ class Context:
 
     def log(self, message: str) -> None:
         """Writes a line to the enclave's log; the enclave caps each line and the total per run."""
-        self.caller("log", {"message": str(message)[:4096]})
+        self.caller("log", {"message": str(message)[:MAX_LINE]})

@@ -219,6 +219,7 @@ class Enclave:
     def _execute(
         self, template: Template, request: Request, input_data: bytes, sync: bool = False
     ) -> tuple[Status, bytes]:
+        limit = min(template.limits.output_bytes, self.config.max_output_bytes)
         job = {
             "template_id": template.id_hex,
             "bundle": self._packed[template.template_id],
@@ -229,7 +230,7 @@ class Enclave:
             "limits": {
                 "memory_mb": template.limits.memory_mb,
                 "timeout_seconds": template.limits.timeout_seconds,
-                "output_bytes": min(template.limits.output_bytes, self.config.max_output_bytes),
+                "output_bytes": limit,
             },
             "context": {
                 "request_id": request.request_id.hex(),
@@ -251,7 +252,6 @@ class Enclave:
         finally:
             handler.close()
         status, output = result.status, result.output
-        limit = min(template.limits.output_bytes, self.config.max_output_bytes)
         if len(output) > limit:
             return Status.RESOURCE_LIMIT, f"output of {len(output)} bytes exceeds the limit of {limit}".encode()
         if status == Status.OK:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+MAX_LINE = 4096  # characters of one log line or capability error a template can make the enclave write
+
 
 def inert(text: str) -> str:
     """`text` with every character a terminal or log could act on escaped (`\\x1b`, `\\n`, `\\u202e`, ...).

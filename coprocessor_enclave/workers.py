@@ -18,7 +18,7 @@ from typing import Any
 from .errors import CapabilityError, EnclaveUnreachable
 from .protocol import Status
 from .frames import FrameError, FrameTooLarge, recv_frame_sized, send_frame
-from .text import inert, utf8_prefix
+from .text import MAX_LINE, inert, utf8_prefix
 
 # The fork server gets nothing of the enclave's environment: no key, no operator settings.
 _SERVER_ENV = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
@@ -29,7 +29,6 @@ _MAX_RESULT_BYTES = 1024 * 1024
 # holder's CPU, which the worker's limits do not cover.
 _MAX_CHANNEL_BYTES = 16 * 1024 * 1024
 _TOO_MUCH = b"worker sent more than its limits (1 MiB a frame, 16 MiB a run)"
-_MAX_LOG_LINE = 4096
 _MAX_REASON_BYTES = 256
 # Capability calls per job: each costs the enclave process CPU, which the worker's limits do not cover.
 _MAX_CALLS = 2048
@@ -188,9 +187,9 @@ def _answer(handler: CallHandler | None, message: dict[str, Any]) -> dict[str, A
     except EnclaveUnreachable:
         raise
     except CapabilityError as exc:
-        return {"error": str(exc)[:_MAX_LOG_LINE]}
+        return {"error": str(exc)[:MAX_LINE]}
     except Exception as exc:  # malformed arguments of every kind: the template's problem, never the enclave's
-        return {"error": f"{type(exc).__name__}: {exc}"[:_MAX_LOG_LINE]}
+        return {"error": f"{type(exc).__name__}: {exc}"[:MAX_LINE]}
 
 
 def _parse(parsed: Any) -> WorkerResult:
@@ -209,7 +208,7 @@ def _forward_logs(stream: Any) -> None:
     prints go through `JobLog` instead) to the enclave's stderr, each line escaped and capped; the rest of a long line is dropped unread
     into memory (a template writing without newlines must not fill the enclave's memory)."""
     continuing = False
-    while chunk := stream.readline(_MAX_LOG_LINE):
+    while chunk := stream.readline(MAX_LINE):
         if not continuing:
             sys.stderr.write("worker: " + inert(chunk.decode(errors="replace").rstrip("\n")) + "\n")
         continuing = not chunk.endswith(b"\n")
