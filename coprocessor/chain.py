@@ -15,7 +15,7 @@ from eth_account import Account
 from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
-from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
+from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from .errors import ChainError
 from .toolchain import artifact
@@ -88,6 +88,12 @@ def decode_revert(data: bytes | str | None) -> str:
     return f"{name}({shown})"
 
 
+def _rpc_message(exc: Web3RPCError) -> str:
+    """The node's own message of a JSON-RPC error reply."""
+    error = exc.rpc_response.get("error") if isinstance(exc.rpc_response, dict) else None
+    return str(error.get("message")) if isinstance(error, dict) and error.get("message") else str(exc)
+
+
 def _revert_reason(exc: Exception) -> str:
     if isinstance(exc, ContractCustomError | ContractLogicError) and exc.data:
         return decode_revert(exc.data)
@@ -148,6 +154,36 @@ class TxSender:
                 raise
             self._nonce += 1
         return bytes(tx_hash)
+
+    def nonce_at(self, block: str) -> int:
+        """The account's transaction count at `block` ("latest" or "pending")."""
+        return self.w3.eth.get_transaction_count(self.address, block)  # type: ignore[arg-type]
+
+    def send_at(self, nonce: int, to: str, data: bytes, gas: int, max_fee: int, tip: int) -> bytes:
+        """Signs and sends at an explicit nonce (the caller manages nonces); ChainError with the node's reason."""
+        tx = {
+            "chainId": self.chain_id, "nonce": nonce, "to": to_checksum_address(to), "data": data, "value": 0,
+            "gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
+        }
+        signed = self.account.sign_transaction(tx)
+        try:
+            return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        except Web3RPCError as exc:
+            raise ChainError(_rpc_message(exc)) from None
+
+    def receipt(self, tx_hash: bytes) -> Any | None:
+        """The receipt, or None while the transaction is not mined."""
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+
+    def lookup(self, tx_hash: bytes) -> Any | None:
+        """The transaction if the node knows it (pending in its pool, or mined), else None."""
+        try:
+            return self.w3.eth.get_transaction(tx_hash)
+        except TransactionNotFound:
+            return None
 
     def wait(self, tx_hash: bytes, timeout: float = 60.0) -> Any:
         """Polls for the receipt (Anvil may not have it the instant the send returns)."""

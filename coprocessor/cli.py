@@ -36,7 +36,7 @@ from .cli_attest import (
 from coprocessor_enclave.attestation import DEV_BANNER
 from coprocessor.enclave_client import EnclaveClient
 from .errors import CoprocessorError
-from .journal import Journal
+from .journal import Journal, State
 from .node import Node, NodeConfig
 from coprocessor_enclave.protocol import Status
 from .quotes import fetch_quote, start_quote_server
@@ -55,6 +55,48 @@ def _setup_logging(verbose: bool) -> None:
     logging.getLogger("web3").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def node_options(command: Any) -> Any:
+    """The node's tuning knobs, shared by `node` and `dev`; each is also a COPROCESSOR_* environment variable."""
+    defaults = NodeConfig()
+    options = [
+        click.option("--concurrency", type=click.IntRange(1, 256), default=defaults.concurrency, show_default=True, envvar="COPROCESSOR_CONCURRENCY", show_envvar=True, help="Enclave runs at once."),
+        click.option("--max-batch", type=click.IntRange(1, 512), default=defaults.max_batch, show_default=True, envvar="COPROCESSOR_MAX_BATCH", show_envvar=True, help="Most responses in one fulfil transaction."),
+        click.option("--gas-budget", type=click.IntRange(100_000), default=defaults.gas_budget, show_default=True, envvar="COPROCESSOR_GAS_BUDGET", show_envvar=True, help="Gas a fulfil transaction may plan for (callback limits plus overhead)."),
+        click.option("--max-in-flight", type=click.IntRange(1, 64), default=defaults.max_in_flight, show_default=True, envvar="COPROCESSOR_MAX_IN_FLIGHT", show_envvar=True, help="Node transactions pending at once."),
+        click.option("--confirmations", type=click.IntRange(0), default=defaults.confirmations, show_default=True, envvar="COPROCESSOR_CONFIRMATIONS", show_envvar=True, help="Blocks to wait before acting on a request."),
+        click.option("--reorg-depth", type=click.IntRange(1), default=defaults.reorg_depth, show_default=True, envvar="COPROCESSOR_REORG_DEPTH", show_envvar=True, help="Deepest reorg handled exactly; a deeper one rescans this far back."),
+        click.option("--poll-interval", type=click.FloatRange(0.001), default=defaults.poll_interval, show_default=True, envvar="COPROCESSOR_POLL_INTERVAL", show_envvar=True, help="Seconds between head polls when the RPC has no websocket."),
+        click.option("--ws-url", default="", envvar="COPROCESSOR_WS_URL", show_envvar=True, help="Websocket URL for new heads. Default: the RPC URL with ws://; `none` polls only."),
+        click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True, envvar="COPROCESSOR_METRICS_PORT", show_envvar=True, help="Serve Prometheus metrics on this port (/metrics). 0: off."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def node_config(kwargs: dict[str, Any], key_check_interval: float | None = None) -> tuple[NodeConfig, int]:
+    """Takes the `node_options` out of a command's keyword arguments: the config and the metrics port."""
+    ws_url = kwargs.pop("ws_url")
+    config = NodeConfig(
+        concurrency=kwargs.pop("concurrency"),
+        max_batch=kwargs.pop("max_batch"),
+        gas_budget=kwargs.pop("gas_budget"),
+        max_in_flight=kwargs.pop("max_in_flight"),
+        confirmations=kwargs.pop("confirmations"),
+        reorg_depth=kwargs.pop("reorg_depth"),
+        poll_interval=kwargs.pop("poll_interval"),
+        ws_url=None if ws_url == "none" else ws_url,
+        **({} if key_check_interval is None else {"key_check_interval": key_check_interval}),
+    )
+    return config, kwargs.pop("metrics_port")
+
+
+def _serve_metrics(node: Node, port: int) -> None:
+    if port:
+        bound = node.metrics.serve(port)
+        logging.getLogger("coprocessor.node").info("metrics on http://127.0.0.1:%d/metrics", bound)
 
 
 class _Cli(click.Group):
@@ -95,12 +137,14 @@ def main() -> None:
 @click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets for templates (see docs/templates.md).")
 @click.option("--quote-port", default=8546, show_default=True, help="Port of the node's quote endpoint (sync mode; `coprocessor quote`); 0 turns it off.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], secrets_file: Path | None, quote_port: int, verbose: bool) -> None:
+@node_options
+def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], secrets_file: Path | None, quote_port: int, verbose: bool, **kwargs: Any) -> None:
     """Run everything locally: Anvil, contracts, a DEV enclave and the node.
 
     Development attestation only: NOT SECURE. Ctrl-C stops every child process.
     """
     _setup_logging(verbose)
+    config, metrics_port = node_config(kwargs)
     log = logging.getLogger("coprocessor.dev")
     templates = load_templates([TEMPLATES_DIR, *template_dirs])  # the library, plus the author's own
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -145,9 +189,8 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
 
         journal = Journal(state_dir / "journal.sqlite")
         keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)
-        node = Node(
-            w3, deployment.coprocessor, journal, enclave, sender, deployment.start_block, keeper=keeper,
-        )
+        node = Node(w3, deployment.coprocessor, journal, enclave, sender, deployment.start_block, config, keeper)
+        _serve_metrics(node, metrics_port)
         if quote_port:
             quote_server = start_quote_server(enclave, w3, "127.0.0.1", quote_port)
             click.echo(f"quote endpoint (sync mode): http://127.0.0.1:{quote_port}/quote", err=True)
@@ -258,7 +301,6 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @enclave_token_option
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/journal.sqlite"), show_default=True)
 @click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the submitting account's private key.")
-@click.option("--confirmations", default=0, show_default=True, help="Blocks to wait before acting on a request.")
 @click.option("--attestor-key-env", "attestor_envs", multiple=True, help="Environment variable with an attestor key, to renew the enclave key before it expires; repeat for k-of-n. Without it the node only stops when the key lapses.")
 @click.option("--renew-before", default=3 * 24 * 3600, show_default=True, help="Seconds before expiry at which the enclave key is renewed.")
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds a renewed key's registration lasts (longer than --renew-before).")
@@ -267,7 +309,8 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
 @click.option("--quote-host", default="127.0.0.1", show_default=True, help="Address the quote endpoint binds (it is meant to be public; the enclave's own API stays on loopback).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @policy_options
-def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_token_file: Path, journal_path: Path, key_env: str, confirmations: int, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, quote_port: int, quote_host: str, verbose: bool, **kwargs: Any) -> None:
+@node_options
+def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_token_file: Path, journal_path: Path, key_env: str, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, quote_port: int, quote_host: str, verbose: bool, **kwargs: Any) -> None:
     """Serve requests: watch the chain, run them in the enclave, submit signed results.
 
     The node checks its enclave key on-chain every few seconds: a revoked or expired key
@@ -276,6 +319,7 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     `coprocessor attest verify`).
     """
     _setup_logging(verbose)
+    config, metrics_port = node_config(kwargs, key_check_interval)
     options = policy_kwargs(kwargs)
     if validity <= renew_before:
         raise click.UsageError("--validity must be longer than --renew-before, or every fresh key would be renewed at once")
@@ -298,8 +342,9 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before)
     node = Node(
         w3, deployment.coprocessor, Journal(journal_path), enclave, sender,
-        deployment.start_block, NodeConfig(confirmations=confirmations, key_check_interval=key_check_interval), keeper,
+        deployment.start_block, config, keeper,
     )
+    _serve_metrics(node, metrics_port)
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
     logging.getLogger("coprocessor.node").info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
     quote_server = start_quote_server(enclave, w3, quote_host, quote_port) if quote_port else None
@@ -312,6 +357,43 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     finally:
         if quote_server is not None:  # a stopped node (revoked or expired key) stops quoting too
             quote_server.shutdown()
+
+
+@main.command()
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=Path(".coprocessor/journal.sqlite"), show_default=True, envvar="COPROCESSOR_JOURNAL", show_envvar=True, help="The node's journal.")
+@click.option("--errors", "error_count", default=5, show_default=True, help="How many recent errors to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(journal_path: Path, error_count: int, as_json: bool) -> None:
+    """Show what a node's journal holds: requests by state, the oldest pending, recent errors.
+
+    Reads the journal only (safe while the node runs); the chain stays the final word.
+    """
+    if not journal_path.exists():
+        raise click.ClickException(f"no journal at {journal_path}: pass --journal (the node's --journal, or <state dir>/journal.sqlite for `dev`)")
+    journal = Journal(journal_path)
+    counts = journal.counts()
+    oldest = journal.oldest_active()
+    cursor = journal.cursor()
+    errors = journal.recent_errors(error_count)
+    if as_json:
+        click.echo(json.dumps({
+            "counts": counts,
+            "cursor": None if cursor is None else {"block": cursor[0], "hash": "0x" + cursor[1]},
+            "oldest_pending": None if oldest is None else {
+                "request_id": "0x" + oldest.request.request_id.hex(), "state": oldest.state.value,
+                "age_seconds": round(time.time() - oldest.seen_at, 3), "block": oldest.block_number,
+            },
+            "errors": [{"request_id": "0x" + e.request.request_id.hex(), "state": e.state.value, "error": e.error} for e in errors],
+        }, indent=2))
+        return
+    click.echo(f"journal   {journal_path}")
+    click.echo(f"cursor    {'none yet' if cursor is None else f'block {cursor[0]}'}")
+    for state in State:
+        click.echo(f"{state.value:<10}{counts.get(state.value, 0):>8}")
+    if oldest is not None:
+        click.echo(f"oldest pending: 0x{oldest.request.request_id.hex()} ({oldest.state.value}, {time.time() - oldest.seen_at:.1f} s, block {oldest.block_number})")
+    for entry in errors:
+        click.echo(f"error: 0x{entry.request.request_id.hex()[:16]}… {entry.state.value}: {inert(entry.error or '')[:200]}")
 
 
 @main.command()

@@ -1,46 +1,57 @@
-"""The node: listener -> journal -> enclave -> submitter, in one restartable loop.
+"""The node: intake -> journal -> enclave runs -> submitter, each stage its own thread.
 
-Processing is at-least-once (a crash re-runs what was in flight); settlement is
+New heads arrive over a websocket subscription (polling where the RPC has none) and wake the
+intake, which records requests and settlements in the journal. The journal is the queue between
+stages: the dispatcher claims what is seen, a bounded pool of enclave runs signs it, and the
+submitter sends what is signed. Memory stays bounded whatever the backlog; the journal on disk
+holds the rest. Processing is at-least-once (a crash re-runs what was in flight); settlement is
 exactly-once because the Coprocessor skips a request that is already settled.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from web3 import Web3
 
-from .chain import TxSender, contract
-from coprocessor.enclave_client import EnclaveClient
-from coprocessor_enclave.service import SignedResult
-from .errors import ChainError, EnclaveError, EnclaveUnreachable
-from .journal import ACTIVE_STATES, Journal, State
-from .listener import Listener
-from coprocessor_enclave.protocol import Fulfillment, RequestState
-from .registration import KeyKeeper
-from .submitter import Submitter
+from coprocessor_enclave.protocol import RequestState
 
-_MAX_RETRY_DELAY = 60.0  # seconds between retries of a request the enclave could not run
+from .chain import TxSender, contract
+from .enclave_client import EnclaveClient
+from .errors import EnclaveError, EnclaveUnreachable
+from .heads import HeadSource, ws_url_for
+from .journal import Entry, Journal, State
+from .listener import Listener
+from .metrics import NodeMetrics
+from .registration import KeyKeeper
+from .submitter import InFlight, Submitter, SubmitterConfig
 
 log = logging.getLogger(__name__)
+
+_MAX_RETRY_DELAY = 60.0  # seconds between retries of a request the enclave could not run
+_ERROR_PAUSE = 0.5  # seconds a stage waits after an RPC or journal error before trying again
 
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Tuning knobs with sensible local defaults."""
+    """Tuning knobs with sensible local defaults (each is an option of `node` and `dev`)."""
 
-    poll_interval: float = 0.05
+    poll_interval: float = 0.05  # head polling when the RPC has no websocket
     confirmations: int = 0
-    concurrency: int = 2
-    max_batch: int = 25
+    reorg_depth: int = 64
+    concurrency: int = 8  # enclave runs at once
+    max_batch: int = 64
+    gas_budget: int = 12_000_000
+    max_in_flight: int = 4
     sweep_interval: float = 1.0
-    receipt_timeout: float = 60.0
     key_check_interval: float = 10.0
+    ws_url: str | None = ""  # "" derives it from the RPC URL; None polls only
 
 
 class Node:
@@ -56,50 +67,73 @@ class Node:
         start_block: int = 0,
         config: NodeConfig = NodeConfig(),
         keeper: KeyKeeper | None = None,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self.w3 = w3
         self.keeper = keeper
         self.journal = journal
         self.enclave = enclave
         self.config = config
+        self.metrics = metrics or NodeMetrics(journal)
         self.coprocessor = contract(w3, "Coprocessor", coprocessor)
-        self.listener = Listener(w3, journal, coprocessor, start_block, config.confirmations)
-        self.submitter = Submitter(sender, coprocessor, config.max_batch)
-        self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="enclave")
-        self._running: dict[bytes, Future[SignedResult]] = {}
-        self._retry: dict[bytes, tuple[int, float]] = {}  # request id -> (failed attempts, monotonic time of the next)
-        self._sent: dict[str, float] = {}
-        self._last_sweep = 0.0
+        self.listener = Listener(w3, journal, coprocessor, start_block, config.confirmations, reorg_depth=config.reorg_depth)
+        self.submitter = Submitter(
+            sender, coprocessor, journal,
+            SubmitterConfig(max_batch=config.max_batch, gas_budget=config.gas_budget, max_in_flight=config.max_in_flight),
+            request_state=self._request_state, on_receipt=self._on_receipt,
+        )
+        ws_url = config.ws_url
+        if ws_url == "":
+            endpoint = getattr(w3.provider, "endpoint_uri", None)
+            ws_url = ws_url_for(str(endpoint)) if endpoint else None
+        self.heads = HeadSource(w3, ws_url, config.poll_interval)
+        self._work: queue.Queue[Entry | None] = queue.Queue()
+        self._busy = 0  # claimed and not yet finished; at most 2 x concurrency
+        self._busy_lock = threading.Lock()
+        self._dispatch_wake = threading.Event()
+        self._submit_wake = threading.Event()
         self._stop = threading.Event()
-        self._wake = threading.Event()  # set when an enclave run finishes, so results go out at once
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     def recover(self) -> None:
-        """After a restart: re-run what was running; ask the chain about what was submitted."""
-        running = [e.request.request_id for e in self.journal.entries(State.RUNNING)]
-        self.journal.set_state(running, State.SEEN)
-        for entry in self.journal.entries(State.SUBMITTED):
-            self._reconcile(entry.request.request_id)
+        """After a restart: re-run what was running; adopt or resend what was submitted and not yet mined."""
+        running = self.journal.requeue_running()
+        for tx_hash, commitments in self.journal.unconfirmed().items():
+            self.submitter.adopt(bytes.fromhex(tx_hash), commitments)
         if running:
-            log.info("recovered %d requests that were running when the node stopped", len(running))
+            log.info("recovered %d requests that were running when the node stopped", running)
 
     def run(self) -> None:
-        """Loops until `stop()`; each step does a bounded amount of work."""
+        """Serves until `stop()`."""
         self.recover()
         scheduler = self._start_key_checks()
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except (ChainError, EnclaveError, OSError) as exc:
-                log.warning("step failed, retrying: %s", exc)
-            except Exception as exc:  # web3 transport errors have many types; keep serving
-                log.exception("unexpected error in node step: %s", exc)
-            self._wake.wait(self.config.poll_interval)
-            self._wake.clear()
+        self.heads.start()
+        stages = [("intake", self._intake_loop), ("dispatch", self._dispatch_loop), ("submit", self._submit_loop)]
+        stages += [(f"enclave-{i}", self._enclave_loop) for i in range(self.config.concurrency)]
+        self._threads = [threading.Thread(target=fn, name=f"node-{name}", daemon=True) for name, fn in stages]
+        for thread in self._threads:
+            thread.start()
+        self._stop.wait()
+        self.heads.stop()
+        for _ in range(self.config.concurrency):
+            self._work.put(None)
+        self._dispatch_wake.set()
+        self._submit_wake.set()
+        for thread in self._threads:
+            thread.join(5)
         if scheduler is not None:
             scheduler.shutdown(wait=False)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self) -> None:
+        """Asks `run` to return once every stage has finished its current step."""
+        self._stop.set()
+
+    @property
+    def usable(self) -> bool:
+        """A revoked or expired key stops being used at once; requests wait (or expire and are refunded)."""
+        return self.keeper is None or self.keeper.problem is None
 
     def _start_key_checks(self) -> BackgroundScheduler | None:
         """Checks the enclave key now, then on a schedule (renewing it before it expires)."""
@@ -119,146 +153,146 @@ class Node:
             self.keeper.check()
         except Exception as exc:  # RPC or enclave down: keep the last verdict, try again next time
             log.warning("enclave key check failed: %s", exc)
-
-    def stop(self) -> None:
-        """Asks `run` to return after the current step."""
-        self._stop.set()
-        self._wake.set()
-
-    def step(self) -> None:
-        """One pass: read new requests, start enclave runs, collect results, submit, track, sweep."""
-        self.listener.poll()
-        # A revoked or expired key stops being used at once; requests wait (or expire and are refunded).
-        usable = self.keeper is None or self.keeper.problem is None
-        if usable:
-            self._dispatch()
-        self._collect()
-        self._track()
-        latest = self.w3.eth.get_block("latest")
-        if usable:
-            self._submit(latest["timestamp"])
-        if time.monotonic() - self._last_sweep >= self.config.sweep_interval:
-            self._last_sweep = time.monotonic()
-            self._sweep(latest["timestamp"])
+        self.metrics.key_active.set(1 if self.usable else 0)
 
     # ------------------------------------------------------------------ stages
 
-    def _dispatch(self) -> None:
-        """Starts enclave runs for newly seen requests, up to a bounded backlog."""
-        # Requests backing off are skipped, and looked past: they must not starve newer ones.
-        backlog = self.config.concurrency * 4
-        now = time.monotonic()
-        for entry in self.journal.entries(State.SEEN, limit=backlog + len(self._retry)):
-            rid = entry.request.request_id
-            if rid in self._running or self._retry.get(rid, (0, 0.0))[1] > now:
+    def _intake_loop(self) -> None:
+        """On every new head: scan its logs into the journal, then wake the other stages."""
+        version = -1
+        while not self._stop.is_set():
+            version = self.heads.wait(version, timeout=1.0)
+            head = self.heads.latest
+            if self._stop.is_set() or head is None:
                 continue
-            if len(self._running) >= backlog:
-                break
-            self.journal.set_state([rid], State.RUNNING)
-            log.debug("request 0x%s dispatched to the enclave", rid.hex()[:12])
-            future = self._pool.submit(self.enclave.run, entry.request, entry.input)
-            future.add_done_callback(lambda _: self._wake.set())
-            self._running[rid] = future
-
-    def _collect(self) -> None:
-        for rid, future in list(self._running.items()):
-            if not future.done():
-                continue
-            del self._running[rid]
-            attempts = self._retry.pop(rid, (0, 0.0))[0]
+            started = time.monotonic()
             try:
-                result = future.result()
-            except EnclaveUnreachable as exc:
-                # Try again, backing off: the enclave (or the chain RPC it reads) may be down for a while.
-                attempts += 1
-                self._retry[rid] = (attempts, time.monotonic() + min(_MAX_RETRY_DELAY, 0.5 * 2**attempts))
-                self.journal.set_state([rid], State.SEEN, error=str(exc))
-                log.warning("request 0x%s: %s (attempt %d, retrying)", rid.hex()[:12], exc, attempts)
+                found = self.listener.poll(head)
+            except Exception as exc:  # RPC outage or a transport error of any type: keep serving
+                log.warning("intake failed, retrying: %s", exc)
+                self.metrics.errors.labels("intake").inc()
+                self._stop.wait(_ERROR_PAUSE)
                 continue
-            except EnclaveError as exc:
-                # The enclave refuses to sign (e.g. input does not match the commitment):
-                # the request cannot be answered, so it will expire and be refunded.
-                self.journal.set_state([rid], State.FAILED, error=str(exc))
-                log.error("request 0x%s refused by the enclave: %s", rid.hex()[:12], exc)
-                continue
-            self.journal.set_state(
-                [rid], State.SIGNED, status=result.status, output=result.output, signature=result.signature
-            )
-            log.info("request 0x%s signed: %s", rid.hex()[:12], result.status.name)
+            self.metrics.stage_seconds.labels("intake").observe(time.monotonic() - started)
+            self.metrics.head.set(head.number)
+            if found:
+                self._dispatch_wake.set()
+            self._submit_wake.set()
 
-    def _submit(self, now: int) -> None:
-        signed = [e for e in self.journal.entries(State.SIGNED, limit=self.config.max_batch) if e.request.deadline >= now]
-        if not signed:
+    def _dispatch_loop(self) -> None:
+        """Claims seen requests for the enclave runs, keeping at most 2 x concurrency claimed."""
+        limit = 2 * self.config.concurrency
+        while not self._stop.is_set():
+            claimed: list[Entry] = []
+            with self._busy_lock:
+                room = limit - self._busy
+            if room > 0 and self.usable:
+                try:
+                    claimed = self.journal.claim(room)
+                except Exception as exc:
+                    log.warning("claiming requests failed: %s", exc)
+                    self._stop.wait(_ERROR_PAUSE)
+                    continue
+            with self._busy_lock:
+                self._busy += len(claimed)
+            for entry in claimed:
+                self.metrics.stage_seconds.labels("queued").observe(max(0.0, time.time() - entry.seen_at))
+                self._work.put(entry)
+            self.metrics.enclave_queue.set(self._work.qsize())
+            if len(claimed) < room or room <= 0:
+                self._dispatch_wake.wait(self._until_next_retry())
+                self._dispatch_wake.clear()
+
+    def _until_next_retry(self) -> float:
+        next_retry = self.journal.next_retry()
+        return 1.0 if next_retry is None else min(1.0, max(0.01, next_retry - time.time()))
+
+    def _enclave_loop(self) -> None:
+        """Runs claimed requests in the enclave and journals each response."""
+        while True:
+            entry = self._work.get()
+            if entry is None:
+                return
+            try:
+                self._run_one(entry)
+            except Exception as exc:  # the journal failed: the claim is redone after a restart
+                log.exception("enclave stage failed on 0x%s: %s", entry.request.request_id.hex()[:12], exc)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+                self._dispatch_wake.set()
+
+    def _run_one(self, entry: Entry) -> None:
+        rid = entry.request.request_id.hex()[:12]
+        started = time.monotonic()
+        try:
+            result = self.enclave.run(entry.request, entry.input)
+        except EnclaveUnreachable as exc:
+            # Try again, backing off: the enclave (or the chain RPC it reads) may be down for a while.
+            delay = min(_MAX_RETRY_DELAY, 0.5 * 2 ** (entry.attempts + 1))
+            self.journal.retry_later(entry, delay, str(exc))
+            self.metrics.errors.labels("enclave-unreachable").inc()
+            log.warning("request 0x%s: %s (attempt %d, retrying in %.1f s)", rid, exc, entry.attempts + 1, delay)
             return
-        batch = [Fulfillment(e.request, e.status, e.output, e.signature) for e in signed]  # type: ignore[arg-type]
-        tx_hash, refused = self.submitter.send_batch(batch)
-        for rid, reason in refused.items():
-            self.journal.set_state([rid], State.FAILED, error=reason)
-            log.error("request 0x%s refused by the chain: %s", rid.hex()[:12], reason)
-        if tx_hash is None:
+        except EnclaveError as exc:
+            # The enclave refuses to sign (e.g. input does not match the commitment): the request cannot be
+            # answered, so it is cancelled and refunded after its deadline.
+            self.journal.finish(entry.commitment, State.FAILED, error=str(exc), expect=(State.RUNNING,))
+            self.metrics.errors.labels("enclave-refused").inc()
+            log.error("request 0x%s refused by the enclave: %s", rid, exc)
             return
-        sent = [f.request.request_id for f in batch if f.request.request_id not in refused]
-        self.journal.set_state(sent, State.SUBMITTED, tx_hash=tx_hash.hex())
-        self._sent[tx_hash.hex()] = time.monotonic()
-        self._wake.set()  # a local chain mines at once: look for the receipt without a full poll wait
+        self.metrics.stage_seconds.labels("enclave").observe(time.monotonic() - started)
+        if self.journal.signed(entry, result.status, result.output, result.signature):
+            self._submit_wake.set()
+            if result.status == 0:
+                log.info("request 0x%s signed: Ok", rid)
+            else:
+                log.info("request 0x%s signed: %s (%s)", rid, result.status.name, result.output[:200].decode("utf-8", "replace"))
 
-    def _track(self) -> None:
-        by_tx: dict[str, list[bytes]] = {}
-        for entry in self.journal.entries(State.SUBMITTED):
-            by_tx.setdefault(entry.tx_hash or "", []).append(entry.request.request_id)
-        for tx_hash, rids in by_tx.items():
+    def _submit_loop(self) -> None:
+        """Sends what is signed, tracks what is in flight, cancels what expired."""
+        last_sweep = 0.0
+        while not self._stop.is_set():
+            self._submit_wake.wait(0.25 if self.submitter.in_flight else 1.0)
+            self._submit_wake.clear()
+            head = self.heads.latest
+            if self._stop.is_set() or head is None:
+                continue
             try:
-                receipt = self.w3.eth.get_transaction_receipt(bytes.fromhex(tx_hash))
-            except Exception:  # not yet mined (web3 raises TransactionNotFound)
-                receipt = None
-            if receipt is None:
-                sent_at = self._sent.setdefault(tx_hash, time.monotonic())
-                if time.monotonic() - sent_at > self.config.receipt_timeout:
-                    log.warning("tx 0x%s has no receipt after %.0f s: resubmitting", tx_hash, self.config.receipt_timeout)
-                    self.submitter.sender.resync_nonce()
-                    self.journal.set_state(rids, State.SIGNED)
-                continue
-            self._sent.pop(tx_hash, None)
-            if receipt["status"] != 1:
-                self.journal.set_state(rids, State.SIGNED, error=f"tx 0x{tx_hash} reverted")
-                continue
-            for outcome in self.submitter.outcomes(receipt):
-                if outcome.kind == "fulfilled":
-                    self.journal.set_state([outcome.request_id], State.SETTLED)
-                    note = "" if outcome.callback_succeeded else " (consumer callback reverted)"
-                    log.info("request 0x%s settled in tx 0x%s%s", outcome.request_id.hex()[:12], tx_hash[:12], note)
-                elif outcome.kind == "skipped-settled":
-                    self.journal.set_state([outcome.request_id], State.SETTLED, error="already settled on-chain")
-                elif outcome.kind == "skipped-expired":
-                    self.journal.set_state([outcome.request_id], State.SIGNED, error="expired before settlement")
+                self.submitter.track()
+                if self.usable:
+                    while self.submitter.send_ready(head.timestamp, head.base_fee):
+                        pass
+                if time.monotonic() - last_sweep >= self.config.sweep_interval:
+                    last_sweep = time.monotonic()
+                    self.submitter.cancel_expired(head.timestamp, head.base_fee)
+            except Exception as exc:  # RPC outage or a transport error of any type: keep serving
+                log.warning("submitter step failed, retrying: %s", exc)
+                self.metrics.errors.labels("submit").inc()
+                self._stop.wait(_ERROR_PAUSE)
+            self.metrics.in_flight.set(len(self.submitter.in_flight))
 
-    def _sweep(self, now: int) -> None:
-        """Cancels requests past their deadline so the consumer's fee is refunded."""
-        for entry in self.journal.entries(*ACTIVE_STATES, State.FAILED):
-            if entry.request.deadline >= now or entry.state == State.SUBMITTED:
-                continue
-            rid = entry.request.request_id
-            if rid in self._running:
-                continue
-            self._retry.pop(rid, None)  # past its deadline: no more attempts
-            try:
-                receipt = self.submitter.sender.wait(self.submitter.send_cancel(entry.request))
-            except ChainError as exc:
-                log.info("cancel of 0x%s not sent (%s): asking the chain", rid.hex()[:12], exc)
-                self._reconcile(rid)
-                continue
-            if receipt["status"] == 1:
-                self.journal.set_state([rid], State.EXPIRED)
-                log.info("request 0x%s expired: fee refunded to the consumer", rid.hex()[:12])
+    # ------------------------------------------------------------------ callbacks
 
-    def _reconcile(self, rid: bytes) -> None:
-        """Sets a request's state from the chain's view of it."""
-        state = RequestState(self.coprocessor.functions.requestState(rid).call())
-        if state == RequestState.FULFILLED:
-            self.journal.set_state([rid], State.SETTLED)
-        elif state == RequestState.CANCELLED:
-            self.journal.set_state([rid], State.EXPIRED)
-        else:
-            entry = self.journal.get(rid)
-            if entry is not None and entry.state == State.SUBMITTED:
-                self.journal.set_state([rid], State.SIGNED)
+    def _request_state(self, request_id: bytes) -> RequestState:
+        return RequestState(self.coprocessor.functions.requestState(request_id).call())
+
+    def _on_receipt(self, sent: InFlight, receipt: Any) -> None:
+        """Logs each request a mined transaction settled, and records its cost."""
+        self.metrics.stage_seconds.labels("mined").observe(time.monotonic() - sent.sent_at)
+        if sent.kind != "fulfill":
+            for rid in sent.request_ids:
+                log.info("request 0x%s expired: cancel mined, fee refunded to the consumer", rid.hex()[:12])
+            return
+        self.metrics.batch_size.observe(len(sent.items))
+        self.metrics.gas_per_item.observe(receipt["gasUsed"] / max(1, len(sent.items)))
+        tx_hash = bytes(receipt["transactionHash"]).hex()
+        for outcome in self.submitter.outcomes(receipt):
+            rid = outcome.request_id.hex()[:12]
+            if outcome.kind == "fulfilled":
+                note = "" if outcome.callback_succeeded else " (consumer callback reverted)"
+                log.info("request 0x%s settled in tx 0x%s%s", rid, tx_hash[:12], note)
+            elif outcome.kind == "skipped-settled":
+                log.info("request 0x%s was already settled on-chain", rid)
+            else:
+                log.warning("request 0x%s expired before its fulfilment was mined: it will be cancelled", rid)

@@ -1,25 +1,53 @@
-"""Sends fulfilments in batches and reads back what the chain did with each."""
+"""Sends signed responses in batches, several transactions in flight under one nonce manager.
+
+The journal holds what must be sent; this module holds only the transactions in flight. It
+recovers at once from `nonce too low`, dropped and replaced transactions, bumps the fee of a
+stuck one (a replacement at the same nonce, never a second copy at another), and cancels
+requests past their deadline. Whatever cannot succeed is reconciled against the chain once,
+then stops with its reason in the journal.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from eth_abi import decode
 
-from .chain import TxSender
-from .errors import ChainError
 from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
-    REQUEST_CANCELLED_TOPIC,
     REQUEST_FULFILLED_TOPIC,
     Fulfillment,
-    Request,
+    RequestState,
     encode_cancel,
     encode_fulfill,
 )
 
+from .errors import ChainError
+from .journal import Entry, Journal, State
+
 log = logging.getLogger(__name__)
+
+# Gas a fulfil item costs beyond its callback's limit, for sizing batches before estimating them.
+ITEM_OVERHEAD_GAS = 60_000
+# Reverts of one item at mining time (after a successful estimate) before it is reconciled and stopped.
+_MAX_REVERTS = 3
+_TIP_WEI = 10**9
+
+
+class Account(Protocol):
+    """What the submitter needs of one chain account; `TxSender` is the real one, tests use a fake."""
+
+    address: str
+
+    def estimate(self, to: str | None, data: bytes, value: int = 0) -> int: ...
+    def send_at(self, nonce: int, to: str, data: bytes, gas: int, max_fee: int, tip: int) -> bytes: ...
+    def nonce_at(self, block: str) -> int: ...
+    def receipt(self, tx_hash: bytes) -> Any | None: ...
+    def lookup(self, tx_hash: bytes) -> Any | None: ...
 
 
 @dataclass(frozen=True)
@@ -27,51 +55,261 @@ class Outcome:
     """What one receipt says about one request."""
 
     request_id: bytes
-    kind: str  # "fulfilled", "skipped-settled", "skipped-expired", "cancelled"
+    kind: str  # "fulfilled", "skipped-settled", "skipped-expired"
     callback_succeeded: bool | None = None
 
 
+@dataclass
+class InFlight:
+    """One nonce's transaction; a fee bump adds a copy at the same nonce."""
+
+    nonce: int
+    kind: str  # "fulfill", "cancel" or "filler"
+    items: list[bytes]  # commitments
+    request_ids: list[bytes]
+    to: str
+    data: bytes
+    gas: int
+    max_fee: int
+    tip: int
+    hashes: list[bytes] = field(default_factory=list)
+    sent_at: float = 0.0
+    checked_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class SubmitterConfig:
+    """How the submitter batches and paces transactions."""
+
+    max_batch: int = 64
+    gas_budget: int = 12_000_000  # per fulfil transaction
+    max_in_flight: int = 4
+    drop_check_after: float = 0.5  # seconds before a pending transaction is checked for having been dropped
+    bump_after: float = 15.0  # seconds pending before its fee is bumped
+    bump_percent: int = 13  # nodes require at least 10 % more for a replacement
+
+
 class Submitter:
-    """Batches signed responses into `fulfill` calls, setting aside items the chain would reject."""
+    """Owns the account's nonces: one instance per account and chain, driven by one thread."""
 
-    def __init__(self, sender: TxSender, coprocessor: str, max_batch: int = 25) -> None:
-        self.sender = sender
+    def __init__(
+        self,
+        account: Account,
+        coprocessor: str,
+        journal: Journal,
+        config: SubmitterConfig = SubmitterConfig(),
+        request_state: Callable[[bytes], RequestState] | None = None,
+        on_receipt: Callable[[InFlight, Any], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.account = account
         self.coprocessor = coprocessor
-        self.max_batch = max_batch
+        self.journal = journal
+        self.config = config
+        self.request_state = request_state
+        self.on_receipt = on_receipt
+        self.clock = clock
+        self.in_flight: dict[int, InFlight] = {}
+        self._floor: int | None = None  # no nonce below this is free (the chain's `latest` count)
 
-    def send_batch(self, fulfillments: list[Fulfillment]) -> tuple[bytes | None, dict[bytes, str]]:
-        """Sends one `fulfill`; returns its hash (None if nothing was sent) and the items refused, with reasons.
+    # ------------------------------------------------------------------ the loop's entry points
 
-        A batch reverts as a whole, so when the batch would revert each item is simulated
-        alone and only the good ones are sent.
-        """
-        batch = fulfillments[: self.max_batch]
-        refused: dict[bytes, str] = {}
+    def step(self, chain_time: int, base_fee: int) -> None:
+        """Tracks what is in flight, then sends what is ready."""
+        self.track()
+        self.send_ready(chain_time, base_fee)
+
+    def track(self) -> None:
+        """Handles mined, dropped, replaced and stuck transactions."""
+        if not self.in_flight:
+            return
+        latest = self.account.nonce_at("latest")
+        self._floor = latest
+        now = self.clock()
+        for nonce in sorted(self.in_flight):
+            sent = self.in_flight[nonce]
+            if nonce < latest:
+                self._settle(sent)
+            elif now - sent.checked_at >= self.config.drop_check_after:
+                sent.checked_at = now
+                if all(self.account.lookup(h) is None for h in sent.hashes):
+                    del self.in_flight[nonce]
+                    log.warning("tx 0x%s (nonce %d) was dropped: its %d items go out again", sent.hashes[-1].hex(), nonce, len(sent.items))
+                    self.journal.unsent(sent.items, error="its transaction was dropped from the pool")
+                elif now - sent.sent_at >= self.config.bump_after:
+                    self._bump(sent)
+
+    def send_ready(self, chain_time: int, base_fee: int) -> int:
+        """Sends one fulfil batch if there is a free slot; returns how many items it holds."""
+        fulfils = sum(1 for s in self.in_flight.values() if s.kind == "fulfill")
+        if len(self.in_flight) >= self.config.max_in_flight:
+            return 0
+        ready = [e for e in self.journal.ready(self.config.max_batch) if e.request.deadline >= chain_time]
+        # Nothing in flight: send at once, so a lone request is never held back. Otherwise wait for a full batch.
+        if not ready or (fulfils and len(ready) < self.config.max_batch):
+            return 0
+        batch, gas_planned = [], 0
+        for entry in ready:
+            cost = entry.request.callback_gas_limit + ITEM_OVERHEAD_GAS
+            if batch and gas_planned + cost > self.config.gas_budget:
+                break
+            if entry.attempts >= _MAX_REVERTS:
+                self.reconcile(entry, f"its fulfilment reverted {entry.attempts} times")
+                continue
+            batch.append(entry)
+            gas_planned += cost
+        if not batch:
+            return 0
+        batch, gas = self._simulate(batch)
+        if not batch:
+            return 0
+        items = [Fulfillment(e.request, e.status, e.output, e.signature) for e in batch]  # type: ignore[arg-type]
+        sent = self._send("fulfill", batch, encode_fulfill(items), gas * 6 // 5 + 20_000, base_fee)
+        self.journal.submitted([e.commitment for e in batch], sent.hashes[-1].hex())
+        return len(batch)
+
+    def cancel_expired(self, chain_time: int, base_fee: int) -> int:
+        """Cancels requests past their deadline, so the consumer's fee is refunded; returns how many were sent."""
+        count = 0
+        for entry in self.journal.expired_candidates(chain_time, limit=self.config.max_batch):
+            if len(self.in_flight) >= self.config.max_in_flight:
+                break
+            data = encode_cancel(entry.request)
+            try:
+                gas = self.account.estimate(self.coprocessor, data)
+            except ChainError as exc:
+                if "DeadlineNotReached" not in str(exc):  # the chain's clock lags ours: try next time
+                    self.reconcile(entry, f"cancel refused: {exc}")
+                continue
+            sent = self._send("cancel", [entry], data, gas * 6 // 5 + 10_000, base_fee)
+            self.journal.submitted([entry.commitment], sent.hashes[-1].hex(), cancelling=True)
+            count += 1
+        return count
+
+    def adopt(self, tx_hash: bytes, commitments: list[bytes]) -> None:
+        """After a restart: tracks a transaction sent before it, so it is never sent twice at two nonces."""
+        receipt = self.account.receipt(tx_hash)
+        if receipt is not None:
+            self.journal.mined(commitments, tx_hash.hex(), receipt["blockNumber"])
+            return
+        tx = self.account.lookup(tx_hash) if tx_hash else None
+        if tx is None:
+            self.journal.unsent(commitments, error="its transaction was lost while the node was down")
+            return
+        kind = "fulfill" if bytes(tx["input"])[:4] == encode_fulfill([])[:4] else "cancel"
+        entries = [self.journal.by_commitment(c) for c in commitments]
+        sent = InFlight(
+            tx["nonce"], kind, commitments, [e.request.request_id for e in entries if e is not None],
+            self.coprocessor, bytes(tx["input"]), tx["gas"], tx["maxFeePerGas"], tx["maxPriorityFeePerGas"], [tx_hash],
+        )
+        sent.sent_at = sent.checked_at = self.clock()
+        self.in_flight[sent.nonce] = sent
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def reconcile(self, entry: Entry, reason: str) -> None:
+        """Asks the chain once what became of a request that cannot go further, and stops it there."""
+        rid = entry.request.request_id
+        state = self.request_state(rid) if self.request_state is not None else None
+        if state == RequestState.FULFILLED:
+            self.journal.finish(entry.commitment, State.SETTLED, error="settled on-chain by another transaction")
+        elif state == RequestState.CANCELLED:
+            self.journal.finish(entry.commitment, State.EXPIRED, error="cancelled on-chain by another transaction")
+        elif entry.state != State.FAILED and "CommitmentMismatch" not in reason and "NotPending" not in reason:
+            # Still pending on-chain, so only the fulfil is refused (e.g. the key was revoked): the request
+            # waits for its deadline and is cancelled then.
+            self.journal.finish(entry.commitment, State.FAILED, error=reason)
+            log.error("request 0x%s: %s; it will be cancelled after its deadline", rid.hex()[:12], reason)
+            return
+        else:
+            self.journal.finish(entry.commitment, State.DROPPED, error=f"{reason} (chain state: {state.name if state else 'unknown'})")
+            log.error("request 0x%s dropped: %s", rid.hex()[:12], reason)
+            return
+        log.info("request 0x%s reconciled with the chain: %s", rid.hex()[:12], state.name)
+
+    # ------------------------------------------------------------------ internals
+
+    def _simulate(self, batch: list[Entry]) -> tuple[list[Entry], int]:
+        """Estimates the batch; if it would revert, sets aside the items that would, each reconciled once."""
+        def data(entries: Sequence[Entry]) -> bytes:
+            return encode_fulfill([Fulfillment(e.request, e.status, e.output, e.signature) for e in entries])  # type: ignore[arg-type]
+
         try:
-            gas = self.sender.estimate(self.coprocessor, encode_fulfill(batch))
+            return batch, self.account.estimate(self.coprocessor, data(batch))
         except ChainError:
-            good = []
-            for item in batch:
-                try:
-                    self.sender.estimate(self.coprocessor, encode_fulfill([item]))
-                    good.append(item)
-                except ChainError as exc:
-                    refused[item.request.request_id] = str(exc)
-            batch = good
-            if not batch:
-                return None, refused
-            gas = self.sender.estimate(self.coprocessor, encode_fulfill(batch))
-        tx_hash = self.sender.send(self.coprocessor, encode_fulfill(batch), gas=gas * 6 // 5 + 20_000)
-        return tx_hash, refused
+            pass
+        good = []
+        for entry in batch:
+            try:
+                self.account.estimate(self.coprocessor, data([entry]))
+                good.append(entry)
+            except ChainError as exc:
+                self.reconcile(entry, f"refused by the chain: {exc}")
+        if not good:
+            return [], 0
+        return good, self.account.estimate(self.coprocessor, data(good))
 
-    def send_cancel(self, request: Request) -> bytes:
-        """Sends `cancel` for an expired request; raises ChainError with the reason if it would revert."""
-        data = encode_cancel(request)
-        gas = self.sender.estimate(self.coprocessor, data)
-        return self.sender.send(self.coprocessor, data, gas=gas * 6 // 5 + 10_000)
+    def _free_nonce(self) -> int:
+        if self._floor is None:
+            self._floor = self.account.nonce_at("latest")
+        nonce = self._floor
+        while nonce in self.in_flight:
+            nonce += 1
+        return nonce
 
-    def outcomes(self, receipt: dict) -> list[Outcome]:
-        """The per-request events of a `fulfill` or `cancel` receipt."""
+    def _send(self, kind: str, entries: Sequence[Entry], data: bytes, gas: int, base_fee: int) -> InFlight:
+        """Signs and sends at the lowest free nonce; on `nonce too low` or a slot taken by another
+        transaction of this account, learns the account's pending nonce and tries again once."""
+        for attempt in range(2):
+            nonce = self._free_nonce()
+            sent = InFlight(
+                nonce, kind, [e.commitment for e in entries], [e.request.request_id for e in entries],
+                self.coprocessor, data, gas, base_fee * 2 + _TIP_WEI, _TIP_WEI,
+            )
+            try:
+                sent.hashes.append(self.account.send_at(nonce, sent.to, data, gas, sent.max_fee, sent.tip))
+            except ChainError as exc:
+                if attempt == 0 and _nonce_taken(str(exc)):
+                    log.info("nonce %d is taken (%s): resyncing with the chain", nonce, exc)
+                    self._floor = max(self.account.nonce_at("pending"), nonce + 1)
+                    continue
+                raise
+            sent.sent_at = sent.checked_at = self.clock()
+            self.in_flight[nonce] = sent
+            return sent
+        raise AssertionError("unreachable")
+
+    def _bump(self, sent: InFlight) -> None:
+        """Replaces a stuck transaction at the same nonce with higher fees."""
+        factor = 100 + self.config.bump_percent
+        sent.max_fee, sent.tip = sent.max_fee * factor // 100 + 1, sent.tip * factor // 100 + 1
+        try:
+            sent.hashes.append(self.account.send_at(sent.nonce, sent.to, sent.data, sent.gas, sent.max_fee, sent.tip))
+        except ChainError as exc:  # mined meanwhile, or the pool wants more: the next check sees which
+            log.info("fee bump of nonce %d not taken: %s", sent.nonce, exc)
+            return
+        sent.sent_at = self.clock()
+        log.warning("tx at nonce %d pending too long: resent with max fee %d wei (0x%s)", sent.nonce, sent.max_fee, sent.hashes[-1].hex())
+
+    def _settle(self, sent: InFlight) -> None:
+        """A mined nonce: ours (some copy has a receipt) or another transaction of this account."""
+        del self.in_flight[sent.nonce]
+        receipt = next((r for r in (self.account.receipt(h) for h in reversed(sent.hashes)) if r is not None), None)
+        if receipt is None:
+            log.warning("nonce %d was used by another transaction of this account: %d items go out again", sent.nonce, len(sent.items))
+            self.journal.unsent(sent.items, error="its nonce was used by another transaction")
+            return
+        tx_hash = bytes(receipt["transactionHash"]).hex()
+        if receipt["status"] != 1:
+            log.warning("tx 0x%s reverted: %d items go out again", tx_hash, len(sent.items))
+            self.journal.unsent(sent.items, error=f"tx 0x{tx_hash} reverted", attempt=True)
+            return
+        self.journal.mined(sent.items, tx_hash, receipt["blockNumber"])
+        if self.on_receipt is not None:
+            self.on_receipt(sent, receipt)
+
+    def outcomes(self, receipt: Any) -> list[Outcome]:
+        """The per-request events of a `fulfill` receipt."""
         found = []
         for entry in receipt["logs"]:
             if entry["address"].lower() != self.coprocessor.lower() or not entry["topics"]:
@@ -83,6 +321,9 @@ class Submitter:
             elif topic == FULFILLMENT_SKIPPED_TOPIC:
                 (reason,) = decode(["uint8"], bytes(entry["data"]))
                 found.append(Outcome(request_id, "skipped-settled" if reason == 0 else "skipped-expired"))
-            elif topic == REQUEST_CANCELLED_TOPIC:
-                found.append(Outcome(request_id, "cancelled"))
         return found
+
+
+def _nonce_taken(message: str) -> bool:
+    text = message.lower()
+    return any(s in text for s in ("nonce too low", "already known", "underpriced", "nonce has already been used"))

@@ -16,6 +16,7 @@ from eth_utils import to_checksum_address
 
 from coprocessor import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender
+from coprocessor.journal import State
 from coprocessor.node import Node
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.template import encode_args
@@ -99,8 +100,9 @@ def test_chainBalance_stallingHost_signsNothingThenRetries(proxy_and_stack: tupl
     try:
         request_id, _ = _ask_balance(stack, swallow=False)
         assert stack.settled({request_id}, from_block, timeout=13) == {}  # nothing signed, nothing submitted
-        attempts, _ = lying_node._retry.get(request_id, (0, 0.0))
-        assert attempts >= 1, "the node did not see the run as retryable"
+        entry = lying_node.journal.get(request_id)
+        assert entry is not None and entry.attempts >= 1, "the node did not see the run as retryable"
+        assert entry.state in (State.SEEN, State.RUNNING) and "did not answer" in (entry.error or "")
     finally:
         proxy.stall_seconds = 0.0
     assert stack.settled({request_id}, from_block, timeout=30) == {request_id: Status.OK}
