@@ -47,7 +47,7 @@ class NodeConfig:
     reorg_depth: int = 64
     concurrency: int = 8  # enclave runs at once
     max_batch: int = 64
-    gas_budget: int = 12_000_000
+    gas_budget: int = 15_000_000
     max_in_flight: int = 4
     sweep_interval: float = 1.0
     key_check_interval: float = 10.0

@@ -215,11 +215,15 @@ def test_track_revertedTransaction_retriesThenStopsWithAReason(tmp_path: Path, c
     assert entry is not None and entry.state == State.FAILED and "reverted 3 times" in (entry.error or "")
 
 
-def test_sendReady_itemTheChainRefuses_setAsideWithItsReason(tmp_path: Path, clock: Clock) -> None:
+def test_sendReady_afterARevert_itemTheChainRefusesIsSetAsideWithItsReason(tmp_path: Path, clock: Clock) -> None:
     journal, requests = _signed_journal(tmp_path / "j.sqlite", 3)
     account = FakeAccount(refuse={requests[1].request_id})
     submitter = _submitter(journal, account, clock)
-    assert submitter.send_ready(0, 1) == 2
+    assert submitter.send_ready(0, 1) == 3, "a first attempt is not simulated"
+    account.revert_next = True
+    account.mine()
+    submitter.track()
+    assert submitter.send_ready(0, 1) == 2, "after a revert, each item is simulated and the bad one set aside"
     refused = journal.by_commitment(requests[1].commitment())
     assert refused is not None and refused.state == State.DROPPED and "CommitmentMismatch" in (refused.error or "")
     assert _states(journal, [requests[0], requests[2]]) == [State.SUBMITTED] * 2
