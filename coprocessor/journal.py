@@ -20,7 +20,7 @@ from coprocessor_enclave.protocol import Request, Status
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class State(enum.StrEnum):
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS requests (
     commitment    TEXT PRIMARY KEY,
     request_id    TEXT NOT NULL,
     block_number  INTEGER NOT NULL,
+    deadline      INTEGER NOT NULL,
     request       TEXT NOT NULL,
     input         BLOB NOT NULL,
     state         TEXT NOT NULL,
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_queue ON requests (state, block_number, seen_at);
 CREATE INDEX IF NOT EXISTS requests_id ON requests (request_id);
+CREATE INDEX IF NOT EXISTS requests_deadline ON requests (deadline) WHERE state IN ('seen', 'signed', 'failed');
 CREATE TABLE IF NOT EXISTS cursor (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     block      INTEGER NOT NULL,
@@ -187,9 +189,9 @@ class Journal:
             commitment, rid = request.commitment().hex(), request.request_id.hex()
             statements.append(("DELETE FROM requests WHERE request_id = ? AND commitment != ?", (rid, commitment)))
             statements.append((
-                "INSERT INTO requests (commitment, request_id, block_number, request, input, state, seen_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(commitment) DO NOTHING",
-                (commitment, rid, number, json.dumps(request.to_json()), data, State.SEEN.value, now, now),
+                "INSERT INTO requests (commitment, request_id, block_number, deadline, request, input, state, seen_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(commitment) DO NOTHING",
+                (commitment, rid, number, request.deadline, json.dumps(request.to_json()), data, State.SEEN.value, now, now),
             ))
         for s in settled:
             final, closed = (State.EXPIRED, (State.SETTLED, State.EXPIRED)) if s.cancelled else (State.SETTLED, (State.SETTLED,))
@@ -241,16 +243,17 @@ class Journal:
 
     # ------------------------------------------------------------------ the enclave stage's side
 
-    def claim(self, limit: int, now: float | None = None) -> list[Entry]:
-        """Moves up to `limit` of the oldest `seen` requests whose retry time has come to `running`."""
+    def claim(self, limit: int, now: float | None = None, chain_time: int = 0) -> list[Entry]:
+        """Moves up to `limit` of the oldest `seen` requests whose retry time has come, and whose deadline has
+        not passed at `chain_time` (those are cancelled instead), to `running`."""
         now = time.time() if now is None else now
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._db.execute(
-                    f"SELECT {_COLUMNS}, commitment FROM requests WHERE state = ? AND retry_at <= ?"
+                    f"SELECT {_COLUMNS}, commitment FROM requests WHERE state = ? AND retry_at <= ? AND deadline >= ?"
                     " ORDER BY block_number, seen_at LIMIT ?",
-                    (State.SEEN.value, now, limit),
+                    (State.SEEN.value, now, chain_time, limit),
                 ).fetchall()
                 self._db.executemany(
                     "UPDATE requests SET state = ?, updated_at = ? WHERE commitment = ?",
@@ -287,9 +290,9 @@ class Journal:
 
     # ------------------------------------------------------------------ the submitter's side
 
-    def ready(self, limit: int) -> list[Entry]:
-        """Signed requests waiting to be sent, oldest first."""
-        return self._select("state = ?", (State.SIGNED.value,), limit)
+    def ready(self, limit: int, chain_time: int = 0) -> list[Entry]:
+        """Signed requests still within their deadline at `chain_time`, oldest first."""
+        return self._select("state = ? AND deadline >= ?", (State.SIGNED.value, chain_time), limit)
 
     def submitted(self, commitments: Iterable[bytes], tx_hash: str, cancelling: bool = False) -> None:
         """Marks requests as sent in `tx_hash`: signed ones in a fulfil, or any unfinished one in a cancel."""
@@ -334,10 +337,11 @@ class Journal:
             found.setdefault(tx_hash or "", []).append(bytes.fromhex(commitment))
         return found
 
-    def expired_candidates(self, now: int, limit: int = 64) -> list[Entry]:
-        """Requests past their deadline (chain time `now`) that nobody is working on: to cancel."""
-        entries = self._select("state IN (?, ?, ?)", (State.SEEN.value, State.SIGNED.value, State.FAILED.value))
-        return [e for e in entries if e.request.deadline < now][:limit]
+    def expired_candidates(self, chain_time: int, limit: int = 64) -> list[Entry]:
+        """Requests past their deadline at `chain_time` that nobody is working on: to cancel."""
+        return self._select(
+            "deadline < ? AND state IN (?, ?, ?)", (chain_time, State.SEEN.value, State.SIGNED.value, State.FAILED.value), limit
+        )
 
     def finish(self, commitment: bytes, state: State, error: str | None = None,
                expect: Sequence[State] = (*ACTIVE_STATES, State.FAILED)) -> bool:

@@ -188,7 +188,8 @@ class Node:
                 room = limit - self._busy
             if room > 0 and self.usable:
                 try:
-                    claimed = self.journal.claim(room)
+                    head = self.heads.latest
+                    claimed = self.journal.claim(room, chain_time=head.timestamp if head else 0)
                 except Exception as exc:
                     log.warning("claiming requests failed: %s", exc)
                     self._stop.wait(_ERROR_PAUSE)

@@ -147,7 +147,7 @@ class Submitter:
         fulfils = sum(1 for s in self.in_flight.values() if s.kind == "fulfill")
         if len(self.in_flight) >= self.config.max_in_flight:
             return 0
-        ready = [e for e in self.journal.ready(self.config.max_batch) if e.request.deadline >= chain_time]
+        ready = self.journal.ready(self.config.max_batch, chain_time)
         # Nothing in flight: send at once, so a lone request is never held back. Otherwise wait for a full batch.
         if not ready or (fulfils and len(ready) < self.config.max_batch):
             return 0
@@ -178,9 +178,9 @@ class Submitter:
     def cancel_expired(self, chain_time: int, base_fee: int) -> int:
         """Cancels requests past their deadline, so the consumer's fee is refunded; returns how many were sent."""
         count = 0
-        for entry in self.journal.expired_candidates(chain_time, limit=self.config.max_batch):
-            if len(self.in_flight) >= self.config.max_in_flight:
-                break
+        # Cancels are one transaction each, so they get room beyond the fulfils' slots.
+        room = self.config.max_in_flight + self.config.max_batch - len(self.in_flight)
+        for entry in self.journal.expired_candidates(chain_time, limit=max(0, room)):
             data = encode_cancel(entry.request)
             try:
                 gas = self.account.estimate(self.coprocessor, data)
