@@ -40,6 +40,7 @@ test-python: setup
 	$(BIN)/pytest
 
 bench: setup
+	$(BIN)/python benchmarks/node.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/templates.py
 
 clean:

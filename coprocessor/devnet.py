@@ -35,7 +35,7 @@ DEPLOYER, NODE, ATTESTOR, USER, PAYEE, AUTHOR = range(6)  # Anvil dev accounts b
 DEV_ENCLAVE_VALIDITY = 30 * 24 * 3600
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM it when the parent dies, however the parent dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -54,7 +54,7 @@ def start_anvil(port: int, extra_args: Sequence[str] = ()) -> subprocess.Popen[b
         [str(tool_path("anvil")), "--host", "127.0.0.1", "--port", str(port), "--silent", *extra_args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -132,7 +132,7 @@ def start_enclave(
     for folder in template_dirs:
         command += ["--templates", str(folder)]
     stderr = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, preexec_fn=_die_with_parent)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, preexec_fn=die_with_parent)
     assert process.stdout is not None
     line = process.stdout.readline().decode().strip()
     if not line.startswith("enclave listening on "):

@@ -1,0 +1,982 @@
+"""Benchmark: the node under load, every figure printed with its ratio to a baseline measured in the same run.
+
+Each phase runs on its own fresh Anvil (its mining rate falls as its chain grows) with the contracts
+deployed, the template library published and a DEV enclave started and registered, as `coprocessor
+dev` does. The node runs as its own process through the public CLI (`coprocessor node ...`), so the
+bench measures the node as shipped, its RSS is its own, and the bench's own Python work does not share
+its interpreter. Requests use the `median-price` template. Callbacks are seen through an `eth_subscribe`
+logs subscription on Anvil's websocket, stamped on arrival: a request's latency is the wall time from
+its `RequestSubmitted` log to its `RequestFulfilled` log, both observed the same way.
+
+1. baselines  eth_blockNumber round trip p50; raw ETH transfer send+receipt p50/p99 (one at a time);
+              raw throughput: pre-signed transfers in windows of 100 (send 100, wait for the last, repeat).
+2. idle       one request at a time through ExampleConsumer, random 5-50 ms gaps: latency p50/p90/p99.
+3. sustained  LoadConsumer.askMany feeds many requests at once (e.g. 20 txs x 100): responses/s from the
+              first request mined to the last callback, queueing delay.
+4. gas        from the node's fulfil receipts of phases 2 and 3: gas per response by batch size, and the
+              callback's share (debug_traceTransaction, callTracer: gasUsed of the calls to the consumer).
+5. pending    10,000 requests fed while the node runs: node and enclave RSS idle, at peak, after drain.
+After phases 3 and 5, with the node stopped, the raw throughput is measured again on that phase's grown
+chain: a second baseline that shows how much of a slow drain is Anvil's own slowdown.
+
+    .venv/bin/python benchmarks/node.py [--quick] [--out .coprocessor/bench-node.json]   (make bench)
+
+`--quick` (about 55 requests, 20 pending) is the smoke run of tests/test_bench_smoke.py, not a
+measurement. See docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import random
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_abi import decode
+from eth_account import Account
+from eth_utils import to_checksum_address
+from web3 import Web3
+from websockets.sync.client import connect as ws_connect
+
+from coprocessor import devnet
+from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+from coprocessor.consumer import ExampleConsumerClient
+from coprocessor.enclave_client import EnclaveClient
+from coprocessor.toolchain import PROJECT_ROOT, TEMPLATES_DIR, forge_build, tool_path
+from coprocessor_enclave.protocol import (
+    FULFILLMENT_SKIPPED_TOPIC,
+    REQUEST_FULFILLED_TOPIC,
+    REQUEST_SUBMITTED_TOPIC,
+    Status,
+)
+from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
+
+E8 = 10**8
+PRICES = [3012 * E8, 3015 * E8, 3009 * E8, 3011 * E8, 9999 * E8]  # median-price input: 5 sources, 1 outlier
+MAX_DEVIATION_BPS = 200
+REQUEST_TIMEOUT = 3 * 3600  # seconds before a request may be cancelled: never during a bench
+WINDOW = 100  # transactions outstanding at once, at most (Anvil 1.7.1 stalls under thousands)
+MB = 1024.0  # kB per MB (VmRSS is in kB)
+NODE_ARGS: list[str] = []  # extra `coprocessor node` options (--node-args)
+
+
+class BenchError(Exception):
+    """The bench could not measure something (a process died, a phase found nothing to measure)."""
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much each phase does."""
+
+    rpc_calls: int
+    transfers: int
+    throughput_windows: int
+    idle_requests: int
+    sustained_txs: int
+    sustained_per_tx: int
+    pending_txs: int
+    pending_per_tx: int
+    traces_per_size: int
+    phase_timeout: float
+
+
+FULL = Settings(
+    rpc_calls=500, transfers=200, throughput_windows=10, idle_requests=100, sustained_txs=20, sustained_per_tx=100,
+    pending_txs=100, pending_per_tx=100, traces_per_size=3, phase_timeout=900.0,
+)
+QUICK = Settings(
+    rpc_calls=100, transfers=30, throughput_windows=2, idle_requests=15, sustained_txs=2, sustained_per_tx=10,
+    pending_txs=2, pending_per_tx=10, traces_per_size=2, phase_timeout=60.0,
+)
+
+
+# ---------------------------------------------------------------------------- small helpers
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def _pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _progress(message: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+class Rpc:
+    """Bare JSON-RPC over one keep-alive HTTP connection: the least client overhead, for baselines."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=60.0)
+        self._id = 0
+
+    def call(self, method: str, *params: Any) -> Any:
+        self._id += 1
+        body = self._client.post(self.url, json={"jsonrpc": "2.0", "id": self._id, "method": method, "params": list(params)}).json()
+        if "error" in body:
+            raise BenchError(f"{method} failed: {body['error']}")
+        return body["result"]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# ---------------------------------------------------------------------------- processes and memory
+
+
+def _read_kb(path: str, key: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of one process, in kB (0 once it is gone)."""
+    return _read_kb(f"/proc/{pid}/status", "VmRSS")
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and every descendant."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def tree_pss_kb(pid: int) -> int:
+    """Proportional set size of a process and its descendants, in kB (shared pages counted once in all)."""
+    return sum(_read_kb(f"/proc/{p}/smaps_rollup", "Pss") for p in _tree(pid))
+
+
+class MemorySampler:
+    """Samples node RSS, enclave RSS and the enclave tree's PSS on a thread, with the pending count."""
+
+    def __init__(self, node_pid: int, enclave_pid: int, pending: Callable[[], int], interval: float = 0.25) -> None:
+        self.node_pid, self.enclave_pid, self.pending, self.interval = node_pid, enclave_pid, pending, interval
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def sample(self) -> dict[str, float]:
+        return {
+            "t": time.perf_counter(),
+            "pending": self.pending(),
+            "node_rss_kb": rss_kb(self.node_pid),
+            "enclave_rss_kb": rss_kb(self.enclave_pid),
+            "enclave_tree_pss_kb": tree_pss_kb(self.enclave_pid),
+        }
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.samples.append(self.sample())
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+# ---------------------------------------------------------------------------- watching the chain
+
+
+class LogWatcher:
+    """The Coprocessor's RequestSubmitted / RequestFulfilled / FulfillmentSkipped logs, pushed by an
+    `eth_subscribe` logs subscription over Anvil's websocket and stamped (perf_counter) as they arrive."""
+
+    def __init__(self, ws_url: str, coprocessor: str) -> None:
+        self.submitted: dict[bytes, float] = {}
+        self.fulfilled: dict[bytes, float] = {}
+        self.consumer_of: dict[bytes, str] = {}
+        self.submitted_tx: dict[bytes, str] = {}
+        self.fulfil_counts: Counter[bytes] = Counter()
+        self.submitted_by: Counter[str] = Counter()  # consumer -> requests opened
+        self.answered_by: Counter[str] = Counter()  # consumer -> requests answered (first fulfilment only)
+        self.tx_items: Counter[str] = Counter()  # fulfil tx hash -> responses in it
+        self.tx_consumers: dict[str, set[str]] = defaultdict(set)
+        self.skipped = 0
+        self.not_ok = 0
+        self.callback_failed = 0
+        self.cond = threading.Condition()
+        self._exit = ExitStack()
+        self._ws = self._exit.enter_context(ws_connect(ws_url, max_size=None, open_timeout=10))
+        topics = ["0x" + t.hex() for t in (REQUEST_SUBMITTED_TOPIC, REQUEST_FULFILLED_TOPIC, FULFILLMENT_SKIPPED_TOPIC)]
+        self._ws.send(json.dumps({
+            "jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
+            "params": ["logs", {"address": to_checksum_address(coprocessor), "topics": [topics]}],
+        }))
+        reply = json.loads(self._ws.recv(timeout=10))
+        if "result" not in reply:
+            raise BenchError(f"eth_subscribe refused: {reply}")
+        self._thread = threading.Thread(target=self._run, name="log-watcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for message in self._ws:
+                stamp = time.perf_counter()
+                entry = json.loads(message).get("params", {}).get("result")
+                if not entry or entry.get("removed"):
+                    continue
+                with self.cond:
+                    self._record(entry, stamp)
+                    self.cond.notify_all()
+        except Exception:  # closed at the end of a phase
+            return
+
+    def _record(self, entry: dict[str, Any], stamp: float) -> None:
+        topic, rid = (bytes.fromhex(t[2:]) for t in entry["topics"][:2])
+        tx = entry["transactionHash"]
+        if topic == REQUEST_SUBMITTED_TOPIC:
+            consumer = to_checksum_address("0x" + entry["topics"][2][-40:])
+            self.submitted.setdefault(rid, stamp)
+            self.consumer_of[rid] = consumer
+            self.submitted_tx[rid] = tx
+            self.submitted_by[consumer] += 1
+        elif topic == REQUEST_FULFILLED_TOPIC:
+            status, succeeded = decode(["uint8", "bool"], bytes.fromhex(entry["data"][2:]))
+            self.fulfil_counts[rid] += 1
+            consumer = self.consumer_of.get(rid, "?")
+            self.tx_items[tx] += 1
+            self.tx_consumers[tx].add(consumer)
+            if self.fulfil_counts[rid] == 1:
+                self.fulfilled[rid] = stamp
+                self.answered_by[consumer] += 1
+                self.not_ok += status != Status.OK
+                self.callback_failed += not succeeded
+        elif topic == FULFILLMENT_SKIPPED_TOPIC:
+            self.skipped += 1
+
+    def pending(self) -> int:
+        with self.cond:
+            return len(self.submitted) - len(self.fulfilled)
+
+    def exactly_once(self) -> dict[str, int]:
+        """Responses settled more than once (the chain forbids it), and fulfilments the chain skipped: a
+        second delivery of a settled request (or one past its deadline), gas the node should not spend."""
+        with self.cond:
+            return {"settled_twice": sum(n - 1 for n in self.fulfil_counts.values() if n > 1), "skipped": self.skipped}
+
+    def wait(
+        self,
+        done: Callable[[], bool],
+        timeout: float,
+        alive: Callable[[], None] = lambda: None,
+        progress: Callable[[], None] | None = None,
+        every: float = 3.0,
+    ) -> bool:
+        """Waits until `done()` (called under the lock) holds; False after `timeout`. `alive` raises if the node died."""
+        deadline = time.perf_counter() + timeout
+        last = time.perf_counter()
+        while True:
+            with self.cond:
+                if done():
+                    return True
+                self.cond.wait(min(0.5, max(0.0, deadline - time.perf_counter())))
+                if done():
+                    return True
+            alive()
+            now = time.perf_counter()
+            if now >= deadline:
+                return False
+            if progress is not None and now - last >= every:
+                last = now
+                progress()
+
+    def close(self) -> None:
+        self._exit.close()
+        self._thread.join(5)
+
+
+# ---------------------------------------------------------------------------- one fresh stack per phase
+
+
+@dataclass
+class Stack:
+    """A fresh Anvil with the contracts, a registered DEV enclave and (once started) the node process."""
+
+    folder: Path
+    rpc_url: str
+    ws_url: str
+    w3: Web3
+    deployment: Deployment
+    median: Template
+    enclave_process: subprocess.Popen[bytes]
+    enclave: EnclaveClient
+    node: subprocess.Popen[bytes] | None = None
+    watcher: LogWatcher | None = None
+    rpc: Rpc = field(init=False)
+    sender: TxSender = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rpc = Rpc(self.rpc_url)
+        self.sender = TxSender(self.w3, ANVIL_KEYS[devnet.USER])
+
+    def median_input(self) -> bytes:
+        return encode_args(self.median, [PRICES, MAX_DEVIATION_BPS])
+
+    def start_node(self) -> None:
+        """`coprocessor node` as its own process (the public CLI), logging to node.log."""
+        command = [
+            sys.executable, "-m", "coprocessor", "node",
+            "--rpc", self.rpc_url,
+            "--deployment", str(self.folder / "deployment.json"),
+            "--enclave", self.enclave.url,
+            "--enclave-token-file", str(self.folder / "enclave.token"),
+            "--journal", str(self.folder / "journal.sqlite"),
+            *NODE_ARGS,
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COPROCESSOR_")}
+        env["COPROCESSOR_NODE_KEY"] = ANVIL_KEYS[devnet.NODE]
+        log = open(self.folder / "node.log", "ab")  # noqa: SIM115 - owned by the child
+        self.node = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=PROJECT_ROOT, preexec_fn=devnet.die_with_parent
+        )
+        log.close()
+
+    def node_alive(self) -> None:
+        """Raises with the tail of the node's log if the node process exited."""
+        if self.node is not None and self.node.poll() is not None:
+            raise BenchError(f"the node exited with code {self.node.returncode}; its log ends:\n{self.log_tail('node.log')}")
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        try:
+            return "\n".join((self.folder / name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def user(self) -> ExampleConsumerClient:
+        """ExampleConsumer driven by the USER account (one nonce counter for all of its transactions)."""
+        return ExampleConsumerClient(self.w3, self.sender, self.deployment.consumer)
+
+    def warm_up(self, client: ExampleConsumerClient, timeout: float = 90.0) -> float:
+        """One request through ExampleConsumer, answered: the node is up and the enclave has run the template."""
+        assert self.watcher is not None
+        started = time.perf_counter()
+        rid, _ = client.ask(self.median.template_id, self.median_input(), REQUEST_TIMEOUT)
+        if not self.watcher.wait(lambda: rid in self.watcher.fulfilled, timeout, self.node_alive):  # type: ignore[union-attr]
+            raise BenchError(f"warm-up request not answered within {timeout:g} s; node log ends:\n{self.log_tail('node.log')}")
+        return time.perf_counter() - started
+
+    def callback_count(self) -> int:
+        return contract(self.w3, "ExampleConsumer", self.deployment.consumer).functions.callbackCount().call()
+
+
+@contextmanager
+def fresh_stack(root: Path, name: str) -> Iterator[Stack]:
+    """Anvil, the contracts, the library published, a DEV enclave serving it, registered; torn down after."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    port = devnet.free_port()
+    anvil = devnet.start_anvil(port)
+    enclave_process = None
+    stack = None
+    try:
+        rpc_url = f"http://127.0.0.1:{port}"
+        templates = load_templates([TEMPLATES_DIR])
+        deployment = devnet.deploy(rpc_url, templates=templates.values())
+        deployment.save(folder / "deployment.json")
+        w3 = connect(rpc_url)
+        payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
+        enclave_process, enclave = devnet.start_enclave(
+            deployment, payee, [t.path for t in templates.values()], folder / "dev-pki", folder / "enclave.token",
+            folder / "enclave.log", chain_rpc=rpc_url,
+        )
+        devnet.register_enclave(rpc_url, deployment, enclave, folder / "dev-pki")
+        stack = Stack(folder, rpc_url, f"ws://127.0.0.1:{port}", w3, deployment, find_template(templates, "median-price"), enclave_process, enclave)
+        stack.watcher = LogWatcher(stack.ws_url, deployment.coprocessor)
+        yield stack
+    finally:
+        if stack is not None:
+            devnet.stop(stack.node, timeout=10)
+            if stack.watcher is not None:
+                stack.watcher.close()
+            stack.rpc.close()
+        devnet.stop(enclave_process)
+        devnet.stop(anvil)
+
+
+# ---------------------------------------------------------------------------- the report
+
+
+# How the table names a baseline in its baseline column.
+_SHORT = {
+    "transfer_send_receipt_p50_ms": "raw send+receipt p50",
+    "raw_throughput_tx_per_s": "raw windowed throughput",
+    "transfer_gas": "ETH transfer gas",
+    "idle_latency_p50_ms": "idle latency p50",
+    "gas_per_response_single": "gas/response, batch 1",
+    "gas_per_response_largest_batch": "gas/response, largest",
+    "pending_fed": "requests fed",
+    "node_rss_idle_mb": "node RSS idle",
+    "enclave_rss_idle_mb": "enclave RSS idle",
+    "enclave_tree_pss_idle_mb": "enclave tree PSS idle",
+}
+
+
+class Report:
+    """Baselines, figures (each with its baseline and ratio), tables, checks and phase timings."""
+
+    def __init__(self, settings: Settings, quick: bool) -> None:
+        self.data: dict[str, Any] = {
+            "bench": "node",
+            "mode": "quick" if quick else "full",
+            "started_at": _now_iso(),
+            "machine": _machine(),
+            "settings": settings.__dict__,
+            "node_mode": "subprocess: coprocessor node (public CLI) with its defaults and node_args",
+            "baselines": {},
+            "figures": {},
+            "gas_by_batch_size": [],
+            "checks": {},
+            "phases": {},
+        }
+
+    def baseline(self, key: str, label: str, value: float, unit: str) -> None:
+        self.data["baselines"][key] = {"label": label, "value": value, "unit": unit}
+
+    def value_of(self, key: str) -> float:
+        for group in ("baselines", "figures"):
+            if key in self.data[group]:
+                return self.data[group][key]["value"]
+        raise KeyError(key)
+
+    def figure(self, key: str, label: str, value: float, unit: str, baseline: str) -> None:
+        base = self.value_of(baseline)
+        ratio = value / base if base else None
+        self.data["figures"][key] = {
+            "label": label, "value": value, "unit": unit, "baseline": baseline, "baseline_value": base, "ratio": ratio,
+        }
+
+    @contextmanager
+    def phase(self, name: str, description: str) -> Iterator[dict[str, Any]]:
+        print(f"\n== {name}: {description}", flush=True)
+        record: dict[str, Any] = {"description": description, "started_at": _now_iso(), "loadavg_start": _loadavg()}
+        self.data["phases"][name] = record
+        started = time.perf_counter()
+        try:
+            yield record
+        finally:
+            record["finished_at"] = _now_iso()
+            record["loadavg_end"] = _loadavg()
+            record["seconds"] = round(time.perf_counter() - started, 2)
+            print(f"   {name} took {record['seconds']:.1f} s", flush=True)
+
+    def print_table(self) -> None:
+        print("\nbaselines (measured in this run)")
+        print(f"  {'baseline':<58} {'value':>14}")
+        for b in self.data["baselines"].values():
+            print(f"  {b['label']:<58} {_fmt(b['value'], b['unit']):>14}")
+        print(f"\n  {'figure':<58} {'value':>14}   {'baseline':<39} {'ratio':>9}")
+        print("  " + "-" * 127)
+        for f in self.data["figures"].values():
+            base_label = _SHORT.get(f["baseline"], f["baseline"])
+            ratio = "n/a" if f["ratio"] is None else f"{f['ratio']:.3g}x"
+            print(f"  {f['label']:<58} {_fmt(f['value'], f['unit']):>14}   {base_label:<24} {_fmt(f['baseline_value'], self._unit(f['baseline'])):>14} {ratio:>9}")
+        rows = self.data["gas_by_batch_size"]
+        if rows:
+            transfer = self.value_of("transfer_gas")
+            print(f"\n  gas per response by batch size (node's fulfil receipts; callback share from callTracer)")
+            print(f"  {'consumer':<16} {'batch':>5} {'txs':>5} {'gas/response':>13} {'x transfer':>11} {'callback/resp':>14} {'share':>7}")
+            for r in rows:
+                cb = "-" if r["callback_gas_per_response"] is None else f"{r['callback_gas_per_response']:,.0f}"
+                share = "-" if r["callback_share"] is None else f"{r['callback_share']:.1%}"
+                print(f"  {r['consumer']:<16} {r['batch_size']:>5} {r['txs']:>5} {r['gas_per_response']:>13,.0f} {r['gas_per_response'] / transfer:>10.2f}x {cb:>14} {share:>7}")
+
+    def _unit(self, key: str) -> str:
+        for group in ("baselines", "figures"):
+            if key in self.data[group]:
+                return self.data[group][key]["unit"]
+        return ""
+
+    def write(self, path: Path) -> None:
+        self.data["finished_at"] = _now_iso()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.data, indent=2) + "\n")
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:.2f} ms" if value < 100 else f"{value:,.0f} ms"
+    if unit == "gas":
+        return f"{value:,.0f} gas"
+    if unit == "MB":
+        return f"{value:.1f} MB"
+    if unit in ("tx/s", "responses/s"):
+        return f"{value:,.1f} /s"
+    return f"{value:,.0f} {unit}".strip()
+
+
+def _loadavg() -> list[float]:
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every figure."""
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def _machine() -> dict[str, Any]:
+    anvil = subprocess.run([str(tool_path("anvil")), "--version"], capture_output=True, text=True, check=False).stdout
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_kb": _read_kb("/proc/meminfo", "MemTotal"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "anvil": anvil.splitlines()[0] if anvil else "unknown",
+        "git_commit": commit,
+        "git_dirty": bool(dirty),
+    }
+
+
+# ---------------------------------------------------------------------------- phase 1: baselines
+
+
+def phase_baselines(report: Report, settings: Settings, root: Path) -> None:
+    with report.phase("baselines", "raw Anvil: RPC round trip, transfer send+receipt, windowed throughput") as record:
+        port = devnet.free_port()
+        anvil = devnet.start_anvil(port)
+        rpc = Rpc(f"http://127.0.0.1:{port}")
+        try:
+            for _ in range(20):
+                rpc.call("eth_blockNumber")
+            rtts = []
+            for _ in range(settings.rpc_calls):
+                started = time.perf_counter()
+                rpc.call("eth_blockNumber")
+                rtts.append((time.perf_counter() - started) * 1000)
+            report.baseline("rpc_round_trip_p50_ms", "JSON-RPC round trip p50 (eth_blockNumber)", statistics.median(rtts), "ms")
+
+            account = Account.from_key(ANVIL_KEYS[devnet.USER])
+            to = Account.from_key(ANVIL_KEYS[devnet.PAYEE]).address
+            nonce = int(rpc.call("eth_getTransactionCount", account.address, "pending"), 16)
+            chain_id = int(rpc.call("eth_chainId"), 16)
+            raws = [_signed_transfer(account, to, nonce + i, chain_id) for i in range(settings.transfers)]
+            latencies, gas = [], []
+            for raw in raws:
+                started = time.perf_counter()
+                tx_hash = rpc.call("eth_sendRawTransaction", raw)
+                receipt = _poll_receipt(rpc, tx_hash)
+                latencies.append((time.perf_counter() - started) * 1000)
+                gas.append(int(receipt["gasUsed"], 16))
+            report.baseline("transfer_send_receipt_p50_ms", "raw ETH transfer send+receipt p50", statistics.median(latencies), "ms")
+            report.baseline("transfer_send_receipt_p99_ms", "raw ETH transfer send+receipt p99", _pct(latencies, 0.99), "ms")
+            report.baseline("transfer_gas", "raw ETH transfer gas (receipt gasUsed)", statistics.median(gas), "gas")
+
+            rate, window_rates = windowed_throughput(rpc, ANVIL_KEYS[devnet.USER], settings.throughput_windows)
+            total = settings.throughput_windows * WINDOW
+            report.baseline("raw_throughput_tx_per_s", f"raw throughput, windows of {WINDOW} pre-signed transfers", rate, "tx/s")
+            record.update(
+                rpc_calls=settings.rpc_calls, transfers=settings.transfers, throughput_txs=total,
+                transfer_p90_ms=_pct(latencies, 0.9), window_rates_tx_per_s=[round(r, 1) for r in window_rates],
+            )
+            _progress(
+                f"rtt p50 {statistics.median(rtts):.2f} ms, send+receipt p50 {statistics.median(latencies):.2f} ms,"
+                f" throughput {rate:.0f} tx/s (windows {window_rates[0]:.0f} -> {window_rates[-1]:.0f} tx/s)"
+            )
+        finally:
+            rpc.close()
+            devnet.stop(anvil)
+
+
+def _signed_transfer(account: Any, to: str, nonce: int, chain_id: int = 31337) -> str:
+    tx = {"chainId": chain_id, "nonce": nonce, "to": to, "value": 1, "gas": 21_000, "maxFeePerGas": 10 * 10**9, "maxPriorityFeePerGas": 10**9}
+    return "0x" + account.sign_transaction(tx).raw_transaction.hex()
+
+
+def windowed_throughput(rpc: Rpc, key: str, windows: int) -> tuple[float, list[float]]:
+    """Pre-signed 1-wei transfers from `key`'s account, sent in windows of WINDOW (send them all, wait for the
+    last, repeat): transactions per second over all windows, and each window's rate."""
+    account = Account.from_key(key)
+    to = Account.from_key(ANVIL_KEYS[devnet.DEPLOYER]).address
+    nonce = int(rpc.call("eth_getTransactionCount", account.address, "pending"), 16)
+    total = windows * WINDOW
+    chain_id = int(rpc.call("eth_chainId"), 16)
+    raws = [_signed_transfer(account, to, nonce + i, chain_id) for i in range(total)]
+    window_rates = []
+    started = time.perf_counter()
+    for w in range(windows):
+        window_started = time.perf_counter()
+        hashes = [rpc.call("eth_sendRawTransaction", raw) for raw in raws[w * WINDOW:(w + 1) * WINDOW]]
+        _poll_receipt(rpc, hashes[-1])  # consecutive nonces: the last mined means all mined
+        window_rates.append(WINDOW / (time.perf_counter() - window_started))
+    elapsed = time.perf_counter() - started
+    mined = int(rpc.call("eth_getTransactionCount", account.address, "latest"), 16)
+    if mined != nonce + total:
+        raise BenchError(f"throughput: {mined - nonce} of {total} transfers mined")
+    return total / elapsed, window_rates
+
+
+def anvil_after(report: Report, stack: Stack, phase: str, record: dict[str, Any]) -> None:
+    """With the node stopped: raw throughput on this phase's grown chain (Anvil slows as its chain grows)."""
+    devnet.stop(stack.node, timeout=10)
+    blocks = int(stack.rpc.call("eth_blockNumber"), 16)
+    rate, _ = windowed_throughput(stack.rpc, ANVIL_KEYS[devnet.ATTESTOR], 2)
+    report.baseline(f"raw_throughput_after_{phase}_tx_per_s", f"raw throughput after {phase} (chain of {blocks:,} blocks)", rate, "tx/s")
+    record.update(chain_blocks=blocks, raw_throughput_after_tx_per_s=round(rate, 1))
+    _progress(f"raw throughput on this chain after the phase ({blocks:,} blocks): {rate:.0f} tx/s")
+
+
+def _poll_receipt(rpc: Rpc, tx_hash: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.perf_counter() + timeout
+    while True:
+        receipt = rpc.call("eth_getTransactionReceipt", tx_hash)
+        if receipt is not None:
+            return receipt
+        if time.perf_counter() > deadline:
+            raise BenchError(f"no receipt for {tx_hash} after {timeout:g} s")
+
+
+# ---------------------------------------------------------------------------- phase 2: idle latency (+ gas, batch of 1)
+
+
+def phase_idle(report: Report, settings: Settings, root: Path, seed: int) -> None:
+    with report.phase("idle", f"{settings.idle_requests} requests one at a time, random 5-50 ms gaps") as record, fresh_stack(root, "idle") as stack:
+        watcher = stack.watcher
+        assert watcher is not None
+        client = stack.user()
+        stack.start_node()
+        record["warm_up_seconds"] = round(stack.warm_up(client), 2)
+        rng = random.Random(seed)
+        latencies, rids, missing = [], [], 0
+        last = time.perf_counter()
+        for i in range(settings.idle_requests):
+            time.sleep(rng.uniform(0.005, 0.05))
+            rid, _ = client.ask(stack.median.template_id, stack.median_input(), REQUEST_TIMEOUT)
+            rids.append(rid)
+            if not watcher.wait(lambda: rid in watcher.fulfilled, 30.0, stack.node_alive):
+                missing += 1
+                _progress(f"request {i}: no callback within 30 s")
+                continue
+            latencies.append((watcher.fulfilled[rid] - watcher.submitted[rid]) * 1000)
+            if time.perf_counter() - last >= 3:
+                last = time.perf_counter()
+                _progress(f"{i + 1}/{settings.idle_requests} answered, p50 so far {statistics.median(latencies):.1f} ms")
+        if not latencies:
+            raise BenchError("idle phase: no request was answered")
+        time.sleep(0.5)  # a duplicate delivery would show up here
+        base = "transfer_send_receipt_p50_ms"
+        report.figure("idle_latency_p50_ms", "idle latency p50 (request mined -> callback mined)", statistics.median(latencies), "ms", base)
+        report.figure("idle_latency_p90_ms", "idle latency p90", _pct(latencies, 0.9), "ms", base)
+        report.figure("idle_latency_p99_ms", "idle latency p99", _pct(latencies, 0.99), "ms", base)
+        report.figure("idle_latency_max_ms", "idle latency max", max(latencies), "ms", base)
+
+        ask_gas = [int(stack.rpc.call("eth_getTransactionReceipt", watcher.submitted_tx[r])["gasUsed"], 16) for r in rids[:20]]
+        report.figure("request_gas_example_consumer", "request gas, ExampleConsumer.ask (whole tx)", statistics.median(ask_gas), "gas", "transfer_gas")
+        rows = _gas_by_batch(stack, stack.deployment.consumer, "ExampleConsumer", settings.traces_per_size)
+        report.data["gas_by_batch_size"].extend(rows)
+        single = next((r for r in rows if r["batch_size"] == 1), None)
+        if single is not None:
+            report.figure("gas_per_response_single", "gas per response, batch of 1 (ExampleConsumer)", single["gas_per_response"], "gas", "transfer_gas")
+            if single["callback_gas_per_response"]:
+                report.figure("callback_gas_single", "  of which the callback (ExampleConsumer, stores output)", single["callback_gas_per_response"], "gas", "gas_per_response_single")
+        expected = settings.idle_requests + 1
+        report.data["checks"]["idle"] = {
+            "requests": expected, "answered_on_chain": stack.callback_count(), "answered_seen": watcher.answered_by[stack.deployment.consumer],
+            **watcher.exactly_once(), "not_ok": watcher.not_ok, "callbacks_failed": watcher.callback_failed, "missing": missing,
+        }
+        record.update(requests=settings.idle_requests, answered=len(latencies), node_log=str(stack.folder / "node.log"))
+
+
+# ---------------------------------------------------------------------------- phase 3: sustained responses/s
+
+
+def _deploy_load_consumer(stack: Stack) -> tuple[TxSender, Any]:
+    address = stack.sender.deploy("LoadConsumer", stack.deployment.coprocessor)
+    return stack.sender, contract(stack.w3, "LoadConsumer", address)
+
+
+def _feed(stack: Stack, sender: TxSender, load: Any, txs: int, per_tx: int, window: int) -> list[Any]:
+    """Sends `txs` askMany(per_tx) transactions, at most `window` outstanding; returns their receipts."""
+    data = bytes.fromhex(load.encode_abi("askMany", args=[stack.median.template_id, stack.median_input(), per_tx, REQUEST_TIMEOUT]).removeprefix("0x"))
+    gas = sender.estimate(load.address, data) * 6 // 5 + 50_000
+    receipts = []
+    for start in range(0, txs, window):
+        hashes = [sender.send(load.address, data, gas=gas) for _ in range(min(window, txs - start))]
+        for tx_hash in hashes:
+            receipt = sender.wait(tx_hash, 120)
+            if receipt["status"] != 1:
+                raise BenchError(f"askMany transaction 0x{tx_hash.hex()} reverted")
+            receipts.append(receipt)
+    return receipts
+
+
+def phase_sustained(report: Report, settings: Settings, root: Path) -> None:
+    fed = settings.sustained_txs * settings.sustained_per_tx
+    with report.phase("sustained", f"{fed} requests fed at once ({settings.sustained_txs} txs x {settings.sustained_per_tx}, LoadConsumer)") as record, fresh_stack(root, "sustained") as stack:
+        watcher = stack.watcher
+        assert watcher is not None
+        sender, load = _deploy_load_consumer(stack)
+        stack.start_node()
+        record["warm_up_seconds"] = round(stack.warm_up(stack.user()), 2)
+        consumer = load.address
+        receipts = _feed(stack, sender, load, settings.sustained_txs, settings.sustained_per_tx, WINDOW)
+        if not watcher.wait(lambda: watcher.submitted_by[consumer] >= fed, 30.0):
+            raise BenchError(f"sustained phase: saw {watcher.submitted_by[consumer]} of {fed} RequestSubmitted logs")
+        with watcher.cond:
+            rids = [r for r, c in watcher.consumer_of.items() if c == consumer]
+        started = time.perf_counter()
+
+        def progress() -> None:
+            done = watcher.answered_by[consumer]
+            _progress(f"{done}/{fed} answered ({done / (time.perf_counter() - started):.1f}/s so far)")
+
+        complete = watcher.wait(lambda: watcher.answered_by[consumer] >= fed, settings.phase_timeout, stack.node_alive, progress)
+        if not complete:
+            _progress(f"timed out after {settings.phase_timeout:g} s: reporting what was answered")
+        time.sleep(0.5)
+        with watcher.cond:
+            answered = [r for r in rids if r in watcher.fulfilled]
+            first = min(watcher.submitted[r] for r in rids)
+            last_sub = max(watcher.submitted[r] for r in rids)
+            last = max((watcher.fulfilled[r] for r in answered), default=first)
+            delays = [(watcher.fulfilled[r] - watcher.submitted[r]) * 1000 for r in answered]
+        if not answered:
+            raise BenchError("sustained phase: no request was answered")
+        rate = len(answered) / (last - first)
+        report.figure("sustained_responses_per_s", f"sustained responses/s ({fed} fed at once)", rate, "responses/s", "raw_throughput_tx_per_s")
+        report.figure("sustained_queueing_delay_mean_ms", "queueing delay mean (request mined -> callback)", statistics.fmean(delays), "ms", "idle_latency_p50_ms")
+        report.figure("sustained_latency_p50_ms", "latency under load p50", statistics.median(delays), "ms", "idle_latency_p50_ms")
+        report.figure("sustained_latency_p99_ms", "latency under load p99", _pct(delays, 0.99), "ms", "idle_latency_p50_ms")
+        ask_gas = statistics.median(int(r["gasUsed"]) for r in receipts) / settings.sustained_per_tx
+        report.figure("request_gas_per_item_batched", f"request gas per request, askMany({settings.sustained_per_tx})", ask_gas, "gas", "transfer_gas")
+
+        rows = _gas_by_batch(stack, consumer, "LoadConsumer", settings.traces_per_size)
+        report.data["gas_by_batch_size"].extend(rows)
+        if rows:
+            total_gas = sum(r["gas_per_response"] * r["batch_size"] * r["txs"] for r in rows)
+            total_items = sum(r["batch_size"] * r["txs"] for r in rows)
+            report.figure("gas_per_response_sustained", "gas per response under load, mean (LoadConsumer)", total_gas / total_items, "gas", "transfer_gas")
+            largest = rows[-1]
+            report.figure("gas_per_response_largest_batch", f"gas per response, largest batch ({largest['batch_size']}, LoadConsumer)", largest["gas_per_response"], "gas", "transfer_gas")
+            if largest["callback_gas_per_response"]:
+                report.figure("callback_gas_largest_batch", "  of which the callback (LoadConsumer, counts)", largest["callback_gas_per_response"], "gas", "gas_per_response_largest_batch")
+        report.data["checks"]["sustained"] = {
+            "requests": fed, "answered_on_chain": load.functions.answered().call(), "answered_seen": len(answered),
+            "example_consumer_callbacks": stack.callback_count(), "example_consumer_requests": 1,
+            **watcher.exactly_once(), "not_ok": watcher.not_ok, "callbacks_failed": watcher.callback_failed, "complete": complete,
+        }
+        record.update(
+            requests=fed, answered=len(answered), feed_seconds=round(last_sub - first, 3), drain_seconds=round(last - first, 3),
+            batches=sorted(Counter(watcher.tx_items[t] for t in watcher.tx_items if watcher.tx_consumers[t] == {consumer}).items()),
+            node_log=str(stack.folder / "node.log"),
+        )
+        anvil_after(report, stack, "sustained", record)
+
+
+# ---------------------------------------------------------------------------- phase 4: gas by batch size
+
+
+def _callback_gas(frame: dict[str, Any], consumer: str) -> int:
+    """gasUsed of the calls into `consumer` in a callTracer frame tree (not descending into them)."""
+    if frame.get("to", "").lower() == consumer.lower():
+        return int(frame.get("gasUsed", "0x0"), 16)
+    return sum(_callback_gas(child, consumer) for child in frame.get("calls", []))
+
+
+def _gas_by_batch(stack: Stack, consumer: str, label: str, traces_per_size: int) -> list[dict[str, Any]]:
+    """Per batch size: the node's fulfil txs that answered only `consumer`, their gasUsed per response, and the
+    callback's gas per response from a callTracer trace of a few of them."""
+    watcher = stack.watcher
+    assert watcher is not None
+    with watcher.cond:
+        by_size: dict[int, list[str]] = defaultdict(list)
+        for tx, items in watcher.tx_items.items():
+            if watcher.tx_consumers[tx] == {consumer}:
+                by_size[items].append(tx)
+    rows = []
+    for size in sorted(by_size):
+        txs = by_size[size]
+        gas = [int(stack.rpc.call("eth_getTransactionReceipt", tx)["gasUsed"], 16) for tx in txs]
+        step = max(1, len(txs) // traces_per_size)
+        callback = []
+        for tx in txs[::step][:traces_per_size]:
+            trace = stack.rpc.call("debug_traceTransaction", tx, {"tracer": "callTracer"})
+            callback.append(_callback_gas(trace, consumer))
+        per_response = statistics.fmean(gas) / size
+        cb = statistics.fmean(callback) / size if callback else None
+        rows.append({
+            "consumer": label, "batch_size": size, "txs": len(txs), "gas_per_response": per_response,
+            "callback_gas_per_response": cb, "callback_share": cb / per_response if cb else None, "traced": len(callback),
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------- phase 5: RSS with many pending
+
+
+def _samples(sampler: MemorySampler, count: int, gap: float = 0.25) -> list[dict[str, float]]:
+    found = []
+    for _ in range(count):
+        time.sleep(gap)
+        found.append(sampler.sample())
+    return found
+
+
+def phase_pending(report: Report, settings: Settings, root: Path) -> None:
+    fed = settings.pending_txs * settings.pending_per_tx
+    with report.phase("pending", f"{fed:,} requests pending ({settings.pending_txs} txs x {settings.pending_per_tx}): RSS at peak and after drain") as record, fresh_stack(root, "pending") as stack:
+        watcher = stack.watcher
+        assert watcher is not None and stack.enclave_process is not None
+        sender, load = _deploy_load_consumer(stack)
+        stack.start_node()
+        assert stack.node is not None
+        record["warm_up_seconds"] = round(stack.warm_up(stack.user()), 2)
+        consumer = load.address
+        report.baseline("pending_fed", "requests fed in the pending phase", fed, "requests")
+        sampler = MemorySampler(stack.node.pid, stack.enclave_process.pid, watcher.pending)
+        time.sleep(1.0)
+        idle = _samples(sampler, 4)
+        report.baseline("node_rss_idle_mb", "node RSS, idle after one request", statistics.median(s["node_rss_kb"] for s in idle) / MB, "MB")
+        report.baseline("enclave_rss_idle_mb", "enclave RSS, idle after one request", statistics.median(s["enclave_rss_kb"] for s in idle) / MB, "MB")
+        report.baseline("enclave_tree_pss_idle_mb", "enclave + children PSS, idle", statistics.median(s["enclave_tree_pss_kb"] for s in idle) / MB, "MB")
+        with sampler:
+            feed_started = time.perf_counter()
+            window = 10
+            sent = 0
+            for start in range(0, settings.pending_txs, window):
+                count = min(window, settings.pending_txs - start)
+                _feed(stack, sender, load, count, settings.pending_per_tx, window)
+                sent += count * settings.pending_per_tx
+                stack.node_alive()
+                if start // window % 3 == 2:
+                    _progress(f"fed {sent:,}/{fed:,}; pending {watcher.pending():,}; node RSS {rss_kb(stack.node.pid) / MB:.0f} MB")
+            feed_seconds = time.perf_counter() - feed_started
+            watcher.wait(lambda: watcher.submitted_by[consumer] >= fed, 30.0)
+            with watcher.cond:
+                first = min(t for r, t in watcher.submitted.items() if watcher.consumer_of[r] == consumer)
+
+            def progress() -> None:
+                done = watcher.answered_by[consumer]
+                _progress(f"{done:,}/{fed:,} answered; pending {watcher.pending():,}; node RSS {rss_kb(stack.node.pid) / MB:.0f} MB, enclave {rss_kb(stack.enclave_process.pid) / MB:.0f} MB")
+
+            drained = watcher.wait(lambda: watcher.answered_by[consumer] >= fed, settings.phase_timeout, stack.node_alive, progress, every=15.0)
+            if not drained:
+                _progress(f"not drained after {settings.phase_timeout:g} s: reporting what was answered")
+            with watcher.cond:
+                answered = watcher.answered_by[consumer]
+                last = max((t for r, t in watcher.fulfilled.items() if watcher.consumer_of.get(r) == consumer), default=first)
+            time.sleep(2.0)  # let the node settle its bookkeeping
+        after = _samples(sampler, 4)
+        samples = sampler.samples or after
+        peak = max(samples, key=lambda s: s["node_rss_kb"])
+        report.figure("pending_peak", f"requests pending at peak (of {fed:,} fed)", max(s["pending"] for s in samples), "requests", "pending_fed")
+        report.figure("node_rss_peak_mb", "node RSS at peak", peak["node_rss_kb"] / MB, "MB", "node_rss_idle_mb")
+        report.figure("node_rss_drained_mb", "node RSS after drain", after[-1]["node_rss_kb"] / MB, "MB", "node_rss_idle_mb")
+        report.figure("enclave_rss_peak_mb", "enclave RSS at peak", max(s["enclave_rss_kb"] for s in samples) / MB, "MB", "enclave_rss_idle_mb")
+        report.figure("enclave_rss_drained_mb", "enclave RSS after drain", after[-1]["enclave_rss_kb"] / MB, "MB", "enclave_rss_idle_mb")
+        report.figure("enclave_tree_pss_peak_mb", "enclave + children PSS at peak", max(s["enclave_tree_pss_kb"] for s in samples) / MB, "MB", "enclave_tree_pss_idle_mb")
+        if answered:
+            report.figure("drain_responses_per_s", f"responses/s draining {fed:,}", answered / (last - first), "responses/s", "raw_throughput_tx_per_s")
+        report.data["checks"]["pending"] = {
+            "requests": fed, "answered_on_chain": load.functions.answered().call(), "answered_seen": answered,
+            "example_consumer_callbacks": stack.callback_count(), "example_consumer_requests": 1,
+            **watcher.exactly_once(), "not_ok": watcher.not_ok, "callbacks_failed": watcher.callback_failed, "complete": drained,
+        }
+        journal = stack.folder / "journal.sqlite"
+        record.update(
+            requests=fed, answered=answered, feed_seconds=round(feed_seconds, 2), drain_seconds=round(last - first, 2),
+            peak_pending_at_node_rss_peak=peak["pending"], journal_bytes=sum(p.stat().st_size for p in journal.parent.glob("journal.sqlite*")),
+            samples=len(samples), node_log=str(stack.folder / "node.log"),
+        )
+        anvil_after(report, stack, "pending", record)
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small feeds (~55 requests, 20 pending): a smoke run, not a measurement")
+    parser.add_argument("--out", type=Path, default=Path(".coprocessor/bench-node.json"), help="JSON report path")
+    parser.add_argument("--work-dir", type=Path, default=None, help="keep each phase's logs, journal and deployment here (default: a temporary folder, removed)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the idle phase's random gaps")
+    parser.add_argument("--no-build", action="store_true", help="skip `forge build` (the contracts are already built)")
+    parser.add_argument("--node-args", default="", help="extra options for `coprocessor node`, e.g. \"--max-batch 25\" (default: none, the node's defaults)")
+    parser.add_argument("--phase-timeout", type=float, default=None, help="seconds a load phase waits for its callbacks (default 900, quick 60)")
+    options = parser.parse_args()
+    settings = QUICK if options.quick else FULL
+    if options.phase_timeout is not None:
+        settings = Settings(**{**settings.__dict__, "phase_timeout": options.phase_timeout})
+    if not options.no_build:
+        forge_build()
+    NODE_ARGS[:] = shlex.split(options.node_args)
+    report = Report(settings, options.quick)
+    report.data["node_args"] = NODE_ARGS
+    started = time.perf_counter()
+    print(f"node benchmark ({report.data['mode']}): {report.data['machine']['nproc']} CPUs, Python {report.data['machine']['python']}, {report.data['machine']['anvil']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-node-") as scratch:
+        root = options.work_dir or Path(scratch)
+        root = root / time.strftime("%Y%m%d-%H%M%S") if options.work_dir else root
+        failure = None
+        try:
+            phase_baselines(report, settings, root)
+            phase_idle(report, settings, root, options.seed)
+            phase_sustained(report, settings, root)
+            report.data["phases"]["gas"] = {
+                "description": "gas per response by batch size, from the node's fulfil receipts of the idle and"
+                " sustained phases, traced (callTracer) before each phase's Anvil stopped",
+            }
+            phase_pending(report, settings, root)
+        except BenchError as exc:
+            failure = str(exc)
+            report.data["error"] = failure
+        finally:
+            report.data["seconds"] = round(time.perf_counter() - started, 1)
+            report.write(options.out)
+    report.print_table()
+    print(f"\n{report.data['seconds']:.0f} s in all; report written to {options.out}")
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        sys.exit(1)
+    failed = {
+        name: c for name, c in report.data["checks"].items()
+        if c["answered_on_chain"] != c["requests"] or c["settled_twice"] or c["skipped"]
+    }
+    if failed:
+        print(f"error: not every request was answered exactly once: {json.dumps(failed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
