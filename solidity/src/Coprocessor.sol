@@ -2,11 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
 import {ICoprocessor} from "./interfaces/ICoprocessor.sol";
-import {ICoprocessorConsumer} from "./interfaces/ICoprocessorConsumer.sol";
 import {IEnclaveRegistry} from "./interfaces/IEnclaveRegistry.sol";
 import {ITemplateRegistry} from "./interfaces/ITemplateRegistry.sol";
 import {ExactGasCall} from "./libraries/ExactGasCall.sol";
@@ -31,6 +29,20 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
         uint96 minFee;
     }
 
+    /// @dev What one `fulfill` call remembers from item to item: the last signer and its payee, the last
+    /// paid template and its terms, and the fees earned by that payee and that author and not yet credited
+    /// (see `_creditFee`). A node signs its batch with its one enclave key and the batch's requests mostly
+    /// share a few templates, so each is looked up about once per batch and each credit written once.
+    struct Batch {
+        address signer;
+        address payee;
+        uint256 owedToPayee;
+        bytes32 templateId;
+        uint256 terms;
+        address author;
+        uint256 owedToAuthor;
+    }
+
     /// @dev Stored in place of a commitment once a request is closed. Never a keccak256 output in practice.
     bytes32 private constant FULFILLED = bytes32(uint256(1));
     bytes32 private constant CANCELLED = bytes32(uint256(2));
@@ -52,6 +64,10 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
 
     /// @dev Credited fees and refunds.
     mapping(address account => uint256) private _balances;
+
+    /// @dev templateId => `author << 96 | authorFee`, copied from the TemplateRegistry at the template's first
+    /// paid fulfilment. Both are immutable there, so the copy never goes stale; zero means not copied yet.
+    mapping(bytes32 templateId => uint256) private _templateTerms;
 
     constructor(IEnclaveRegistry registry_, ITemplateRegistry templateRegistry_, address owner_)
         EIP712("Coprocessor", "1")
@@ -107,9 +123,20 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
 
     /// @inheritdoc ICoprocessor
     function fulfill(Fulfillment[] calldata fulfillments) external {
-        for (uint256 i; i < fulfillments.length; ++i) {
-            _settle(fulfillments[i]);
+        Batch memory batch;
+        uint256 freeMemory;
+        assembly ("memory-safe") {
+            freeMemory := mload(0x40)
         }
+        for (uint256 i; i < fulfillments.length; ++i) {
+            _settle(fulfillments[i], batch);
+            // Nothing an item allocates outlives it: give its memory back, so a batch's memory cost stays linear.
+            assembly ("memory-safe") {
+                mstore(0x40, freeMemory)
+            }
+        }
+        _creditPayee(batch);
+        _creditAuthor(batch);
     }
 
     /// @inheritdoc ICoprocessor
@@ -179,7 +206,7 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
         view
         returns (bytes32)
     {
-        return _hashTypedDataV4(RequestLib.responseStructHash(requestId, commitment, status, output));
+        return RequestLib.responseDigest(_domainSeparatorV4(), requestId, commitment, status, output);
     }
 
     /// @notice The EIP-712 domain separator of this deployment.
@@ -192,41 +219,55 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
     /// @dev Verifies one fulfilment, splits the fee, then calls the consumer back.
-    function _settle(Fulfillment calldata f) private {
+    function _settle(Fulfillment calldata f, Batch memory batch) private {
         Request calldata r = f.request;
-        bytes32 stored = _commitments[r.requestId];
+        bytes32 requestId = r.requestId;
+        bytes32 stored = _commitments[requestId];
         if (stored == FULFILLED || stored == CANCELLED) {
-            emit FulfillmentSkipped(r.requestId, SkipReason.AlreadySettled);
+            emit FulfillmentSkipped(requestId, SkipReason.AlreadySettled);
             return;
         }
         bytes32 commitment = r.commitment();
-        if (stored != commitment) revert CommitmentMismatch(r.requestId);
-        if (f.status > RequestLib.MAX_STATUS) revert InvalidStatus(f.status);
+        if (stored != commitment) revert CommitmentMismatch(requestId);
+        uint8 status = f.status;
+        if (status > RequestLib.MAX_STATUS) revert InvalidStatus(status);
+        bytes calldata output = f.output;
         uint32 maxOutputBytes = limits.maxOutputBytes;
-        if (f.output.length > maxOutputBytes) revert OutputTooLarge(f.output.length, maxOutputBytes);
+        if (output.length > maxOutputBytes) revert OutputTooLarge(output.length, maxOutputBytes);
 
-        bytes32 digest =
-            _hashTypedDataV4(RequestLib.responseStructHash(r.requestId, commitment, f.status, f.output));
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, f.signature);
-        if (err != ECDSA.RecoverError.NoError) revert InvalidSignature();
-        address payee = registry.activePayee(signer);
-        if (payee == address(0)) revert EnclaveNotActive(signer);
+        bytes32 digest = RequestLib.responseDigest(_domainSeparatorV4(), requestId, commitment, status, output);
+        address signer = RequestLib.signer(digest, f.signature);
+        if (signer == address(0)) revert InvalidSignature();
+        _checkEnclave(signer, batch);
         // Checked after the signature, so a `Skipped(Expired)` event always speaks for a real enclave response.
         if (block.timestamp > r.deadline) {
-            emit FulfillmentSkipped(r.requestId, SkipReason.Expired);
+            emit FulfillmentSkipped(requestId, SkipReason.Expired);
             return;
         }
 
         // Close before the external call: a re-entrant fulfil or cancel sees the request settled.
-        _commitments[r.requestId] = FULFILLED;
-        _creditFee(r, f.status, payee);
+        _commitments[requestId] = FULFILLED;
+        _creditFee(r, status, batch);
 
-        bool callbackSucceeded = ExactGasCall.call(
-            r.consumer,
-            r.callbackGasLimit,
-            abi.encodeCall(ICoprocessorConsumer.onCoprocessorResponse, (r.requestId, f.status, f.output))
-        );
-        emit RequestFulfilled(r.requestId, signer, f.status, callbackSucceeded);
+        bool callbackSucceeded =
+            ExactGasCall.call(r.consumer, r.callbackGasLimit, RequestLib.callbackData(requestId, status, output));
+        emit RequestFulfilled(requestId, signer, status, callbackSucceeded);
+    }
+
+    /// @dev Reverts unless `signer` is an active enclave (`registry.activePayee` is not zero) and makes its payee
+    /// the batch's current payee. The registry is asked again only when the signer differs from the previous
+    /// item's.
+    /// @dev Note: so a revocation made from inside a consumer's callback in the middle of a batch (only the
+    /// registry's owner can revoke) applies from the next signer change or `fulfill` call.
+    function _checkEnclave(address signer, Batch memory batch) private {
+        if (signer == batch.signer) return;
+        address payee = registry.activePayee(signer);
+        if (payee == address(0)) revert EnclaveNotActive(signer);
+        batch.signer = signer;
+        if (payee != batch.payee) {
+            _creditPayee(batch);
+            batch.payee = payee;
+        }
     }
 
     /// @dev The author fee of `templateId`; reverts if it was never published or is deprecated.
@@ -242,17 +283,63 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     /// to the consumer, the rest to the payee (the enclave did the work either way). The author fee is read
     /// now, not stored with the request: the registry never changes it, and `request` checked that
     /// `r.fee` covers it, so `r.fee - authorFee` cannot underflow. A free request has no author fee and
-    /// skips the registry call.
-    function _creditFee(Request calldata r, uint8 status, address payee) private {
+    /// skips the registry.
+    /// @dev Note: what the payee (`batch.payee`, the signer's) and the author earn is added up in `batch` and
+    /// credited when the payee or author changes or the batch ends: the same sums, fewer storage writes. A
+    /// refund to the consumer is credited at once, before its callback, as it may withdraw it there.
+    function _creditFee(Request calldata r, uint8 status, Batch memory batch) private {
         uint96 fee = r.fee;
-        if (fee != 0) {
-            (address author, uint96 authorFee) = templateRegistry.authorOf(r.templateId);
-            if (authorFee != 0) {
-                fee -= authorFee;
-                _balances[status == uint8(Status.Ok) ? author : r.consumer] += authorFee;
-            }
+        if (fee == 0) return;
+        bytes32 templateId = r.templateId;
+        // Loaded terms are never zero: a published template has an author.
+        if (templateId != batch.templateId || batch.terms == 0) _loadTerms(templateId, batch);
+        uint96 authorFee = uint96(batch.terms);
+        if (authorFee != 0) {
+            fee -= authorFee;
+            if (status == uint8(Status.Ok)) batch.owedToAuthor += authorFee;
+            else _balances[r.consumer] += authorFee;
         }
-        _balances[payee] += fee;
+        batch.owedToPayee += fee;
+    }
+
+    /// @dev Makes `templateId` the batch's current template.
+    function _loadTerms(bytes32 templateId, Batch memory batch) private {
+        uint256 terms = _authorTerms(templateId);
+        batch.templateId = templateId;
+        batch.terms = terms;
+        address author = address(uint160(terms >> 96));
+        if (author != batch.author) {
+            _creditAuthor(batch);
+            batch.author = author;
+        }
+    }
+
+    /// @dev `templateRegistry.authorOf(templateId)` as `author << 96 | authorFee`, from this contract's copy once
+    /// it has one. The author and author fee of a published template never change, so the copy always equals
+    /// the registry's answer.
+    function _authorTerms(bytes32 templateId) private returns (uint256 terms) {
+        terms = _templateTerms[templateId];
+        if (terms != 0) return terms;
+        (address author, uint96 authorFee) = templateRegistry.authorOf(templateId);
+        terms = uint256(uint160(author)) << 96 | authorFee;
+        // A requested template is always published (non-zero author); anything else is not copied.
+        if (author != address(0)) _templateTerms[templateId] = terms;
+    }
+
+    /// @dev Credits the fees `batch` owes its current payee.
+    function _creditPayee(Batch memory batch) private {
+        uint256 owed = batch.owedToPayee;
+        if (owed == 0) return;
+        batch.owedToPayee = 0;
+        _balances[batch.payee] += owed;
+    }
+
+    /// @dev Credits the author fees `batch` owes its current author.
+    function _creditAuthor(Batch memory batch) private {
+        uint256 owed = batch.owedToAuthor;
+        if (owed == 0) return;
+        batch.owedToAuthor = 0;
+        _balances[batch.author] += owed;
     }
 
     /// @dev Split out of `request` to keep the stack shallow.

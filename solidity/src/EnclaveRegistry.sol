@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 import {IEnclaveRegistry, EnclaveRecord} from "./interfaces/IEnclaveRegistry.sol";
 
@@ -27,17 +28,21 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
         Revoked
     }
 
+    /// @notice An allowlisted (or revoked) image; `index` numbers images in the order they were allowed.
     struct Image {
         ImageStatus status;
         uint8 teeType;
+        uint24 index;
     }
 
-    /// @notice A registered key, packed in two slots.
+    /// @notice A registered key, packed in one slot, so `activePayee` reads it with one SLOAD.
+    /// @dev Note: the image is kept as its index; `imageIndex` of a revoked image has its bit set in
+    /// `_revokedImages`, the second and last slot `activePayee` reads.
     struct Enclave {
-        bytes32 imageId;
         address payee;
         uint64 expiresAt;
         bool revoked;
+        uint24 imageIndex;
     }
 
     /// @inheritdoc IEnclaveRegistry
@@ -46,14 +51,20 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
     /// @notice Approvals needed to register a key.
     uint256 public threshold;
 
-    /// @notice Allowlisted (or revoked) images.
-    mapping(bytes32 imageId => Image) public images;
+    /// @dev Allowlisted (or revoked) images. Read through `images`.
+    mapping(bytes32 imageId => Image) private _images;
 
     /// @notice Accounts whose approvals count.
     mapping(address attestor => bool) public isAttestor;
 
-    /// @notice Registered keys. A zero `payee` means never registered.
-    mapping(address enclave => Enclave) public enclaves;
+    /// @dev Registered keys. A zero `payee` means never registered. Read through `enclaves`.
+    mapping(address enclave => Enclave) private _enclaves;
+
+    /// @dev Image ids by index.
+    bytes32[] private _imageIds;
+
+    /// @dev Bit `i % 256` of word `i / 256` is set once the image with index `i` is revoked.
+    mapping(uint256 word => uint256 bits) private _revokedImages;
 
     constructor(address owner_, bool allowDev_, address[] memory attestors, uint256 threshold_)
         EIP712("EnclaveRegistry", "1")
@@ -74,17 +85,17 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
     /// @inheritdoc IEnclaveRegistry
     function register(EnclaveRecord calldata record, bytes[] calldata approvals) external {
         if (record.teeType == uint8(TeeType.DEV) && !allowDev) revert DevNotAllowed();
-        Image memory image = images[record.imageId];
+        Image memory image = _images[record.imageId];
         if (image.status != ImageStatus.Allowed) revert ImageNotAllowed(record.imageId);
         if (image.teeType != record.teeType) revert TeeTypeMismatch(image.teeType, record.teeType);
         if (record.enclave == address(0) || record.payee == address(0) || record.expiresAt <= block.timestamp) {
             revert InvalidRecord();
         }
-        if (enclaves[record.enclave].payee != address(0)) revert AlreadyRegistered(record.enclave);
+        if (_enclaves[record.enclave].payee != address(0)) revert AlreadyRegistered(record.enclave);
         _checkApprovals(_registrationDigest(record), approvals);
 
-        enclaves[record.enclave] =
-            Enclave({imageId: record.imageId, payee: record.payee, expiresAt: record.expiresAt, revoked: false});
+        _enclaves[record.enclave] =
+            Enclave({payee: record.payee, expiresAt: record.expiresAt, revoked: false, imageIndex: image.index});
         emit EnclaveRegistered(
             record.enclave, record.imageId, record.teeType, record.payee, record.expiresAt, record.quoteHash
         );
@@ -98,22 +109,27 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
     function allowImage(bytes32 imageId, uint8 teeType) external onlyOwner {
         if (teeType > uint8(TeeType.TDX)) revert InvalidTeeType(teeType);
         if (teeType == uint8(TeeType.DEV) && !allowDev) revert DevNotAllowed();
-        if (images[imageId].status != ImageStatus.None) revert ImageAlreadyListed(imageId);
-        images[imageId] = Image({status: ImageStatus.Allowed, teeType: teeType});
+        if (_images[imageId].status != ImageStatus.None) revert ImageAlreadyListed(imageId);
+        _images[imageId] =
+            Image({status: ImageStatus.Allowed, teeType: teeType, index: SafeCast.toUint24(_imageIds.length)});
+        _imageIds.push(imageId);
         emit ImageAllowed(imageId, teeType);
     }
 
     /// @notice Revokes `imageId` for good; every enclave running it stops being active at once.
     function revokeImage(bytes32 imageId) external onlyOwner {
-        if (images[imageId].status != ImageStatus.Allowed) revert ImageNotAllowed(imageId);
-        images[imageId].status = ImageStatus.Revoked;
+        Image storage image = _images[imageId];
+        if (image.status != ImageStatus.Allowed) revert ImageNotAllowed(imageId);
+        image.status = ImageStatus.Revoked;
+        uint256 index = image.index;
+        _revokedImages[index >> 8] |= 1 << (index & 0xff);
         emit ImageRevoked(imageId);
     }
 
     /// @notice Revokes one enclave key for good.
     function revokeEnclave(address enclave) external onlyOwner {
-        if (enclaves[enclave].payee == address(0)) revert UnknownEnclave(enclave);
-        enclaves[enclave].revoked = true;
+        if (_enclaves[enclave].payee == address(0)) revert UnknownEnclave(enclave);
+        _enclaves[enclave].revoked = true;
         emit EnclaveRevoked(enclave);
     }
 
@@ -131,6 +147,23 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
     /*                           VIEWS                            */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @notice Status and TEE type of `imageId` on the allowlist.
+    function images(bytes32 imageId) external view returns (ImageStatus status, uint8 teeType) {
+        Image memory image = _images[imageId];
+        return (image.status, image.teeType);
+    }
+
+    /// @notice The registered record of `enclave`; all zero if it was never registered.
+    function enclaves(address enclave)
+        external
+        view
+        returns (bytes32 imageId, address payee, uint64 expiresAt, bool revoked)
+    {
+        Enclave memory e = _enclaves[enclave];
+        if (e.payee == address(0)) return (bytes32(0), address(0), 0, false);
+        return (_imageIds[e.imageIndex], e.payee, e.expiresAt, e.revoked);
+    }
 
     /// @inheritdoc IEnclaveRegistry
     function isActive(address enclave) external view returns (bool) {
@@ -156,11 +189,15 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
     /*                     INTERNAL FUNCTIONS                     */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
+    /// @dev An image goes from Allowed to Revoked and never back, and a key registers only under an Allowed
+    /// image, so "its image's bit is clear" is "its image is Allowed".
     function _activePayee(address enclave) private view returns (address) {
-        Enclave memory e = enclaves[enclave];
-        if (e.payee == address(0) || e.revoked || e.expiresAt < block.timestamp) return address(0);
-        if (images[e.imageId].status != ImageStatus.Allowed) return address(0);
-        return e.payee;
+        Enclave storage e = _enclaves[enclave];
+        (address payee, uint64 expiresAt, bool revoked, uint24 imageIndex) =
+            (e.payee, e.expiresAt, e.revoked, e.imageIndex);
+        if (payee == address(0) || revoked || expiresAt < block.timestamp) return address(0);
+        if (_revokedImages[imageIndex >> 8] & (1 << (imageIndex & 0xff)) != 0) return address(0);
+        return payee;
     }
 
     function _registrationDigest(EnclaveRecord calldata record) private view returns (bytes32) {

@@ -8,12 +8,13 @@ import {Coprocessor} from "../src/Coprocessor.sol";
 import {CoprocessorClient} from "../src/CoprocessorClient.sol";
 import {ExampleConsumer} from "../src/examples/ExampleConsumer.sol";
 import {ICoprocessor} from "../src/interfaces/ICoprocessor.sol";
+import {IEnclaveRegistry} from "../src/interfaces/IEnclaveRegistry.sol";
 import {ITemplateRegistry} from "../src/interfaces/ITemplateRegistry.sol";
 import {ExactGasCall} from "../src/libraries/ExactGasCall.sol";
 import {Request, Fulfillment, Status, RequestLib} from "../src/libraries/RequestLib.sol";
 
 import {CoprocessorTestBase} from "./utils/CoprocessorTestBase.sol";
-import {MockConsumer, EtherRejecter} from "./utils/Mocks.sol";
+import {MockConsumer, EtherRejecter, WatchingConsumer} from "./utils/Mocks.sol";
 
 /// @notice Unit and fuzz tests of the request, fulfil, cancel and withdraw lifecycle.
 contract CoprocessorTest is CoprocessorTestBase {
@@ -1068,6 +1069,117 @@ contract CoprocessorTest is CoprocessorTestBase {
         Request memory r = _ask();
         Fulfillment[] memory fs = _batch(_fulfillment(r, status, OUTPUT, enclaveKey));
         vm.expectRevert(abi.encodeWithSelector(ICoprocessor.InvalidStatus.selector, status));
+        coprocessor.fulfill(fs);
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                  FULFIL: BATCH BOOKKEEPING                 */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @dev The commitment is hashed from the raw calldata words: dirty high bits in a word (which the
+    /// ABI decoder used to refuse) make the commitment differ, so the item still reverts.
+    function test_fulfill_revertsWhenRequestWordHasDirtyBits() public {
+        Request memory r = _ask();
+        bytes memory data = abi.encodeCall(ICoprocessor.fulfill, (_batch(_fulfillment(r, OUTPUT))));
+        // selector, array offset, length, offset of item 0, then the request: its consumer word is at 0x84.
+        assembly ("memory-safe") {
+            let p := add(data, add(0x20, 0x84))
+            mstore(p, or(mload(p), shl(160, 1)))
+        }
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.CommitmentMismatch.selector, r.requestId));
+        // The low-level call's own result is meaningless here: `expectRevert` checks the revert data.
+        (bool ignored,) = address(coprocessor).call(data);
+        ignored;
+        assertEq(uint8(coprocessor.requestState(r.requestId)), uint8(ICoprocessor.RequestState.Pending));
+    }
+
+    function test_fulfill_asksRegistryOncePerSignerRun() public {
+        Fulfillment[] memory fs = new Fulfillment[](3);
+        for (uint256 i; i < 3; ++i) {
+            fs[i] = _fulfillment(_ask(abi.encode(i), FEE, TIMEOUT), OUTPUT);
+        }
+        vm.expectCall(address(registry), abi.encodeCall(IEnclaveRegistry.activePayee, (enclave)), 1);
+        coprocessor.fulfill(fs);
+        assertEq(coprocessor.balanceOf(payee), 3 * FEE);
+    }
+
+    /// @dev Signers alternate, two of them share a payee: every payee gets exactly its enclaves' fees.
+    function test_fulfill_creditsEveryPayeeAcrossInterleavedSigners() public {
+        address payee2 = makeAddr("payee2");
+        uint256 key2 = _registerEnclave("enclave2", payee2, uint64(block.timestamp) + ENCLAVE_TTL);
+        uint256 key3 = _registerEnclave("enclave3", payee, uint64(block.timestamp) + ENCLAVE_TTL);
+        uint256[6] memory keys = [enclaveKey, key2, enclaveKey, key3, key2, enclaveKey];
+        Fulfillment[] memory fs = new Fulfillment[](6);
+        for (uint256 i; i < 6; ++i) {
+            fs[i] = _fulfillment(_ask(abi.encode(i), (i + 1) * 1 ether, TIMEOUT), 0, OUTPUT, keys[i]);
+        }
+        coprocessor.fulfill(fs);
+        assertEq(coprocessor.balanceOf(payee), (1 + 3 + 4 + 6) * 1 ether);
+        assertEq(coprocessor.balanceOf(payee2), (2 + 5) * 1 ether);
+    }
+
+    /// @dev Templates of two authors, free and paid, Ok and error statuses, in one batch.
+    function test_fulfill_creditsEveryAuthorAcrossMixedTemplates() public {
+        address author2 = makeAddr("author2");
+        bytes32 paid2 = keccak256("second paid bundle");
+        vm.prank(author2);
+        templates.publish(paid2, "second-paid-template", "1.0.0", "", 2 * AUTHOR_FEE);
+
+        bytes32[6] memory ids = [PAID_TEMPLATE_ID, paid2, TEMPLATE_ID, PAID_TEMPLATE_ID, paid2, PAID_TEMPLATE_ID];
+        uint8[6] memory statuses = [0, 0, 0, 1, 0, 0];
+        Fulfillment[] memory fs = new Fulfillment[](6);
+        for (uint256 i; i < 6; ++i) {
+            fs[i] = _fulfillment(_ask(ids[i], abi.encode(i), FEE, TIMEOUT), statuses[i], OUTPUT, enclaveKey);
+        }
+        coprocessor.fulfill(fs);
+
+        assertEq(coprocessor.balanceOf(author), 2 * AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(author2), 4 * AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(address(consumer)), AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(payee), 6 * FEE - 7 * AUTHOR_FEE);
+    }
+
+    /// @dev A refund of the author fee is credited before the consumer's callback, which may withdraw it there.
+    function test_fulfill_creditsRefundBeforeCallback() public {
+        WatchingConsumer watcher = new WatchingConsumer(coprocessor, registry);
+        vm.recordLogs();
+        watcher.request{value: FEE}(PAID_TEMPLATE_ID, "x", 100_000, TIMEOUT);
+        Request memory r = _requestFromLogs(vm.getRecordedLogs());
+        coprocessor.fulfill(_batch(_fulfillment(r, 1, "failed", enclaveKey)));
+        assertEq(watcher.creditSeen(), AUTHOR_FEE);
+    }
+
+    /// @dev The author and fee are read from the TemplateRegistry once, then from the Coprocessor's copy.
+    function test_fulfill_readsTemplateTermsOnce() public {
+        Request memory r0 = _ask(PAID_TEMPLATE_ID, "a", FEE, TIMEOUT);
+        Request memory r1 = _ask(PAID_TEMPLATE_ID, "b", FEE, TIMEOUT);
+        vm.expectCall(address(templates), abi.encodeCall(ITemplateRegistry.authorOf, (PAID_TEMPLATE_ID)), 1);
+        coprocessor.fulfill(_batch(_fulfillment(r0, OUTPUT)));
+        coprocessor.fulfill(_batch(_fulfillment(r1, OUTPUT)));
+        assertEq(coprocessor.balanceOf(author), 2 * AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(payee), 2 * (FEE - AUTHOR_FEE));
+    }
+
+    /// @dev The registry is asked once per signer run, so a revocation made from inside a callback (here by a
+    /// consumer that owns the registry) applies from the next `fulfill` call, not to the rest of the batch.
+    function test_fulfill_revocationInCallbackAppliesFromNextCall() public {
+        WatchingConsumer watcher = new WatchingConsumer(coprocessor, registry);
+        vm.prank(owner);
+        registry.transferOwnership(address(watcher));
+        watcher.setRevokeTarget(enclave);
+
+        vm.recordLogs();
+        watcher.request{value: FEE}(TEMPLATE_ID, "x", 100_000, TIMEOUT);
+        Request memory revoking = _requestFromLogs(vm.getRecordedLogs());
+        Request memory sameBatch = _ask();
+        Request memory nextCall = _ask();
+
+        coprocessor.fulfill(_batch(_fulfillment(revoking, OUTPUT), _fulfillment(sameBatch, OUTPUT)));
+        assertFalse(registry.isActive(enclave));
+        assertEq(uint8(coprocessor.requestState(sameBatch.requestId)), uint8(ICoprocessor.RequestState.Fulfilled));
+
+        Fulfillment[] memory fs = _batch(_fulfillment(nextCall, OUTPUT));
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.EnclaveNotActive.selector, enclave));
         coprocessor.fulfill(fs);
     }
 }

@@ -14,7 +14,8 @@ import {CoprocessorTestBase} from "./utils/CoprocessorTestBase.sol";
 /// settled in `setUp` so the payee balance and the consumer's counter are already non-zero (steady
 /// state); likewise one Ok and one failed request for the paid template, asked by a second consumer,
 /// so the author's balance and that consumer's refund credit are non-zero too. Figures are the callee frame's gas (no 21k intrinsic, no
-/// calldata cost) and include the ExampleConsumer callback, which stores the 32-byte output.
+/// calldata cost) and include the ExampleConsumer callback, which stores the 32-byte output, unless
+/// named otherwise. Batches of 1 to 64 with a cheap callback are in `CoprocessorBatchGas.t.sol`.
 contract CoprocessorGasTest is CoprocessorTestBase {
     uint256 internal constant BATCH = 10;
     /// @dev A typical small input and output: one ABI-encoded string and one uint256.
@@ -99,6 +100,16 @@ contract CoprocessorGasTest is CoprocessorTestBase {
         // Guard that the measured call really settled the request.
         assertEq(uint8(coprocessor.requestState(single.requestId)), uint8(ICoprocessor.RequestState.Fulfilled));
         assertGt(gas, 0);
+    }
+
+    /// @dev The single fulfil above without the ExampleConsumer's callback frame (which stores the output).
+    function test_fulfill_gasSingleExcludingCallback() public {
+        Fulfillment[] memory fs = _batch(Fulfillment(single, 0, OUTPUT, singleSig));
+        uint256 callback = _callbackGas(fs);
+        coprocessor.fulfill(fs);
+        uint256 gas = vm.lastCallGas().gasTotalUsed;
+        vm.snapshotValue("Coprocessor", "fulfill single: callback frame", callback);
+        vm.snapshotValue("Coprocessor", "fulfill single: excluding the callback frame", gas - callback);
     }
 
     function test_fulfill_gasSingleWithAuthorFee() public {

@@ -341,6 +341,61 @@ contract EnclaveRegistryTest is CoprocessorTestBase {
         assertEq(uint8(status), uint8(EnclaveRegistry.ImageStatus.Revoked));
     }
 
+    /// @dev Revoked images are kept as bits by image index, 256 to a word: revoking one image touches only its
+    /// own enclaves, whichever word its index falls in.
+    function test_revokeImage_deactivatesOnlyItsEnclavesAcrossBitmapWords() public {
+        // IMAGE_ID has index 0; list 300 more so the last ones fall in the second word.
+        bytes32[] memory ids = new bytes32[](301);
+        ids[0] = IMAGE_ID;
+        vm.startPrank(owner);
+        for (uint256 i = 1; i <= 300; ++i) {
+            ids[i] = keccak256(abi.encode("image", i));
+            registry.allowImage(ids[i], DEV);
+        }
+        vm.stopPrank();
+        uint256[4] memory picks = [uint256(255), 256, 257, 300];
+        address[4] memory keys;
+        for (uint256 j; j < 4; ++j) {
+            (keys[j],) = makeAddrAndKey(string.concat("enclave-of-image-", vm.toString(picks[j])));
+            EnclaveRecord memory record = _record(keys[j], payee, uint64(block.timestamp) + ENCLAVE_TTL);
+            record.imageId = ids[picks[j]];
+            _register(registry, record);
+            (bytes32 imageId,,,) = registry.enclaves(keys[j]);
+            assertEq(imageId, ids[picks[j]]);
+        }
+
+        vm.prank(owner);
+        registry.revokeImage(ids[256]);
+        assertTrue(registry.isActive(enclave));
+        assertTrue(registry.isActive(keys[0]));
+        assertFalse(registry.isActive(keys[1]));
+        assertTrue(registry.isActive(keys[2]));
+        assertTrue(registry.isActive(keys[3]));
+
+        vm.prank(owner);
+        registry.revokeImage(IMAGE_ID);
+        assertFalse(registry.isActive(enclave));
+        assertTrue(registry.isActive(keys[0]));
+        assertTrue(registry.isActive(keys[3]));
+    }
+
+    function test_enclaves_zeroForUnknown() public view {
+        (bytes32 imageId, address storedPayee, uint64 expiresAt, bool revoked) = registry.enclaves(stranger);
+        assertEq(imageId, bytes32(0));
+        assertEq(storedPayee, address(0));
+        assertEq(expiresAt, 0);
+        assertFalse(revoked);
+    }
+
+    function test_enclaves_showsRevocation() public {
+        vm.prank(owner);
+        registry.revokeEnclave(enclave);
+        (bytes32 imageId, address storedPayee,, bool revoked) = registry.enclaves(enclave);
+        assertEq(imageId, IMAGE_ID);
+        assertEq(storedPayee, payee);
+        assertTrue(revoked);
+    }
+
     function test_revokeImage_revertsWhenNotAllowed() public {
         bytes32 unknown = keccak256("unknown image");
         vm.startPrank(owner);

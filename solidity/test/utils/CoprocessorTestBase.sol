@@ -8,6 +8,7 @@ import {EnclaveRegistry} from "../../src/EnclaveRegistry.sol";
 import {TemplateRegistry} from "../../src/TemplateRegistry.sol";
 import {ExampleConsumer} from "../../src/examples/ExampleConsumer.sol";
 import {ICoprocessor} from "../../src/interfaces/ICoprocessor.sol";
+import {ICoprocessorConsumer} from "../../src/interfaces/ICoprocessorConsumer.sol";
 import {IEnclaveRegistry, EnclaveRecord} from "../../src/interfaces/IEnclaveRegistry.sol";
 import {Request, Fulfillment} from "../../src/libraries/RequestLib.sol";
 
@@ -247,6 +248,23 @@ abstract contract CoprocessorTestBase is Test {
         fs = new Fulfillment[](2);
         fs[0] = f0;
         fs[1] = f1;
+    }
+
+    /// @notice Gas used inside the consumers' frames by the callbacks of `fs`, replayed from the current state
+    /// as the Coprocessor would make them (same sender, gas, arguments). The state is then reverted, which
+    /// also restores cold accounts and slots, so a measured `fulfill` can follow.
+    function _callbackGas(Fulfillment[] memory fs) internal returns (uint256 total) {
+        uint256 snapshot = vm.snapshotState();
+        vm.startPrank(address(coprocessor));
+        for (uint256 i; i < fs.length; ++i) {
+            Request memory r = fs[i].request;
+            ICoprocessorConsumer(r.consumer).onCoprocessorResponse{gas: r.callbackGasLimit}(
+                r.requestId, fs[i].status, fs[i].output
+            );
+            total += vm.lastCallGas().gasTotalUsed;
+        }
+        vm.stopPrank();
+        vm.revertToState(snapshot);
     }
 
     /// @notice An OpenZeppelin EIP-712 domain separator (version "1") computed by hand.

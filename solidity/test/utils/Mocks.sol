@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {EnclaveRegistry} from "../../src/EnclaveRegistry.sol";
 import {ICoprocessor} from "../../src/interfaces/ICoprocessor.sol";
 import {ICoprocessorConsumer} from "../../src/interfaces/ICoprocessorConsumer.sol";
 import {Fulfillment} from "../../src/libraries/RequestLib.sol";
@@ -97,5 +98,47 @@ contract MockConsumer is ICoprocessorConsumer {
 contract EtherRejecter {
     receive() external payable {
         revert("no ether");
+    }
+}
+
+/// @notice A consumer that looks at its own credit in the Coprocessor from inside its callback and, when armed,
+/// revokes an enclave there (it must own the registry for that).
+contract WatchingConsumer is ICoprocessorConsumer {
+    ICoprocessor public immutable coprocessor;
+    EnclaveRegistry public immutable registry;
+
+    /// @notice `coprocessor.balanceOf(this)` seen by the last callback.
+    uint256 public creditSeen;
+    uint256 public callbackCount;
+    /// @notice Enclave revoked by the next callback, if set.
+    address public revokeTarget;
+
+    constructor(ICoprocessor coprocessor_, EnclaveRegistry registry_) {
+        coprocessor = coprocessor_;
+        registry = registry_;
+    }
+
+    function request(bytes32 templateId, bytes calldata input, uint32 callbackGasLimit, uint64 timeout)
+        external
+        payable
+        returns (bytes32)
+    {
+        return coprocessor.request{value: msg.value}(templateId, input, callbackGasLimit, timeout);
+    }
+
+    function setRevokeTarget(address enclave) external {
+        revokeTarget = enclave;
+    }
+
+    /// @inheritdoc ICoprocessorConsumer
+    function onCoprocessorResponse(bytes32, uint8, bytes calldata) external {
+        require(msg.sender == address(coprocessor), "only coprocessor");
+        ++callbackCount;
+        creditSeen = coprocessor.balanceOf(address(this));
+        address target = revokeTarget;
+        if (target != address(0)) {
+            revokeTarget = address(0);
+            registry.revokeEnclave(target);
+        }
     }
 }
