@@ -7,6 +7,7 @@ import logging
 from eth_abi import decode
 from eth_utils import to_checksum_address
 from web3 import Web3
+from web3.exceptions import BlockNotFound
 
 from coprocessor_enclave.protocol import (
     REQUEST_CANCELLED_TOPIC,
@@ -71,8 +72,10 @@ class Listener:
     def _block_hash(self, number: int) -> str | None:
         try:
             block = self.w3.eth.get_block(number)
-        except Exception:  # web3 raises BlockNotFound above the head (e.g. after Anvil reloads older state)
+        except BlockNotFound:  # above the head (e.g. after Anvil reloads older state)
             return None
+        # Any other error (the RPC is down) propagates and the intake retries: taken for "no such block", an
+        # outage looked like a reorg deeper than every known block and rewound the journal `reorg_depth` blocks.
         return None if block is None else bytes(block["hash"]).hex()
 
     def _check_reorg(self, cursor: tuple[int, str], head: Head | None) -> tuple[int, str]:

@@ -125,6 +125,10 @@ class Submitter:
     def track(self) -> None:
         """Handles mined, dropped, replaced and stuck transactions."""
         if not self.in_flight:
+            # Re-read the floor before the next send: the account's count can go down as well as up (a reorg,
+            # or a chain restored from older state, removes mined transactions), and a transaction sent above
+            # it would wait in the pool forever.
+            self._floor = None
             return
         latest = self.account.nonce_at("latest")
         self._floor = latest
@@ -148,8 +152,10 @@ class Submitter:
         if len(self.in_flight) >= self.config.max_in_flight:
             return 0
         ready = self.journal.ready(self.config.max_batch, chain_time)
-        # Nothing in flight: send at once, so a lone request is never held back. Otherwise wait for a full batch.
-        if not ready or (fulfils and len(ready) < self.config.max_batch):
+        # Nothing in flight: send at once, so a lone request is never held back. Otherwise wait for a full batch,
+        # unless a nonce below one in flight is free (a reorg or a drop removed its transaction): nothing in
+        # flight can be mined until that gap is filled.
+        if not ready or (fulfils and len(ready) < self.config.max_batch and not self._gap()):
             return 0
         batch, gas_planned = [], _BATCH_OVERHEAD_GAS
         for entry in ready:
@@ -255,6 +261,10 @@ class Submitter:
         if not good:
             return [], 0
         return good, self.account.estimate(self.coprocessor, data(good))
+
+    def _gap(self) -> bool:
+        """Whether a nonce below one in flight is free: then nothing above it can be mined until it is filled."""
+        return bool(self.in_flight) and self._free_nonce() < max(self.in_flight)
 
     def _free_nonce(self) -> int:
         if self._floor is None:
