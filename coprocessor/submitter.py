@@ -155,7 +155,11 @@ class Submitter:
         # Nothing in flight: send at once, so a lone request is never held back. Otherwise wait for a full batch,
         # unless a nonce below one in flight is free (a reorg or a drop removed its transaction): nothing in
         # flight can be mined until that gap is filled.
-        if not ready or (fulfils and len(ready) < self.config.max_batch and not self._gap()):
+        if not ready:
+            if self._gap():  # nothing to fill it with: a transfer to ourselves unblocks what is in flight
+                self._send("filler", [], b"", 21_000, base_fee, to=self.account.address)
+            return 0
+        if fulfils and len(ready) < self.config.max_batch and not self._gap():
             return 0
         batch, gas_planned = [], _BATCH_OVERHEAD_GAS
         for entry in ready:
@@ -274,14 +278,16 @@ class Submitter:
             nonce += 1
         return nonce
 
-    def _send(self, kind: str, entries: Sequence[Entry], data: bytes, gas: int, base_fee: int) -> InFlight:
+    def _send(
+        self, kind: str, entries: Sequence[Entry], data: bytes, gas: int, base_fee: int, to: str | None = None
+    ) -> InFlight:
         """Signs and sends at the lowest free nonce; on `nonce too low` or a slot taken by another
         transaction of this account, learns the account's pending nonce and tries again once."""
         for attempt in range(2):
             nonce = self._free_nonce()
             sent = InFlight(
                 nonce, kind, [e.commitment for e in entries], [e.request.request_id for e in entries],
-                self.coprocessor, data, gas, base_fee * 2 + _TIP_WEI, _TIP_WEI,
+                to or self.coprocessor, data, gas, base_fee * 2 + _TIP_WEI, _TIP_WEI,
             )
             try:
                 sent.hashes.append(self.account.send_at(nonce, sent.to, data, gas, sent.max_fee, sent.tip))

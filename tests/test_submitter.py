@@ -235,3 +235,20 @@ def test_sendReady_pastDeadline_notSent(tmp_path: Path, clock: Clock) -> None:
     submitter = _submitter(journal, account, clock)
     assert submitter.send_ready(chain_time=10**9 + 1, base_fee=1) == 0
     assert not account.sent
+
+
+def test_sendReady_gapWithNothingSigned_filledByATransferToItself(tmp_path: Path, clock: Clock) -> None:
+    journal, requests = _signed_journal(tmp_path / "j.sqlite", 8)
+    account = FakeAccount()
+    submitter = _submitter(journal, account, clock)
+    assert submitter.send_ready(0, 1) == 4 and submitter.send_ready(0, 1) == 4
+    account.pool.pop(0)  # nonce 0 is gone (a reorg removed it) and its items were settled by another node:
+    for r in requests[:4]:
+        journal.finish(r.commitment(), State.SETTLED)
+    clock.now += 0.6
+    submitter.track()
+    assert submitter.send_ready(0, 1) == 0
+    assert account.sent[-1][0] == 0 and account.pool[0][1]["data"] == b"", "the gap is filled by an empty transfer"
+    account.mine()
+    submitter.track()
+    assert account.latest == 2 and not submitter.in_flight, "the fulfil above the gap is mined"
