@@ -47,6 +47,26 @@ def connect(rpc_url: str, timeout: float = 30.0) -> Web3:
     return w3
 
 
+def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
+    """One JSON-RPC call without web3's result formatters (hot paths: logs and receipts by the thousand)."""
+    response = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    if "error" in response:
+        raise ChainError(f"{method} failed: {response['error']}")
+    return response.get("result")
+
+
+def raw_log(entry: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-RPC log with its fields decoded: bytes topics, data and hashes, int numbers."""
+    return {
+        "address": entry["address"],
+        "topics": [bytes.fromhex(t[2:]) for t in entry["topics"]],
+        "data": bytes.fromhex(entry["data"][2:]),
+        "blockNumber": int(entry["blockNumber"], 16),
+        "blockHash": bytes.fromhex(entry["blockHash"][2:]),
+        "transactionHash": bytes.fromhex(entry["transactionHash"][2:]),
+    }
+
+
 def contract(w3: Web3, name: str, address: str) -> Contract:
     """A web3 contract handle from the forge artifact of `name`."""
     return w3.eth.contract(address=to_checksum_address(address), abi=artifact(name)["abi"])
@@ -157,7 +177,7 @@ class TxSender:
 
     def nonce_at(self, block: str) -> int:
         """The account's transaction count at `block` ("latest" or "pending")."""
-        return self.w3.eth.get_transaction_count(self.address, block)  # type: ignore[arg-type]
+        return int(rpc(self.w3, "eth_getTransactionCount", [self.address, block]), 16)
 
     def send_at(self, nonce: int, to: str, data: bytes, gas: int, max_fee: int, tip: int) -> bytes:
         """Signs and sends at an explicit nonce (the caller manages nonces); ChainError with the node's reason."""
@@ -172,11 +192,17 @@ class TxSender:
             raise ChainError(_rpc_message(exc)) from None
 
     def receipt(self, tx_hash: bytes) -> Any | None:
-        """The receipt, or None while the transaction is not mined."""
-        try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)
-        except TransactionNotFound:
+        """The receipt (status, blockNumber, gasUsed, transactionHash, decoded logs), or None while not mined."""
+        found = rpc(self.w3, "eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
+        if found is None:
             return None
+        return {
+            "status": int(found["status"], 16),
+            "blockNumber": int(found["blockNumber"], 16),
+            "gasUsed": int(found["gasUsed"], 16),
+            "transactionHash": bytes.fromhex(found["transactionHash"][2:]),
+            "logs": [raw_log(entry) for entry in found["logs"]],
+        }
 
     def lookup(self, tx_hash: bytes) -> Any | None:
         """The transaction if the node knows it (pending in its pool, or mined), else None."""

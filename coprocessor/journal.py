@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS blocks (
 """
 
 _COLUMNS = (
-    "request, input, block_number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at"
+    "request, input, block_number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at,"
+    " commitment"
 )
 
 
@@ -93,13 +94,9 @@ class Entry:
     tx_hash: str | None
     error: str | None
     seen_at: float
-    attempts: int = 0
-    updated_at: float = 0.0
-
-    @property
-    def commitment(self) -> bytes:
-        """The request's on-chain commitment: what identifies it (an id can be reused after a reorg)."""
-        return self.request.commitment()
+    attempts: int
+    updated_at: float
+    commitment: bytes  # the request's on-chain commitment: what identifies it (an id can be reused after a reorg)
 
 
 @dataclass(frozen=True)
@@ -251,7 +248,7 @@ class Journal:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._db.execute(
-                    f"SELECT {_COLUMNS}, commitment FROM requests WHERE state = ? AND retry_at <= ? AND deadline >= ?"
+                    f"SELECT {_COLUMNS} FROM requests WHERE state = ? AND retry_at <= ? AND deadline >= ?"
                     " ORDER BY block_number, seen_at LIMIT ?",
                     (State.SEEN.value, now, chain_time, limit),
                 ).fetchall()
@@ -263,7 +260,7 @@ class Journal:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return [_entry(row[:-1]) for row in rows]
+        return [_entry(row) for row in rows]
 
     def requeue_running(self) -> int:
         """After a restart: every claimed request goes back to `seen` (its run died with the node)."""
@@ -416,7 +413,7 @@ def _marks(items: Sequence[object]) -> str:
 
 
 def _entry(row: Sequence[object]) -> Entry:
-    request, data, number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at = row
+    request, data, number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at, commitment = row
     return Entry(
         request=Request.from_json(json.loads(str(request))),
         input=bytes(data),  # type: ignore[arg-type]
@@ -430,4 +427,5 @@ def _entry(row: Sequence[object]) -> Entry:
         seen_at=float(seen_at),  # type: ignore[arg-type]
         attempts=int(attempts),  # type: ignore[arg-type]
         updated_at=float(updated_at),  # type: ignore[arg-type]
+        commitment=bytes.fromhex(str(commitment)),
     )

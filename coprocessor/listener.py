@@ -7,7 +7,6 @@ import logging
 from eth_abi import decode
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import BlockNotFound
 
 from coprocessor_enclave.protocol import (
     REQUEST_CANCELLED_TOPIC,
@@ -16,6 +15,7 @@ from coprocessor_enclave.protocol import (
     Request,
 )
 
+from .chain import raw_log, rpc
 from .heads import Head
 from .journal import Journal, Settlement
 
@@ -70,13 +70,13 @@ class Listener:
         self.reorgs = 0
 
     def _block_hash(self, number: int) -> str | None:
-        try:
-            block = self.w3.eth.get_block(number)
-        except BlockNotFound:  # above the head (e.g. after Anvil reloads older state)
-            return None
-        # Any other error (the RPC is down) propagates and the intake retries: taken for "no such block", an
-        # outage looked like a reorg deeper than every known block and rewound the journal `reorg_depth` blocks.
-        return None if block is None else bytes(block["hash"]).hex()
+        """The canonical hash at `number`, None above the head (e.g. after Anvil reloads older state).
+
+        Any error (the RPC is down) propagates and the intake retries: taken for "no such block", an
+        outage looked like a reorg deeper than every known block and rewound the journal `reorg_depth` blocks.
+        """
+        block = rpc(self.w3, "eth_getBlockByNumber", [hex(number), False])
+        return None if block is None else str(block["hash"]).removeprefix("0x")
 
     def _check_reorg(self, cursor: tuple[int, str], head: Head | None) -> tuple[int, str]:
         """Returns the cursor, or after a reorg the fork point, having rewound the journal to it."""
@@ -116,9 +116,9 @@ class Listener:
         found = 0
         while next_block <= target:
             to_block = min(target, next_block + self.max_range - 1)
-            logs = self.w3.eth.get_logs(
-                {"address": self.coprocessor, "fromBlock": next_block, "toBlock": to_block, "topics": [_TOPICS]}
-            )
+            logs = [raw_log(entry) for entry in rpc(self.w3, "eth_getLogs", [
+                {"address": self.coprocessor, "fromBlock": hex(next_block), "toBlock": hex(to_block), "topics": [_TOPICS]}
+            ])]
             seen, settled, blocks = [], [], {}
             for entry in logs:
                 topic = bytes(entry["topics"][0])
