@@ -20,6 +20,7 @@ from .errors import CoprocessorError
 from .server import make_server, write_token
 from .service import Enclave, EnclaveConfig
 from .template import load_templates
+from .workers import DEFAULT_WARM_TEMPLATES
 
 _DESCRIPTION = """Generates a signing key inside this process and serves the enclave's RPC: GET /info
 (public) and POST /attest, /rotate, /activate, /run and /quote, which answer only a caller
@@ -55,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     option("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1")
     option("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
     option("--concurrency", type=int, default=2, help="template runs at once; default 2")
+    option("--warm-templates", type=int, default=DEFAULT_WARM_TEMPLATES,
+           help=f"templates kept warm (a zygote and a spare worker each, about 5 MB); the least recently run goes first; default {DEFAULT_WARM_TEMPLATES}")
     option("--dev-pki", type=Path, default=Path(".coprocessor/dev-pki"), help="dev: where the development PKI lives (created if missing)")
     option("--dstack-endpoint", default=None, help="dstack: guest agent socket or URL (default: dstack-sdk's)")
     option("--chain-rpc", default=None, help="JSON-RPC URL templates read chain state from (untrusted: every answer is verified)")
@@ -77,7 +80,7 @@ def serve(args: argparse.Namespace) -> None:
         allow_private_hosts=args.http_allow_private,
     )
     config = EnclaveConfig(int(args.chain_id), args.coprocessor, args.registry, args.payee)
-    enclave = Enclave(config, load_templates(list(args.templates)), backend, int(args.concurrency), capabilities)
+    enclave = Enclave(config, load_templates(list(args.templates)), backend, int(args.concurrency), capabilities, int(args.warm_templates))
     token = write_token(args.token_file)
     server = make_server(enclave, token, args.host, int(args.port))
     # Templates may never call the enclave's own RPC, whatever hosts they declare.

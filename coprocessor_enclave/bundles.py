@@ -1,10 +1,12 @@
 """Template code served from memory: the exact bytes the template id was computed from.
 
 A worker never imports a template from its folder. The enclave reads each bundle once at
-load (`template.read_bundle`) and sends a job its own bundle only (`pack`); the job checks it
-against the template id (`unpack`) and imports its modules through `BundleFinder`, which
-knows only `.py` sources of that bundle. So a file changed on disk after loading, or
-bytecode beside the sources, never runs, and no process holds another template's code.
+load (`template.read_bundle`) and sends a template's zygote its own bundle only (`pack`); the
+zygote checks it against the template id (`unpack`), and its children import the modules
+through `BundleFinder`, which knows only `.py` sources of that bundle. So a file changed on
+disk after loading, or bytecode beside the sources, never runs, and no process holds another
+template's code. The sources may come compiled (`compile_bundle`, by a confined child of the
+zygote that runs none of them): the same code objects `BundleFinder` would make from them.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import base64
 import importlib.abc
 import importlib.machinery
+import marshal
 import sys
 from collections.abc import Mapping, Sequence
-from types import ModuleType
+from types import CodeType, ModuleType
 
 from .errors import ManifestError
 from .template import files_hash
@@ -36,11 +39,41 @@ def unpack(packed: Mapping[str, str], template_id: str) -> dict[str, bytes]:
     return files
 
 
+def compile_bundle(files: Mapping[str, bytes]) -> bytes:
+    """Every `.py` source of a bundle compiled as `BundleFinder` compiles it, marshalled into one blob for `BundleFinder`.
+
+    Compiling parses the sources and runs none of them. A source that does not compile is left
+    out: the job compiles it itself and meets the same error. Only the process that will run the
+    code reads the blob (`marshal` is not for untrusted data; there it holds nothing the
+    template's own code could not do).
+    """
+    compiled = {}
+    for relative, source in files.items():
+        if relative.endswith(".py"):
+            try:
+                compiled[relative] = marshal.dumps(_compile(source, f"{ORIGIN}/{relative}"))
+            except Exception:  # SyntaxError, ValueError (NUL bytes), RecursionError, MemoryError
+                continue
+    return marshal.dumps(compiled)
+
+
+def _compile(source: bytes, origin: str) -> CodeType:
+    return compile(source, origin, "exec", dont_inherit=True)
+
+
 class BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds and loads a bundle's modules (`a.b` is `a/b.py` or `a/b/__init__.py`) from memory."""
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
+    def __init__(self, files: Mapping[str, bytes], compiled: bytes = b"") -> None:
         self._files = files
+        self._compiled: dict[str, bytes] | None = None
+        if compiled:
+            try:
+                table = marshal.loads(compiled)
+                if isinstance(table, dict):
+                    self._compiled = table
+            except Exception:  # then every module is compiled here
+                pass
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
@@ -61,10 +94,18 @@ class BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         spec = module.__spec__
         assert spec is not None and spec.origin is not None
-        source = self._files[spec.origin.removeprefix(ORIGIN + "/")]
-        exec(compile(source, spec.origin, "exec", dont_inherit=True), module.__dict__)  # noqa: S102 - the template's code
+        relative = spec.origin.removeprefix(ORIGIN + "/")
+        code = None
+        if self._compiled is not None and isinstance(self._compiled.get(relative), bytes):
+            try:
+                code = marshal.loads(self._compiled[relative])
+            except Exception:
+                code = None
+        if not isinstance(code, CodeType) or code.co_filename != spec.origin:
+            code = _compile(self._files[relative], spec.origin)
+        exec(code, module.__dict__)  # noqa: S102 - the template's code
 
 
-def install(files: Mapping[str, bytes]) -> None:
-    """Makes the bundle's modules importable in this process, ahead of every other finder."""
-    sys.meta_path.insert(0, BundleFinder(files))
+def install(files: Mapping[str, bytes], compiled: bytes = b"") -> None:
+    """Makes the bundle's modules importable in this process, ahead of every other finder (`compiled`: from `compile_bundle`)."""
+    sys.meta_path.insert(0, BundleFinder(files, compiled))

@@ -7,6 +7,7 @@ Mirrors `solidity/src/libraries/RequestLib.sol` (and `QuoteLib.sol` for sync-mod
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -136,22 +137,21 @@ class Domain:
 
     def separator(self) -> bytes:
         """The domain separator."""
-        return keccak(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    EIP712_DOMAIN_TYPEHASH,
-                    keccak(self.name.encode()),
-                    keccak(self.version.encode()),
-                    self.chain_id,
-                    to_checksum_address(self.verifying_contract),
-                ],
-            )
-        )
+        return _separator(self.name, self.version, self.chain_id, self.verifying_contract)
 
     def digest(self, struct_hash: bytes) -> bytes:
         """keccak256("\\x19\\x01" || separator || structHash)."""
         return keccak(b"\x19\x01" + self.separator() + struct_hash)
+
+
+@functools.lru_cache(maxsize=64)  # the enclave signs every response in one domain
+def _separator(name: str, version: str, chain_id: int, verifying_contract: str) -> bytes:
+    return keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [EIP712_DOMAIN_TYPEHASH, keccak(name.encode()), keccak(version.encode()), chain_id, to_checksum_address(verifying_contract)],
+        )
+    )
 
 
 def coprocessor_domain(chain_id: int, coprocessor: str) -> Domain:
@@ -224,9 +224,10 @@ def report_data(enclave: str, payee: str, chain_id: int, registry: str, nonce: b
     )
 
 
-def sign_digest(private_key: bytes, digest: bytes) -> bytes:
+def sign_digest(private_key: bytes | keys.PrivateKey, digest: bytes) -> bytes:
     """A 65-byte r||s||v signature (v in 27/28), as OpenZeppelin's ECDSA expects."""
-    signature = keys.PrivateKey(private_key).sign_msg_hash(digest)
+    signer = private_key if isinstance(private_key, keys.PrivateKey) else keys.PrivateKey(private_key)
+    signature = signer.sign_msg_hash(digest)
     return signature.to_bytes()[:64] + bytes([signature.v + 27])
 
 

@@ -9,7 +9,9 @@ Three entry points, in the order a job meets them:
   reachable by the unprivileged worker uid; then a self-test of `confine` in a throw-away child.
 - `fork_job()` and `confine()`: per job. The child is init of a fresh PID namespace (as root),
   then gets its own IPC namespace, rlimits, no_new_privs, a Landlock domain, the unprivileged
-  uid, no capabilities and, last, the seccomp filter before any template code runs.
+  uid, no capabilities and the seccomp filter before any template code runs. A spare worker
+  (forked before its job, `worker.py`) takes all but the uid and capabilities, `confine_early()`,
+  ahead of the job, and drops those, `confine_late()`, once the job is there; `confine()` is both.
 
 docs/containment.md says what each layer stops and what it does not.
 """
@@ -42,6 +44,7 @@ CLONE_NEWNET = 0x40000000
 NAMESPACE_FLAGS = (CLONE_NEWTIME, CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET)
 AF_UNIX = 1
 PER_LINUX, PER_LINUX32 = 0, 0x0008
+PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_GET_SECCOMP, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 21, 22, 2
 PR_SET_NO_NEW_PRIVS = 38
@@ -116,6 +119,7 @@ class _Server:
     read_paths: list[str]
     pid_namespace: int | None  # fd of the fork server's own PID namespace, to return to after each fork
     syscall_filter: _SockFprog  # the seccomp BPF program, built once here, installed by every job
+    landlock_ruleset: int  # fd of the Landlock ruleset, built once here, enforced by every job
 
 
 _server: _Server | None = None
@@ -293,6 +297,17 @@ def _expose(paths: list[str]) -> None:
                 os.close(fd)
 
 
+def worker_uid_shared() -> bool:
+    """Whether workers keep the fork server's uid (no root): `prepare_server` decided it."""
+    assert _server is not None, "prepare_server() first"
+    return _server.worker_ids is None
+
+
+def private_user_namespace() -> None:
+    """A user namespace of our own that maps only our own ids (see `_private_user_namespace`)."""
+    _private_user_namespace()
+
+
 def _private_user_namespace() -> None:
     """Without root: a user namespace that maps only our own ids, so the namespaces below are allowed."""
     uid, gid = os.geteuid(), os.getegid()
@@ -317,7 +332,7 @@ def prepare_server() -> None:
         _expose(paths)  # template bundles need no exposure: jobs run them from memory (bundles.py)
     # Setting the PID namespace per job needs setns back to ours, which only root may do.
     pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if root else None
-    _server = _Server(_nobody() if root else None, paths, pid_namespace, syscall_filter)
+    _server = _Server(_nobody() if root else None, paths, pid_namespace, syscall_filter, _landlock_ruleset(paths))
     _self_test()
 
 
@@ -377,8 +392,12 @@ def _set_limits(memory_bytes: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))  # soft: SIGXCPU, hard: SIGKILL
 
 
-def _landlock(read_paths: list[str]) -> None:
-    """A Landlock domain: read-only `read_paths`, no other file access, no TCP, no signals or abstract sockets outside."""
+def _landlock_ruleset(read_paths: list[str]) -> int:
+    """A Landlock ruleset: read-only `read_paths`, no other file access, no TCP, no signals or abstract sockets outside.
+
+    Built once in the fork server; each job enforces it with `landlock_restrict_self`, which makes a
+    domain of its own from it (a ruleset can be enforced any number of times).
+    """
     abi = landlock_abi()
     fs = (1 << 13) - 1  # ABI 1: execute, write, read, readdir, remove and make-anything
     fs |= (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0) | (1 << 15 if abi >= 5 else 0)  # refer, truncate, ioctl_dev
@@ -398,22 +417,37 @@ def _landlock(read_paths: list[str]) -> None:
                 _check(result, f"landlock_add_rule {path}")
             finally:
                 os.close(fd)
-        _check(_libc.syscall(ctypes.c_long(_SYS_LANDLOCK_RESTRICT_SELF), ruleset, 0), "landlock_restrict_self")
-    finally:
+    except BaseException:
         os.close(ruleset)
+        raise
+    return ruleset
+
+
+# capset's arguments, made once: a ctypes array type costs about 0.15 ms to create in a fresh child.
+_CAP_HEADER = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+_CAP_DATA = (ctypes.c_uint32 * 6)()  # every set empty
 
 
 def _drop_capabilities() -> None:
     """Empties every capability set (in a user namespace we would otherwise hold them all)."""
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-    data = (ctypes.c_uint32 * 6)()
-    _check(_libc.syscall(ctypes.c_long(_SYS_CAPSET), header, data), "capset")
+    _check(_libc.syscall(ctypes.c_long(_SYS_CAPSET), _CAP_HEADER, _CAP_DATA), "capset")
 
 
 def confine(memory_bytes: int, cpu_seconds: int, keep: tuple[int, ...]) -> None:
     """In the forked child, before template code: every per-job layer, or an exception."""
+    confine_early(memory_bytes, cpu_seconds, keep)
+    confine_late()
+
+
+def confine_early(memory_bytes: int, cpu_seconds: int, keep: tuple[int, ...]) -> None:
+    """The per-job layers a spare worker takes before its job arrives: descriptors, IPC namespace,
+    rlimits, no_new_privs, not dumpable, Landlock, the seccomp filter.
+
+    The process keeps its uid and capabilities until `confine_late`: as root, an idle spare does not
+    count against the worker uid's `RLIMIT_NPROC`. No template code may run before `confine_late`.
+    """
     assert _server is not None, "prepare_server() first"
-    keep = tuple(sorted(set(keep)))
+    keep = tuple(sorted({*keep, _server.landlock_ruleset}))
     previous = -1
     for fd in (*keep, 1 << 20):  # closes every inherited descriptor but `keep` (the namespace fd among them)
         if fd > previous + 1:  # never an empty range: in CPython 3.11 closerange(0, 0) closes every descriptor
@@ -421,22 +455,36 @@ def confine(memory_bytes: int, cpu_seconds: int, keep: tuple[int, ...]) -> None:
         previous = fd
     # Its own IPC namespace: SysV objects (which Landlock does not cover) and POSIX message queues
     # (made before Landlock refuses to open them) die with the job and are invisible to concurrent
-    # ones. Needs the privileges dropped below.
+    # ones. Needs the privileges dropped by `confine_late`.
     _unshare(CLONE_NEWIPC)
     _set_limits(memory_bytes, cpu_seconds)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)  # needed for Landlock without privileges; no setuid binary can give any back
     _prctl(PR_SET_DUMPABLE, 0)  # other processes of the same uid cannot read this job's memory (root: implied by setuid)
-    _landlock(_server.read_paths)  # no template folder: a job's code and data come from memory
+    # No template folder: a job's code and data come from memory. The ruleset was built once.
+    _check(_libc.syscall(ctypes.c_long(_SYS_LANDLOCK_RESTRICT_SELF), _server.landlock_ruleset, 0), "landlock_restrict_self")
+    os.close(_server.landlock_ruleset)
+    os.chdir("/")  # nothing there is readable: relative paths lead nowhere
+    # After the IPC namespace, which the filter refuses (unshare). Nothing below needs a refused call:
+    # setgroups, setresgid, setresuid and capset are allowed.
+    _install_filter(_server.syscall_filter)
+
+
+def confine_late() -> None:
+    """The rest of a job's confinement, after `confine_early`: the unprivileged uid, no capabilities."""
+    assert _server is not None, "prepare_server() first"
     if _server.worker_ids is not None:
         uid, gid = _server.worker_ids
         os.setgroups([])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)  # also clears every capability
     _drop_capabilities()
-    os.chdir("/")  # nothing there is readable: relative paths lead nowhere
-    # Last: the filter refuses unshare, which the IPC namespace above needs. no_new_privs lets an
-    # unprivileged process install it.
-    _install_filter(_server.syscall_filter)
+
+
+def die_with_parent(parent: int) -> None:
+    """Makes the kernel SIGKILL this process when its parent (pid `parent`) exits; exits now if it already has."""
+    _prctl(PR_SET_PDEATHSIG, 9)
+    if os.getppid() != parent:  # the parent died before the call above took effect
+        os._exit(1)
 
 
 def _nobody() -> tuple[int, int]:

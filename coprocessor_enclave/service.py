@@ -30,7 +30,7 @@ from .template import Template
 from .attestation import AttestationBackend, Evidence
 from .capabilities import CapabilitySettings, JobCapabilities
 from .sandbox import protect_enclave
-from .workers import WorkerPool
+from .workers import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class Enclave:
         backend: AttestationBackend,
         max_concurrency: int = 2,
         capabilities: CapabilitySettings | None = None,
+        warm_templates: int = DEFAULT_WARM_TEMPLATES,
     ) -> None:
         self.config = config
         self.templates = templates
@@ -84,11 +85,18 @@ class Enclave:
         self.capabilities = capabilities or CapabilitySettings()
         protect_enclave()  # not dumpable, and no start at all where workers cannot be confined
         # The fork server starts first: it is a fresh interpreter, and no copy of the key ever existed in it.
-        self._pool = WorkerPool()
-        self._packed = {t.template_id: bundles.pack(t.files) for t in templates.values()}  # what each job frame carries
+        self._pool = WorkerPool(warm_templates)  # a zygote per template, for the `warm_templates` most recently run
+        # What a template's zygote loads once (the bundle the id was computed from); job frames carry no code.
+        self._images = {
+            t.template_id: TemplateImage(
+                t.id_hex, bundles.pack(t.files), t.inputs, t.outputs, t.limits.memory_mb, t.limits.timeout_seconds
+            )
+            for t in templates.values()
+        }
         self._keys: dict[str, bytes] = {}  # address -> key: the active one, and at most one pending rotation
         address = self._new_key()
-        self._active = (address, self._keys[address])  # replaced as one tuple, so a reader never sees a mix
+        # (address, key, its signer), replaced as one tuple, so a reader never sees a mix
+        self._active = (address, self._keys[address], keys.PrivateKey(self._keys[address]))
         self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._quote_slots = threading.BoundedSemaphore(max(1, max_concurrency - 1))
@@ -142,7 +150,7 @@ class Enclave:
         """Signs with `address` from now on and forgets every other key."""
         with self._rotation:
             address = self._known(address)
-            self._active = (address, self._keys[address])
+            self._active = (address, self._keys[address], keys.PrivateKey(self._keys[address]))
             self._keys = {address: self._keys[address]}
 
     def _new_key(self) -> str:
@@ -171,9 +179,9 @@ class Enclave:
         else:
             with self._slots:
                 status, output = self._execute(template, request, input_data)
-        address, key = self._active
+        address, _, signer = self._active
         digest = response_digest(self._domain, request, status, output)
-        return SignedResult(status, output, sign_digest(key, digest), address)
+        return SignedResult(status, output, sign_digest(signer, digest), address)
 
     def quote(
         self,
@@ -213,8 +221,8 @@ class Enclave:
             template_id, request.input_hash, keccak(output), request.consumer, self.config.chain_id, deadline,
             anchor_block, anchor_hash, nonce,
         )
-        address, key = self._active
-        return SignedQuote(quote, output, address, sign_digest(key, quote_digest(self._domain, quote)))
+        address, _, signer = self._active
+        return SignedQuote(quote, output, address, sign_digest(signer, quote_digest(self._domain, quote)))
 
     def _execute(
         self, template: Template, request: Request, input_data: bytes, sync: bool = False
@@ -222,7 +230,6 @@ class Enclave:
         limit = min(template.limits.output_bytes, self.config.max_output_bytes)
         job = {
             "template_id": template.id_hex,
-            "bundle": self._packed[template.template_id],
             "entry": template.entry,
             "inputs": list(template.inputs),
             "outputs": list(template.outputs),
@@ -248,7 +255,7 @@ class Enclave:
         capabilities = _QuoteCapabilities if sync else JobCapabilities
         handler = capabilities(template, request, self.capabilities, random_seed, time.monotonic() + timeout)
         try:
-            result = self._pool.run(job, timeout=timeout, handler=handler)
+            result = self._pool.run(self._images[template.template_id], job, timeout=timeout, handler=handler)
         finally:
             handler.close()
         status, output = result.status, result.output
@@ -270,7 +277,7 @@ class Enclave:
         return status, output
 
     def close(self) -> None:
-        """Stops spare workers."""
+        """Stops the template zygotes, their spare workers and the fork server."""
         self._pool.close()
 
 

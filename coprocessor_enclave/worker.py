@@ -1,21 +1,29 @@
-"""Template workers: a fork server that never sees the enclave key, and the job each child runs.
+"""Template workers: a fork server that never sees the enclave key, a zygote per template, and the job each child runs.
 
 The enclave starts this module as a fresh interpreter with an empty environment
 (`python -I -m coprocessor_enclave.worker FD`). It imports what templates need once, sets up
-the namespaces workers share (`sandbox.prepare_server`), then for every job receives a
-socket over the control channel (SCM_RIGHTS), forks a child and reports the child's pid.
-The child reads one job frame from its socket (with its template's bundle, which it checks
-against the template id: no process holds another template's code), confines itself (`sandbox.confine`: an IPC
-namespace, rlimits, Landlock, an unprivileged uid, a seccomp filter), imports the template from
-its bundle's bytes in memory, runs it (its capabilities are call frames on the same socket,
-`frames`; its prints become log calls, `JobLog`) and writes one result frame back.
+the namespaces workers share (`sandbox.prepare_server`), then for every template the enclave
+runs it forks a *zygote*, which receives that template's bundle once over its own control
+channel, checks it against the template id (no process holds another template's code) and
+warms the ABI codecs of the template's types. A zygote never runs template code. For every
+job the enclave sends it a socket (SCM_RIGHTS); it forks a child and reports the child's pid.
+The child confines itself in two steps (`sandbox.confine_early`, then, once its job frame is
+there, `sandbox.confine_late`: an IPC namespace, rlimits, Landlock, an unprivileged uid, a
+seccomp filter), imports the template from its bundle's bytes in memory, runs it (its
+capabilities are call frames on the same socket, `frames`; its prints become log calls,
+`JobLog`) and writes one result frame back. The enclave forks each template's next child
+ahead of its job (a spare), so a job meets a process that is already forked and half confined.
 """
 
 from __future__ import annotations
 
+import decimal
+import gc
 import importlib
 import io
+import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -25,9 +33,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from eth_abi import decode, encode
+from eth_abi.grammar import ABIType, TupleType
+from eth_abi.grammar import parse as parse_abi_type
+from eth_abi.registry import registry as abi_registry
 
 from coprocessor_enclave import bundles, chainread, errors, protocol, sandbox, sdk, template, values  # py-evm (chainread): ~0.6 s, once here
-from coprocessor_enclave.frames import recv_frame, send_frame
+from coprocessor_enclave.frames import loads_bounded, recv_frame, send_frame
 from coprocessor_enclave.errors import CapabilityError, ChainDataError
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.sdk import Caller, Context, InvalidInput
@@ -54,14 +65,15 @@ def _failure(exc: Exception, context: Context) -> dict[str, Any]:
     return {"status": Status.TEMPLATE_ERROR, "reason": _reason(exc)}
 
 
-def run_job(job: dict[str, Any], caller: Caller, files: Mapping[str, bytes]) -> dict[str, Any]:
-    """Runs one job on the bundle `files` and returns {"status", "output" | "reason"} (output as hex ABI)."""
+def run_job(job: dict[str, Any], caller: Caller, files: Mapping[str, bytes], compiled: bytes = b"") -> dict[str, Any]:
+    """Runs one job on the bundle `files` (`compiled`: its sources, from `bundles.compile_bundle`) and returns
+    {"status", "output" | "reason"} (output as hex ABI)."""
     try:
         inputs = decode(job["inputs"], bytes.fromhex(job["input"]))
     except Exception as exc:  # any decode failure is the requester's fault
         return {"status": Status.INVALID_INPUT, "reason": f"input does not decode as ({','.join(job['inputs'])}): {exc}"}
 
-    bundles.install(files)
+    bundles.install(files, compiled)
     module_name, function_name = job["entry"].split(":")
     context = Context(**job["context"], caller=caller, files=files)
     try:
@@ -84,12 +96,16 @@ def run_job(job: dict[str, Any], caller: Caller, files: Mapping[str, bytes]) -> 
     return {"status": Status.OK, "output": output.hex()}
 
 
-def _child(conn: socket.socket) -> None:
-    """In the forked child: one job in, capability calls out and back, one result out, then exit."""
+def _child(conn: socket.socket, image: dict[str, Any], files: Mapping[str, bytes], compiled: bytes, spare: bool) -> None:
+    """In a child of a zygote: confined as far as it can be without its job, it waits for the job frame
+    (a `spare`, forked ahead of its job, rehearses one first); then one job in, capability calls out
+    and back, one result out, then exit."""
     os.setsid()  # own process group: the enclave kills the whole group, forks included
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    job = recv_frame(conn, bounded=False)  # from the enclave, which bounded whatever it relays
     owner = os.getpid()
+    lowered, priority = spare and not sandbox.worker_uid_shared(), os.getpriority(os.PRIO_PROCESS, 0)  # only root may raise it back
+    if lowered:  # made with CPU no job and no enclave thread wants; the enclave raises it when it hands the job
+        os.setpriority(os.PRIO_PROCESS, 0, _SPARE_NICE)
 
     def call(name: str, args: dict[str, Any]) -> Any:
         if os.getpid() != owner:
@@ -113,13 +129,26 @@ def _child(conn: socket.socket) -> None:
     def cpu_exhausted(signum: int, frame: object) -> None:
         send({"status": Status.TIMEOUT, "reason": "template exceeded its CPU time"})
 
-    limits = job["limits"]
+    limits = image["limits"]
     memory = int(limits["memory_mb"]) * 1024 * 1024
     cpu = max(1, int(limits["timeout_seconds"] + 0.999))
     signal.signal(signal.SIGXCPU, cpu_exhausted)
     devnull = os.open(os.devnull, os.O_WRONLY)  # before confinement, which refuses opening it
     try:
-        sandbox.confine(memory, cpu, keep=(0, 1, 2, conn.fileno(), devnull))
+        sandbox.confine_early(memory, cpu, keep=(0, 1, 2, conn.fileno(), devnull))
+    except Exception as exc:
+        print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
+        raise
+    if spare and not select.select([conn], [], [], 0)[0]:  # not when its job is already there
+        _rehearse(image)
+    job = recv_frame(conn, bounded=False)  # from the enclave, which bounded whatever it relays; a spare waits here
+    if job["template_id"] != image["template_id"] or job["limits"]["memory_mb"] != limits["memory_mb"] or job["limits"]["timeout_seconds"] != limits["timeout_seconds"]:
+        print("worker: a job for another template or other limits reached this zygote's child; not running it", file=sys.stderr, flush=True)
+        raise ValueError("job does not match the zygote's template")
+    if lowered:
+        os.setpriority(os.PRIO_PROCESS, 0, priority)  # the job runs at the zygote's priority, as jobs always did
+    try:
+        sandbox.confine_late()
     except Exception as exc:
         print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
         raise
@@ -133,8 +162,7 @@ def _child(conn: socket.socket) -> None:
     context = job["context"]
     for key in ("request_id", "template_id", "anchor_hash"):
         context[key] = bytes.fromhex(context[key])
-    files = bundles.unpack(job.pop("bundle"), job["template_id"])
-    result = run_job(job, call, files)
+    result = run_job(job, call, files, compiled)
     log.flush()
     send(result)
 
@@ -190,23 +218,200 @@ def _alias_public_paths() -> None:
         setattr(package, name, module)
 
 
+_SPARE_NICE = 19
+
+# A job's steps on made-up data, run by a spare before its job: trusted code only (this module, not the
+# template's), so that the memory a job touches is this process's own copy before the job arrives
+# instead of being copied from the zygote page by page on the job's clock (about 400 page faults).
+_REHEARSAL_MODULE = "_coprocessor_rehearsal"
+_REHEARSAL_BUNDLE = {f"{_REHEARSAL_MODULE}.py": b"def run(ctx, *inputs):\n    ctx.log('rehearsal')\n    return ctx.config['outputs']\n"}
+_REHEARSAL_MAX_VALUES = 1024  # zero values of the declared types; beyond that the rehearsal is skipped
+
+
+def _rehearse(image: dict[str, Any]) -> None:
+    """Runs `run_job` once on zero values of the template's types with a module of ours, then undoes what it left."""
+    inputs, outputs = image["inputs"], image["outputs"]
+    meta_path = list(sys.meta_path)
+    try:
+        budget = [_REHEARSAL_MAX_VALUES]
+        zero_inputs = [_zero(parse_abi_type(t), budget) for t in inputs]
+        zero_outputs = [_zero(parse_abi_type(t), budget) for t in outputs]
+        job = {
+            "inputs": inputs, "outputs": outputs, "input": encode(inputs, zero_inputs).hex(), "entry": f"{_REHEARSAL_MODULE}:run",
+            "limits": {"output_bytes": 1 << 30},
+            "context": {"request_id": "00" * 32, "consumer": "0x" + "00" * 20, "template_id": "00" * 32, "anchor_block": 0,
+                        "anchor_hash": "00" * 32, "chain_id": 0, "deadline": 0, "config": {}},
+        }
+        job = loads_bounded(json.dumps(job).encode())
+        context = job["context"]
+        for key in ("request_id", "template_id", "anchor_hash"):
+            context[key] = bytes.fromhex(context[key])
+        context["config"] = {"outputs": zero_outputs[0] if len(outputs) == 1 else tuple(zero_outputs)}
+        reply = lambda name, args: loads_bounded(json.dumps({"ok": 1}).encode())["ok"]  # noqa: E731
+        result = run_job(job, reply, _REHEARSAL_BUNDLE, bundles.compile_bundle(_REHEARSAL_BUNDLE))
+        json.dumps({"result": {**result, "status": int(result["status"])}})
+    except Exception:  # nothing of it matters to the job (_TooLarge included): it only warms memory
+        pass
+    finally:
+        # Not a walk over sys.modules: touching every module would copy hundreds of the zygote's pages.
+        sys.meta_path[:] = meta_path
+        sys.modules.pop(_REHEARSAL_MODULE, None)
+
+
+class _TooLarge(Exception):
+    """The declared types' zero values are too many to make for a rehearsal."""
+
+
+def _zero(abi_type: ABIType, budget: list[int]) -> Any:
+    """The zero value of a parsed ABI type (empty for dynamic arrays, bytes and strings), counted against `budget`."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge()
+    if abi_type.arrlist:
+        dimension = abi_type.arrlist[-1]
+        if not dimension:
+            return []
+        if dimension[0] > budget[0]:
+            raise _TooLarge()
+        return [_zero(abi_type.item_type, budget) for _ in range(dimension[0])]
+    if isinstance(abi_type, TupleType):
+        return tuple(_zero(component, budget) for component in abi_type.components)
+    base, sub = abi_type.base, abi_type.sub  # type: ignore[attr-defined]
+    if base in ("uint", "int"):
+        return 0
+    if base in ("fixed", "ufixed"):
+        return decimal.Decimal(0)
+    return {"bool": False, "address": "0x" + "00" * 20, "string": "", "function": b"\0" * 24}.get(base, b"\0" * (sub or 0))
+
+
+def _warm_codecs(inputs: list[str], outputs: list[str]) -> None:
+    """Builds the ABI decoder of the template's inputs and the encoder of its outputs, as `run_job` asks for them
+    (and the inputs' encoder, which a rehearsal uses).
+
+    eth_abi caches them per process; built here once, every child of the zygote finds them made
+    (parsing a type string costs about a millisecond). The types are the enclave's, checked at load.
+    """
+    abi_registry.get_tuple_decoder(*inputs, strict=True)
+    abi_registry.get_tuple_encoder(*outputs)
+    abi_registry.get_tuple_encoder(*inputs)  # for a spare's rehearsal
+
+
+def _start_compiler(image: dict[str, Any], files: Mapping[str, bytes]) -> tuple[int, socket.socket, float]:
+    """Forks a child, confined as a job is, that compiles the bundle's sources (`bundles.compile_bundle`)
+    and sends the blob back: (its pid, our end, the time by which it must have finished).
+
+    Compiling runs none of the template's code. The zygote keeps the blob unread; only its children
+    read it, once confined (a parse of untrusted source, or of what that child sent, never happens
+    in a process with privileges). Each job then skips compiling (about 0.5 ms for median-price).
+    """
+    limits = image["limits"]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = sandbox.fork_job()
+    if pid == 0:
+        try:
+            ours.close()
+            os.setsid()
+            sandbox.confine(int(limits["memory_mb"]) * 1024 * 1024, max(1, int(limits["timeout_seconds"] + 0.999)), keep=(0, 1, 2, theirs.fileno()))
+            theirs.sendall(bundles.compile_bundle(files))
+        finally:
+            os._exit(0)
+    theirs.close()
+    return pid, ours, time.monotonic() + float(limits["timeout_seconds"]) + _COMPILE_GRACE_SECONDS
+
+
+def _collect_compiled(compiler: tuple[int, socket.socket, float]) -> bytes:
+    """The compiler child's blob, or b"" if it failed, ran out of time or sent too much (then jobs compile themselves)."""
+    pid, conn, deadline = compiler
+    blob = bytearray()
+    try:
+        while chunk := _recv_by(conn, deadline):
+            blob += chunk
+            if len(blob) > _MAX_COMPILED_BYTES:
+                raise OSError("compiled bundle too large")
+    except OSError:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # still running: it has not closed its end
+        except OSError:
+            pass
+        return b""
+    finally:
+        conn.close()
+    return bytes(blob)
+
+
+_COMPILE_GRACE_SECONDS = 0.5
+_MAX_COMPILED_BYTES = 4 * template.MAX_BUNDLE_BYTES
+
+
+def _recv_by(conn: socket.socket, deadline: float) -> bytes:
+    conn.settimeout(max(deadline - time.monotonic(), 0.001))
+    return conn.recv(1 << 20)
+
+
+def _zygote(control: socket.socket, server: int) -> None:
+    """A zygote's loop: its template's bundle once, then one job socket in, one child pid out, until the enclave goes away.
+
+    It never imports or runs the template: each child does, confined, so no job sees what another
+    one's template code did. Its children inherit the checked bundle and warm codecs instead.
+    """
+    image = recv_frame(control, bounded=False)  # from the enclave: {template_id, bundle, limits, inputs, outputs}
+    if sandbox.worker_uid_shared():
+        # Without root, workers keep the zygote's uid, and RLIMIT_NPROC counts tasks per uid and user
+        # namespace: in one of our own, an idle zygote or spare of another template costs a job nothing.
+        sandbox.private_user_namespace()
+        sandbox.die_with_parent(server)  # again, in case the new credentials cleared it
+    try:
+        files = bundles.unpack(image.pop("bundle"), image["template_id"])
+        _warm_codecs(image["inputs"], image["outputs"])
+    except Exception as exc:  # a bundle that does not hash to its id: nothing of it may run
+        send_frame(control, {"error": f"{type(exc).__name__}: {exc}"})
+        return
+    # Compiled while the first job runs (its child compiles for itself), collected before the first spare.
+    compiler: tuple[int, socket.socket, float] | None = None
+    compiled, first = b"", True
+    send_frame(control, {"ready": True})
+    gc.freeze()  # what exists now is never collected: children's collections do not write to (copy) these pages
+    while True:
+        kind, fds, _, _ = socket.recv_fds(control, 1, 1)
+        if not fds:
+            return  # control channel closed: the enclave dropped this zygote or stopped
+        conn = socket.socket(fileno=fds[0])
+        if compiler is not None and kind == b"S":
+            compiled, compiler = _collect_compiled(compiler), None
+        pid = sandbox.fork_job()
+        if pid == 0:
+            control.close()
+            try:
+                if compiler is not None:
+                    compiler[1].close()
+                _child(conn, image, files, compiled, spare=kind == b"S")
+            finally:
+                os._exit(1)
+        conn.close()
+        control.sendall(pid.to_bytes(8, "big"))
+        if first:
+            first, compiler = False, _start_compiler(image, files)
+
+
 def serve(control: socket.socket) -> None:
-    """The fork server loop: one job socket in, one child pid out, until the enclave goes away."""
+    """The fork server loop: one zygote's control socket in, one zygote pid out, until the enclave goes away."""
     sandbox.prepare_server()  # raises (and so stops this server) where workers cannot be confined
     _alias_public_paths()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children (zygotes, and theirs) are reaped by the kernel
     sys.stdout = sys.stderr
     control.sendall(b"R")  # ready: imports done, namespaces prepared
+    server = os.getpid()
     while True:
         _, fds, _, _ = socket.recv_fds(control, 1, 1)
         if not fds:
             return  # control channel closed: the enclave stopped
         conn = socket.socket(fileno=fds[0])
-        pid = sandbox.fork_job()
+        pid = os.fork()  # in our PID namespace: the zygote forks its children into namespaces of their own
         if pid == 0:
             control.close()
             try:
-                _child(conn)
+                sandbox.die_with_parent(server)  # a zygote never outlives the fork server
+                _zygote(conn, server)
             finally:
                 os._exit(1)
         conn.close()

@@ -1,8 +1,14 @@
-"""Runs template jobs in forked children of a fork server that never held the enclave key."""
+"""Runs template jobs in children of per-template zygotes, forked by a fork server that never held the enclave key.
+
+docs/containment.md ("Warm runs") says what a zygote holds, what a spare child has done before
+its job, and why neither ever runs template code before the job is there.
+"""
 
 from __future__ import annotations
 
 import os
+import queue
+import select
 import shutil
 import signal
 import socket
@@ -11,13 +17,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CapabilityError, EnclaveUnreachable
+from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
 from .protocol import Status
-from .frames import FrameError, FrameTooLarge, recv_frame_sized, send_frame
+from .frames import FrameError, FrameTooLarge, recv_frame, recv_frame_sized, send_frame
 from .text import MAX_LINE, inert, utf8_prefix
 
 # The fork server gets nothing of the enclave's environment: no key, no operator settings.
@@ -33,6 +40,13 @@ _MAX_REASON_BYTES = 256
 # Capability calls per job: each costs the enclave process CPU, which the worker's limits do not cover.
 _MAX_CALLS = 2048
 _SERVER_START_SECONDS = 60.0
+# Templates kept warm (a zygote and a spare child each) at most; the least recently run goes first.
+DEFAULT_WARM_TEMPLATES = 16
+# A template run back to back (its spare was taken younger than _BACK_TO_BACK_SECONDS, so still
+# preparing) keeps two spares, until a spare waits _IDLE_SECONDS for its job again.
+_MAX_SPARES = 2
+_BACK_TO_BACK_SECONDS = 0.02
+_IDLE_SECONDS = 1.0
 
 
 # Answers one capability call of a running template (`call`, `args`) with a JSON-able value.
@@ -49,15 +63,138 @@ class WorkerResult:
     output: bytes
 
 
-class WorkerPool:
-    """Starts one child per job from a warm fork server, so a job skips interpreter start-up (~0.2 s)."""
+@dataclass(frozen=True)
+class TemplateImage:
+    """What a template's zygote loads once: the bundle its id was computed from, and what its children need before a job."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    template_id: str  # 0x hex: the zygote checks the bundle against it
+    bundle: Mapping[str, str]  # as `bundles.pack` makes it
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    memory_mb: int
+    timeout_seconds: float
+
+
+@dataclass(frozen=True)
+class Warmth:
+    """A template's warm processes now, and how its jobs were served so far (`WorkerPool.warm`)."""
+
+    zygote: int | None  # pid; None while none runs
+    spares: tuple[int, ...]  # pids of the children forked ahead of the next jobs, oldest (next to serve) first
+    from_spare: int  # jobs that found their process forked ahead of them
+    on_demand: int  # jobs whose process was forked when they came (first job, concurrent jobs, a lost spare)
+
+
+class _Retired(Exception):
+    """The zygote was dropped from the pool (least recently used) while a job was about to use it."""
+
+
+class _Zygote:
+    """One template's zygote, as the enclave sees it: its control channel and its spare children.
+
+    A spare is a child forked (and confined as far as possible) before its job; it has run no
+    template code and serves exactly one job. One is kept, two while the template runs back to
+    back. The zygote is started on first use and again after it died; `lock` serialises its
+    control channel and guards every field.
+    """
+
+    def __init__(self, image: TemplateImage) -> None:
+        self.image = image
+        self.lock = threading.Lock()
+        self.pid: int | None = None
+        self.control: socket.socket | None = None
+        self.spares: list[tuple[socket.socket, int, float]] = []  # (our end, pid, forked at), oldest first
+        self.depth = 1
+        self.retired = False
+        self.from_spare = self.on_demand = 0
+
+    def take(self, pool: WorkerPool) -> tuple[socket.socket, int]:
+        """The oldest live spare, else a child forked now: (our end of its job socket, its pid)."""
+        with self.lock:
+            if self.retired:
+                raise _Retired()
+            while self.spares:
+                conn, pid, forked = self.spares.pop(0)
+                if not _idle(conn):
+                    _discard(conn, pid)  # died before its job (killed from outside, or could not confine itself)
+                    continue
+                age = time.monotonic() - forked
+                if age < _BACK_TO_BACK_SECONDS:
+                    self.depth = _MAX_SPARES  # still preparing: the next job should find one ready
+                elif age > _IDLE_SECONDS:
+                    self.depth = 1
+                _hurry(pid)
+                self.from_spare += 1
+                return conn, pid
+            self.depth = _MAX_SPARES if self.from_spare + self.on_demand else 1  # not the first job: they come fast
+            child = self._spawn(pool, b"J")
+            self.on_demand += 1
+            return child
+
+    def refill(self, pool: WorkerPool) -> None:
+        """Forks the next jobs' children ahead of time (in the pool's refill thread)."""
+        with self.lock:
+            while not self.retired and len(self.spares) < self.depth:
+                try:
+                    self.spares.append((*self._spawn(pool, b"S"), time.monotonic()))
+                except Exception as exc:  # the next job forks on demand and meets the error itself
+                    print(f"worker: cannot fork a spare for template {self.image.template_id[:10]}: {exc!r}", file=sys.stderr, flush=True)
+                    return
+
+    def retire(self) -> None:
+        """Stops the zygote and its spares; a job already running is not affected."""
+        with self.lock:
+            self.retired = True
+            for conn, pid, _ in self.spares:
+                _discard(conn, pid)
+            self.spares = []
+            self._stop()
+
+    def _spawn(self, pool: WorkerPool, kind: bytes) -> tuple[socket.socket, int]:
+        """Has the zygote fork a child: `S` a spare (it rehearses a job while it waits), `J` one whose job is next."""
+        for attempt in range(2):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                if self.control is None:  # first use, or the zygote died: start one
+                    self.pid, self.control = pool._new_zygote(self.image)
+                socket.send_fds(self.control, [kind], [theirs.fileno()])
+                return ours, _read_pid(self.control)
+            except OSError:
+                ours.close()
+                self._stop()
+                if attempt:
+                    raise
+            finally:
+                theirs.close()
+        raise AssertionError("unreachable")
+
+    def _stop(self) -> None:
+        if self.control is not None:
+            self.control.close()  # the zygote reads the end of its channel and exits
+            self.control = None
+            self.pid = None
+
+
+class WorkerPool:
+    """Runs each job in a fresh child of its template's zygote, usually forked before the job arrived.
+
+    A fork server (a fresh interpreter that never saw the key) forks one zygote per template, on
+    first use, for at most `max_templates` templates (the least recently run is stopped first).
+    """
+
+    def __init__(self, max_templates: int = DEFAULT_WARM_TEMPLATES) -> None:
+        if max_templates < 1:
+            raise ValueError("max_templates must be at least 1")
+        self._lock = threading.Lock()  # the fork server's channel and the zygote table; taken after a zygote's lock, never before
         self._workdir = tempfile.mkdtemp(prefix="coprocessor-worker-")
         self._server: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
+        self._zygotes: OrderedDict[str, _Zygote] = OrderedDict()
+        self._max_templates = max_templates
+        self._closed = False
+        self._refills: queue.SimpleQueue[_Zygote | None] = queue.SimpleQueue()
         self._start_server()
+        threading.Thread(target=self._refill_loop, name="worker-refill", daemon=True).start()
 
     def _start_server(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -86,41 +223,97 @@ class WorkerPool:
             # Retryable: the next job tries to start it again, and the node retries this request.
             raise EnclaveUnreachable("the template fork server did not start (see the enclave log)")
 
-    def _fork(self, conn: socket.socket) -> int:
-        """Hands `conn` to the fork server and returns the pid of the child that got it."""
-        with self._lock:
-            for attempt in range(2):
-                try:
-                    if self._control is None:  # an earlier restart failed: try again now
-                        self._start_server()
-                    assert self._control is not None
-                    socket.send_fds(self._control, [b"J"], [conn.fileno()])
-                    reply = b""
-                    while len(reply) < 8:
-                        chunk = self._control.recv(8 - len(reply))
-                        if not chunk:
-                            raise ConnectionError("fork server closed the control channel")
-                        reply += chunk
-                    return int.from_bytes(reply, "big")
-                except OSError:
-                    if attempt:
-                        raise
-                    self._restart_server()  # it died (killed, crashed): start a fresh one once
-        raise AssertionError("unreachable")
+    def _new_zygote(self, image: TemplateImage) -> tuple[int, socket.socket]:
+        """Has the fork server fork a zygote and loads `image` into it: (its pid, its control channel)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with self._lock:
+                for attempt in range(2):
+                    try:
+                        if self._closed:
+                            raise EnclaveUnreachable("the worker pool is closed")
+                        if self._control is None:  # an earlier restart failed: try again now
+                            self._start_server()
+                        assert self._control is not None
+                        socket.send_fds(self._control, [b"Z"], [theirs.fileno()])
+                        pid = _read_pid(self._control)
+                        break
+                    except OSError:
+                        if attempt:
+                            raise
+                        self._restart_server()  # it died (killed, crashed): start a fresh one once
+            theirs.close()
+            ours.settimeout(_SERVER_START_SECONDS + image.timeout_seconds)  # it compiles the sources under that timeout
+            send_frame(ours, {
+                "template_id": image.template_id,
+                "bundle": dict(image.bundle),
+                "inputs": list(image.inputs),
+                "outputs": list(image.outputs),
+                "limits": {"memory_mb": image.memory_mb, "timeout_seconds": image.timeout_seconds},
+            })
+            reply = recv_frame(ours, bounded=False)  # the timeout stays: a zygote that stops answering is replaced
+        except (OSError, FrameError) as exc:
+            ours.close()
+            raise ConnectionError(f"a zygote did not start: {exc}") from exc
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        if not isinstance(reply, dict) or "error" in reply:
+            ours.close()
+            # Never runs: the enclave computed the id from these very bytes. Nothing is signed.
+            raise EnclaveError(f"the zygote of template {image.template_id} refused its bundle: {reply.get('error') if isinstance(reply, dict) else reply!r}")
+        return pid, ours
 
     def _restart_server(self) -> None:
         self._stop_server()
         self._start_server()
 
-    def run(self, job: dict, timeout: float, handler: CallHandler | None = None) -> WorkerResult:
-        """Runs `job` in a fresh child, answering its capability calls with `handler`.
+    def _zygote(self, image: TemplateImage) -> _Zygote:
+        """The zygote of `image`'s template, most recently used from now on; stops the least recently used beyond the bound."""
+        evicted = []
+        with self._lock:
+            if self._closed:
+                raise EnclaveUnreachable("the worker pool is closed")
+            if self._server is not None and self._server.poll() is not None:
+                self._restart_server()  # it died: its zygotes died with it, and find out on their next fork
+            zygote = self._zygotes.get(image.template_id)
+            if zygote is None:
+                zygote = self._zygotes[image.template_id] = _Zygote(image)
+                while len(self._zygotes) > self._max_templates:
+                    evicted.append(self._zygotes.popitem(last=False)[1])
+            else:
+                self._zygotes.move_to_end(image.template_id)
+        for old in evicted:
+            old.retire()
+        return zygote
 
-        A child that overruns, crashes or breaks the frame protocol is killed and reported.
+    def _take(self, image: TemplateImage) -> tuple[socket.socket, int, _Zygote]:
+        for _ in range(3):
+            zygote = self._zygote(image)
+            try:
+                return (*zygote.take(self), zygote)
+            except _Retired:  # evicted between the lookup and the take: look it up again
+                continue
+            except OSError as exc:  # the zygote failed twice, or the fork server: nothing is signed, the node retries
+                raise EnclaveUnreachable(f"cannot start a worker for template {image.template_id[:10]}: {exc}") from exc
+        raise EnclaveUnreachable("template zygotes are being replaced faster than jobs can use them")
+
+    def _refill_loop(self) -> None:
+        while (zygote := self._refills.get()) is not None:
+            zygote.refill(self)
+
+    def run(self, image: TemplateImage, job: dict, timeout: float, handler: CallHandler | None = None) -> WorkerResult:
+        """Runs `job` (a job frame for `image`'s template, without the bundle) in a fresh child, answering
+        its capability calls with `handler`.
+
+        A child that overruns, crashes or breaks the frame protocol is killed and reported. Then the
+        template's next child is forked in the background (not during the job: on two cores that
+        slowed the job down more than it saved the next one), while this result is checked and signed.
         """
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, pid, zygote = self._take(image)
         try:
-            pid = self._fork(theirs)
-            theirs.close()
             deadline = time.monotonic() + timeout + _WALL_GRACE_SECONDS
             calls, unread = 0, _MAX_CHANNEL_BYTES
             try:
@@ -155,8 +348,14 @@ class WorkerPool:
                 _kill_group(pid)
         finally:
             ours.close()
-            theirs.close()
+            self._refills.put(zygote)  # the next job's child
         return WorkerResult(Status.TEMPLATE_ERROR, b"worker returned a malformed result")
+
+    def warm(self) -> dict[str, Warmth]:
+        """What is warm now, by template id, least recently run first."""
+        with self._lock:
+            zygotes = list(self._zygotes.items())
+        return {tid: Warmth(z.pid, tuple(pid for _, pid, _ in z.spares), z.from_spare, z.on_demand) for tid, z in zygotes}
 
     def _stop_server(self) -> None:
         if self._control is not None:
@@ -167,10 +366,50 @@ class WorkerPool:
             self._server.wait()
 
     def close(self) -> None:
-        """Stops the fork server."""
+        """Stops the zygotes, their spare children and the fork server."""
+        with self._lock:
+            self._closed = True
+            zygotes = list(self._zygotes.values())
+            self._zygotes.clear()
+        self._refills.put(None)
+        for zygote in zygotes:
+            zygote.retire()
         with self._lock:
             self._stop_server()
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _read_pid(control: socket.socket) -> int:
+    """The 8-byte pid a fork server or zygote answers a fork request with."""
+    reply = b""
+    while len(reply) < 8:
+        chunk = control.recv(8 - len(reply))
+        if not chunk:
+            raise ConnectionError("the forking process closed its control channel")
+        reply += chunk
+    return int.from_bytes(reply, "big")
+
+
+def _idle(conn: socket.socket) -> bool:
+    """Whether a spare child is still waiting for its job: it writes nothing before it, so anything readable means it is gone."""
+    readable, _, _ = select.select([conn], [], [], 0)
+    return not readable
+
+
+def _hurry(pid: int) -> None:
+    """Gives a spare, which prepares at the lowest priority, the normal one now that its job is here.
+
+    Only root may; without root spares are not lowered (`worker._child`)."""
+    if os.geteuid() == 0:
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0))  # the enclave's, as the zygote's
+        except OSError:
+            pass
+
+
+def _discard(conn: socket.socket, pid: int) -> None:
+    conn.close()  # a spare still waiting reads the end of its channel and exits
+    _kill_group(pid)
 
 
 def _answer(handler: CallHandler | None, message: dict[str, Any]) -> dict[str, Any]:

@@ -84,6 +84,9 @@ def check_outcome(name: str, status: Status, output: bytes) -> None:
     if name == "hostile-fork-bomb":
         children = int(re.search(r"after (\d+) children", reason).group(1))  # type: ignore[union-attr]
         assert children < sandbox.PROCESSES, reason
+    elif name == "hostile-threads":
+        threads = int(re.search(r"refused after (\d+):", reason).group(1))  # type: ignore[union-attr]
+        assert threads < sandbox.PROCESSES, reason
     elif name == "hostile-fd-exhaustion":
         assert int(re.search(r"refused at (\d+)", reason).group(1)) <= sandbox.OPEN_FILES, reason  # type: ignore[union-attr]
     elif name == "hostile-huge-exception":

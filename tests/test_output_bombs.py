@@ -140,7 +140,14 @@ class Attack:
                 self.refusals.append((name, *ask(enclave, name)))
 
 
-def test_honestRequest_underABombAttack_answersWithinTwiceItsIdleTime(enclave: Enclave) -> None:
+# Sharing two cores with a stream of bombs, each a process forked and confined for its job, costs an
+# honest request a few milliseconds whatever the key holder does. With warm runs an idle request takes
+# 5-7 ms back to back here (10-12 ms before), so a bare ratio measured that sharing, not the key holder;
+# the 10 ms allowance keeps the test on what it guards against: bombs decoded in the key holder (153 ms).
+_SHARING_SECONDS = 0.010
+
+
+def test_honestRequest_underABombAttack_answersWithinTwiceItsIdleTimeAndTenMilliseconds(enclave: Enclave) -> None:
     honest_seconds(enclave)  # warm up
     idle: list[float] = []
     attacked: list[float] = []
@@ -154,7 +161,7 @@ def test_honestRequest_underABombAttack_answersWithinTwiceItsIdleTime(enclave: E
             break  # it holds an enclave slot: another attack would leave honest requests none
 
     idle_median, attacked_median = statistics.median(idle), statistics.median(attacked)
-    assert attacked_median <= 2 * idle_median, (
+    assert attacked_median <= 2 * idle_median + _SHARING_SECONDS, (
         f"honest median {attacked_median * 1000:.1f} ms under attack, {idle_median * 1000:.1f} ms idle"
     )
     assert all(attack.stopped for attack in attacks), "a bomb was still being checked 10 s after its attack stopped"
