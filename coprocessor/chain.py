@@ -10,6 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import coincurve
+import rlp
 from eth_abi import decode
 from eth_account import Account
 from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_address
@@ -108,16 +110,26 @@ def decode_revert(data: bytes | str | None) -> str:
     return f"{name}({shown})"
 
 
-def _rpc_message(exc: Web3RPCError) -> str:
-    """The node's own message of a JSON-RPC error reply."""
-    error = exc.rpc_response.get("error") if isinstance(exc.rpc_response, dict) else None
-    return str(error.get("message")) if isinstance(error, dict) and error.get("message") else str(exc)
-
-
 def _revert_reason(exc: Exception) -> str:
     if isinstance(exc, ContractCustomError | ContractLogicError) and exc.data:
         return decode_revert(exc.data)
     return str(exc)
+
+
+def sign_eip1559(
+    key: coincurve.PrivateKey, chain_id: int, nonce: int, tip: int, max_fee: int, gas: int, to: str, data: bytes
+) -> bytes:
+    """A signed EIP-1559 transaction (no value, no access list), as eth_account would make it.
+
+    The node signs every fulfil with this: eth_account's general path validates and converts each
+    field through several layers and takes ~1.8 ms a transaction, a tenth of an idle request's time.
+    `tests/test_submitter.py` checks the bytes equal eth_account's.
+    """
+    fields = [chain_id, nonce, tip, max_fee, gas, bytes.fromhex(to.removeprefix("0x")), 0, data, []]
+    digest = keccak(b"\x02" + rlp.encode(fields))
+    signature = key.sign_recoverable(digest, hasher=None)
+    r, s, y_parity = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
+    return b"\x02" + rlp.encode([*fields, y_parity, r, s])
 
 
 class TxSender:
@@ -128,6 +140,7 @@ class TxSender:
         self.account = Account.from_key(private_key)
         self.address: str = self.account.address
         self.chain_id = w3.eth.chain_id
+        self._signing_key = coincurve.PrivateKey(bytes(self.account.key))
         self._lock = threading.Lock()
         self._nonce: int | None = None
 
@@ -181,15 +194,12 @@ class TxSender:
 
     def send_at(self, nonce: int, to: str, data: bytes, gas: int, max_fee: int, tip: int) -> bytes:
         """Signs and sends at an explicit nonce (the caller manages nonces); ChainError with the node's reason."""
-        tx = {
-            "chainId": self.chain_id, "nonce": nonce, "to": to_checksum_address(to), "data": data, "value": 0,
-            "gas": gas, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip,
-        }
-        signed = self.account.sign_transaction(tx)
-        try:
-            return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
-        except Web3RPCError as exc:
-            raise ChainError(_rpc_message(exc)) from None
+        raw = sign_eip1559(self._signing_key, self.chain_id, nonce, tip, max_fee, gas, to, data)
+        response = self.w3.provider.make_request("eth_sendRawTransaction", ["0x" + raw.hex()])  # type: ignore[arg-type]
+        if "error" in response:
+            error = response["error"]
+            raise ChainError(str(error.get("message", error)) if isinstance(error, dict) else str(error))
+        return bytes.fromhex(str(response["result"]).removeprefix("0x"))
 
     def receipt(self, tx_hash: bytes) -> Any | None:
         """The receipt (status, blockNumber, gasUsed, transactionHash, decoded logs), or None while not mined."""

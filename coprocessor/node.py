@@ -253,7 +253,7 @@ class Node:
     def _submit_loop(self) -> None:
         """Sends what is signed, tracks what is in flight, cancels what expired."""
         last_sweep = last_track = 0.0
-        tracked_version = -1
+        tracked_version = reorgs_seen = -1
         while not self._stop.is_set():
             self._submit_wake.wait(0.25 if self.submitter.in_flight else 1.0)
             self._submit_wake.clear()
@@ -263,6 +263,9 @@ class Node:
             try:
                 # Transactions in flight change only with a new block (or by being dropped, checked on a timer),
                 # so a wake-up by a signed response does not ask the chain about them again.
+                if self.listener.reorgs != reorgs_seen:
+                    reorgs_seen = self.listener.reorgs
+                    self.submitter.forget_floor()
                 if self.heads.version != tracked_version or time.monotonic() - last_track >= 0.25:
                     tracked_version, last_track = self.heads.version, time.monotonic()
                     self.submitter.track()

@@ -125,10 +125,6 @@ class Submitter:
     def track(self) -> None:
         """Handles mined, dropped, replaced and stuck transactions."""
         if not self.in_flight:
-            # Re-read the floor before the next send: the account's count can go down as well as up (a reorg,
-            # or a chain restored from older state, removes mined transactions), and a transaction sent above
-            # it would wait in the pool forever.
-            self._floor = None
             return
         latest = self.account.nonce_at("latest")
         self._floor = latest
@@ -202,6 +198,12 @@ class Submitter:
             self.journal.submitted([entry.commitment], sent.hashes[-1].hex(), cancelling=True)
             count += 1
         return count
+
+    def forget_floor(self) -> None:
+        """Re-reads the account's nonce before the next send: after a reorg (or a chain restored from older
+        state) its count can go down, and a transaction sent above it would wait in the pool. (A gap below
+        one in flight is also found and filled by `track`, within one check.)"""
+        self._floor = None
 
     def adopt(self, tx_hash: bytes, commitments: list[bytes]) -> None:
         """After a restart: tracks a transaction sent before it, so it is never sent twice at two nonces."""

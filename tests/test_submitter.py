@@ -252,3 +252,21 @@ def test_sendReady_gapWithNothingSigned_filledByATransferToItself(tmp_path: Path
     account.mine()
     submitter.track()
     assert account.latest == 2 and not submitter.in_flight, "the fulfil above the gap is mined"
+
+
+def test_signEip1559_matchesEthAccountByteForByte() -> None:
+    import coincurve
+    from eth_account import Account
+    from eth_utils import to_checksum_address
+
+    from coprocessor.chain import ANVIL_KEYS, sign_eip1559
+
+    account = Account.from_key(ANVIL_KEYS[1])
+    key = coincurve.PrivateKey(bytes(account.key))
+    for nonce, data in [(0, b""), (7, b"\x01" * 40_000), (2**40, bytes(range(256)))]:
+        ours = sign_eip1559(key, 31337, nonce, 10**9, 3 * 10**9 + 7, 123_456, COPROCESSOR, data)
+        theirs = account.sign_transaction({
+            "chainId": 31337, "nonce": nonce, "maxPriorityFeePerGas": 10**9, "maxFeePerGas": 3 * 10**9 + 7,
+            "gas": 123_456, "to": to_checksum_address(COPROCESSOR), "value": 0, "data": data,
+        }).raw_transaction
+        assert ours == bytes(theirs)
