@@ -181,6 +181,22 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live descendants, each with its reaped children."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / _TICKS
+
+
 def tree_pss_kb(pid: int) -> int:
     """Proportional set size of a process and its descendants, in kB (shared pages counted once in all)."""
     return sum(_read_kb(f"/proc/{p}/smaps_rollup", "Pss") for p in _tree(pid))
@@ -345,6 +361,7 @@ class Stack:
     median: Template
     enclave_process: subprocess.Popen[bytes]
     enclave: EnclaveClient
+    anvil_pid: int
     node: subprocess.Popen[bytes] | None = None
     watcher: LogWatcher | None = None
     rpc: Rpc = field(init=False)
@@ -400,6 +417,23 @@ class Stack:
             raise BenchError(f"warm-up request not answered within {timeout:g} s; node log ends:\n{self.log_tail('node.log')}")
         return time.perf_counter() - started
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds so far: the node, the enclave's own process, Anvil, this process, and the whole machine.
+
+        Template jobs are reaped by the kernel (their parents ignore SIGCHLD), so no process's counters
+        hold them: they are most of what the machine spent beyond the processes named.
+        """
+        assert self.node is not None
+        me = os.times()
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+        return {
+            "node": tree_cpu_seconds(self.node.pid), "enclave": tree_cpu_seconds(self.enclave_process.pid),
+            "anvil": tree_cpu_seconds(self.anvil_pid), "bench (feed and watch)": me.user + me.system,
+            "machine": busy / _TICKS,
+        }
+
     def callback_count(self) -> int:
         return contract(self.w3, "ExampleConsumer", self.deployment.consumer).functions.callbackCount().call()
 
@@ -425,7 +459,7 @@ def fresh_stack(root: Path, name: str) -> Iterator[Stack]:
             folder / "enclave.log", chain_rpc=rpc_url,
         )
         devnet.register_enclave(rpc_url, deployment, enclave, folder / "dev-pki")
-        stack = Stack(folder, rpc_url, f"ws://127.0.0.1:{port}", w3, deployment, find_template(templates, "median-price"), enclave_process, enclave)
+        stack = Stack(folder, rpc_url, f"ws://127.0.0.1:{port}", w3, deployment, find_template(templates, "median-price"), enclave_process, enclave, anvil.pid)
         stack.watcher = LogWatcher(stack.ws_url, deployment.coprocessor)
         yield stack
     finally:
@@ -752,6 +786,7 @@ def phase_sustained(report: Report, settings: Settings, root: Path) -> None:
         stack.start_node()
         record["warm_up_seconds"] = round(stack.warm_up(stack.user()), 2)
         consumer = load.address
+        cpu_before = stack.cpu_seconds()
         receipts = _feed(stack, sender, load, settings.sustained_txs, settings.sustained_per_tx, WINDOW)
         if not watcher.wait(lambda: watcher.submitted_by[consumer] >= fed, 30.0):
             raise BenchError(f"sustained phase: saw {watcher.submitted_by[consumer]} of {fed} RequestSubmitted logs")
@@ -766,6 +801,7 @@ def phase_sustained(report: Report, settings: Settings, root: Path) -> None:
         complete = watcher.wait(lambda: watcher.answered_by[consumer] >= fed, settings.phase_timeout, stack.node_alive, progress)
         if not complete:
             _progress(f"timed out after {settings.phase_timeout:g} s: reporting what was answered")
+        cpu_after = stack.cpu_seconds()
         time.sleep(0.5)
         with watcher.cond:
             answered = [r for r in rids if r in watcher.fulfilled]
@@ -776,6 +812,11 @@ def phase_sustained(report: Report, settings: Settings, root: Path) -> None:
         if not answered:
             raise BenchError("sustained phase: no request was answered")
         rate = len(answered) / (last - first)
+        # Where the two cores went: CPU per response of each process, over the feed and the answers.
+        cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / len(answered) for name in cpu_before}
+        cpu_ms["template jobs and the rest"] = cpu_ms["machine"] - sum(v for k, v in cpu_ms.items() if k != "machine")
+        record["cpu_ms_per_response"] = {name: round(ms, 2) for name, ms in cpu_ms.items()}
+        _progress("CPU per response: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
         report.figure("sustained_responses_per_s", f"sustained responses/s ({fed} fed at once)", rate, "responses/s", "raw_throughput_tx_per_s")
         report.figure("sustained_queueing_delay_mean_ms", "queueing delay mean (request mined -> callback)", statistics.fmean(delays), "ms", "idle_latency_p50_ms")
         report.figure("sustained_latency_p50_ms", "latency under load p50", statistics.median(delays), "ms", "idle_latency_p50_ms")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
+import itertools
 import json
 import threading
 import time
+import urllib.parse
+import weakref
 from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
@@ -49,9 +53,100 @@ def connect(rpc_url: str, timeout: float = 30.0) -> Web3:
     return w3
 
 
+class JsonRpc:
+    """JSON-RPC over HTTP(S) on a kept-alive connection per thread: no middleware, no formatters.
+
+    The node's hot paths (logs, receipts, nonces, sends: several calls a response) spent more
+    CPU in web3's provider and `requests` (proxy lookups in the environment, header parsing)
+    than in anything else. Transport failures raise OSError or http.client.HTTPException.
+    """
+
+    # A kept-alive connection idle this long is replaced before use, rather than racing the server's close.
+    REUSE_SECONDS = 4.0
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ChainError(f"RPC URL {url!r} is not http(s)://host[:port][/path]")
+        self._https = parsed.scheme == "https"
+        self._host, self._port = parsed.hostname, parsed.port
+        self._path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        self._headers = {"Content-Type": "application/json"}
+        if parsed.username:  # basic auth in the URL, as providers' URLs sometimes carry it
+            import base64
+
+            credentials = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
+            self._headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._local = threading.local()
+
+    def request(self, method: str, params: list[Any]) -> dict[str, Any]:
+        """The whole JSON-RPC response (`result` or `error`)."""
+        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}).encode()
+        for attempt in range(2):
+            connection, reused = self._connection()
+            try:
+                connection.request("POST", self._path, body, self._headers)
+                response = connection.getresponse()
+                raw = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._drop()
+                if reused and not attempt:
+                    continue  # closed by the server while idle, before it read this request
+                raise
+            except (OSError, http.client.HTTPException):
+                self._drop()
+                raise
+            if response.will_close:
+                self._drop()
+            else:
+                self._local.used = time.monotonic()
+            if response.status != 200:
+                raise ChainError(f"{method}: HTTP {response.status} from the RPC: {raw[:200].decode(errors='replace')}")
+            answer = json.loads(raw)
+            if not isinstance(answer, dict):
+                raise ChainError(f"{method}: the RPC answered {type(answer).__name__}, not a JSON-RPC response")
+            return answer
+        raise AssertionError("unreachable")
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and time.monotonic() - self._local.used < self.REUSE_SECONDS:
+            return connection, True
+        self._drop()
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        self._local.connection = kind(self._host, self._port, timeout=self.timeout)
+        return self._local.connection, False
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+_transports: weakref.WeakKeyDictionary[Web3, JsonRpc | None] = weakref.WeakKeyDictionary()
+_transports_lock = threading.Lock()
+
+
+def rpc_request(w3: Web3, method: str, params: list[Any]) -> dict[str, Any]:
+    """One JSON-RPC call to `w3`'s endpoint, on the lean transport where it is HTTP(S); the whole response."""
+    if w3 not in _transports:
+        with _transports_lock:
+            if w3 not in _transports:
+                endpoint = str(getattr(w3.provider, "endpoint_uri", "") or "")
+                timeout = float((getattr(w3.provider, "_request_kwargs", None) or {}).get("timeout", 30.0))
+                _transports[w3] = JsonRpc(endpoint, timeout) if endpoint.startswith(("http://", "https://")) else None
+    transport = _transports[w3]
+    if transport is None:  # another provider (IPC, a test's): through web3
+        return dict(w3.provider.make_request(method, params))  # type: ignore[arg-type]
+    return transport.request(method, params)
+
+
 def rpc(w3: Web3, method: str, params: list[Any]) -> Any:
-    """One JSON-RPC call without web3's result formatters (hot paths: logs and receipts by the thousand)."""
-    response = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    """One JSON-RPC call without web3's provider and formatters (hot paths: logs and receipts by the thousand)."""
+    response = rpc_request(w3, method, params)
     if "error" in response:
         raise ChainError(f"{method} failed: {response['error']}")
     return response.get("result")
@@ -195,7 +290,7 @@ class TxSender:
     def send_at(self, nonce: int, to: str, data: bytes, gas: int, max_fee: int, tip: int) -> bytes:
         """Signs and sends at an explicit nonce (the caller manages nonces); ChainError with the node's reason."""
         raw = sign_eip1559(self._signing_key, self.chain_id, nonce, tip, max_fee, gas, to, data)
-        response = self.w3.provider.make_request("eth_sendRawTransaction", ["0x" + raw.hex()])  # type: ignore[arg-type]
+        response = rpc_request(self.w3, "eth_sendRawTransaction", ["0x" + raw.hex()])
         if "error" in response:
             error = response["error"]
             raise ChainError(str(error.get("message", error)) if isinstance(error, dict) else str(error))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,11 @@ from coprocessor_enclave.service import QuoteRefused, SignedResult
 from .errors import EnclaveError, EnclaveUnreachable
 
 DEFAULT_TOKEN_FILE = Path(".coprocessor/enclave.token")
+# A kept-alive connection idle this long is replaced before use: the enclave closes idle ones
+# after `coprocessor_enclave.server.IDLE_SECONDS`, and a request must not race that close.
+_REUSE_SECONDS = 10.0
+# What a kept-alive connection that the enclave has closed fails with, before any reply.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 def read_token(path: Path | str) -> str:
@@ -40,6 +47,7 @@ class EnclaveClient:
             raise EnclaveError(f"enclave URL {url!r} is not http://host:port (the enclave RPC is local HTTP)")
         self._host, self._port, self._base = parsed.hostname, parsed.port or 80, parsed.path
         self._headers = {"Content-Type": "application/json"}
+        self._local = threading.local()  # one kept-alive connection per calling thread
         if token is not None:
             self._headers[TOKEN_HEADER] = f"Bearer {token}"
 
@@ -49,18 +57,28 @@ class EnclaveClient:
         return cls(url, read_token(token_file), timeout)
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        # http.client, not urllib: the enclave serves one request a connection, and urllib's opener
-        # machinery cost the node more CPU per run than the connection itself.
+        # http.client on a kept-alive connection per thread: a connection (and an enclave thread) per
+        # run, or urllib's opener machinery, cost more CPU than the run's own HTTP.
         data = None if body is None else json.dumps(body).encode()
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-        try:
-            connection.request("GET" if data is None else "POST", self._base + path, data, self._headers)
-            response = connection.getresponse()
-            raw = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
-        finally:
-            connection.close()
+        for attempt in range(2):
+            connection, reused = self._connection()
+            try:
+                connection.request("GET" if data is None else "POST", self._base + path, data, self._headers)
+                response = connection.getresponse()
+                raw = response.read()
+            except _STALE as exc:
+                self._drop()
+                if reused and not attempt:
+                    continue  # the enclave closed it while idle, before reading this request: once more, fresh
+                raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop()
+                raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
+            if response.will_close:
+                self._drop()
+            else:
+                self._local.used = time.monotonic()
+            break
         if response.status == 200:
             return json.loads(raw)
         try:
@@ -70,6 +88,21 @@ class EnclaveClient:
         if response.status >= 500:
             raise EnclaveUnreachable(f"enclave could not serve {path} now: {detail}")
         raise EnclaveError(f"enclave refused {path}: {detail}")
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it served a request before."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and time.monotonic() - self._local.used < _REUSE_SECONDS:
+            return connection, True
+        self._drop()
+        self._local.connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        return self._local.connection, False
+
+    def _drop(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def info(self) -> dict[str, Any]:
         """See `Enclave.info`."""

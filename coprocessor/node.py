@@ -49,6 +49,7 @@ class NodeConfig:
     max_batch: int = 64
     gas_budget: int = 15_000_000
     max_in_flight: int = 4
+    batch_wait: float = 0.05  # seconds a partial batch may wait for responses the enclave is making
     sweep_interval: float = 1.0
     key_check_interval: float = 10.0
     ws_url: str | None = ""  # "" derives it from the RPC URL; None polls only
@@ -79,8 +80,10 @@ class Node:
         self.listener = Listener(w3, journal, coprocessor, start_block, config.confirmations, reorg_depth=config.reorg_depth)
         self.submitter = Submitter(
             sender, coprocessor, journal,
-            SubmitterConfig(max_batch=config.max_batch, gas_budget=config.gas_budget, max_in_flight=config.max_in_flight),
-            request_state=self._request_state, on_receipt=self._on_receipt,
+            SubmitterConfig(
+                max_batch=config.max_batch, gas_budget=config.gas_budget, max_in_flight=config.max_in_flight, batch_wait=config.batch_wait,
+            ),
+            request_state=self._request_state, on_receipt=self._on_receipt, more_coming=self._enclave_busy,
         )
         ws_url = config.ws_url
         if ws_url == "":
@@ -214,16 +217,24 @@ class Node:
             entry = self._work.get()
             if entry is None:
                 return
+            signed = False
             try:
-                self._run_one(entry)
+                signed = self._run_one(entry)
             except Exception as exc:  # the journal failed: the claim is redone after a restart
                 log.exception("enclave stage failed on 0x%s: %s", entry.request.request_id.hex()[:12], exc)
             finally:
                 with self._busy_lock:
                     self._busy -= 1
                 self._dispatch_wake.set()
+            if signed:  # after `_busy` is down: the submitter holds a partial batch only while others run
+                self._submit_wake.set()
 
-    def _run_one(self, entry: Entry) -> None:
+    def _enclave_busy(self) -> bool:
+        with self._busy_lock:
+            return self._busy > 0
+
+    def _run_one(self, entry: Entry) -> bool:
+        """One enclave run, journaled; whether a signed response was."""
         rid = entry.request.request_id.hex()[:12]
         started = time.monotonic()
         try:
@@ -234,28 +245,31 @@ class Node:
             self.journal.retry_later(entry, delay, str(exc))
             self.metrics.errors.labels("enclave-unreachable").inc()
             log.warning("request 0x%s: %s (attempt %d, retrying in %.1f s)", rid, exc, entry.attempts + 1, delay)
-            return
+            return False
         except EnclaveError as exc:
             # The enclave refuses to sign (e.g. input does not match the commitment): the request cannot be
             # answered, so it is cancelled and refunded after its deadline.
             self.journal.finish(entry.commitment, State.FAILED, error=str(exc), expect=(State.RUNNING,))
             self.metrics.errors.labels("enclave-refused").inc()
             log.error("request 0x%s refused by the enclave: %s", rid, exc)
-            return
+            return False
         self.metrics.stage_seconds.labels("enclave").observe(time.monotonic() - started)
-        if self.journal.signed(entry, result.status, result.output, result.signature):
-            self._submit_wake.set()
-            if result.status == 0:
-                log.info("request 0x%s signed: Ok", rid)
-            else:
-                log.info("request 0x%s signed: %s (%s)", rid, result.status.name, result.output[:200].decode("utf-8", "replace"))
+        if not self.journal.signed(entry, result.status, result.output, result.signature):
+            return False
+        if result.status == 0:
+            log.info("request 0x%s signed: Ok", rid)
+        else:
+            log.info("request 0x%s signed: %s (%s)", rid, result.status.name, result.output[:200].decode("utf-8", "replace"))
+        return True
 
     def _submit_loop(self) -> None:
         """Sends what is signed, tracks what is in flight, cancels what expired."""
         last_sweep = last_track = 0.0
         tracked_version = reorgs_seen = -1
         while not self._stop.is_set():
-            self._submit_wake.wait(0.25 if self.submitter.in_flight else 1.0)
+            timeout = 0.25 if self.submitter.in_flight else 1.0
+            held = self.submitter.hold_until - time.monotonic()  # a partial batch waiting for responses being made
+            self._submit_wake.wait(min(timeout, held) if held > 0 else timeout)
             self._submit_wake.clear()
             head = self.heads.latest
             if self._stop.is_set() or head is None:

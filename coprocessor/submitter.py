@@ -90,6 +90,10 @@ class SubmitterConfig:
     drop_check_after: float = 0.5  # seconds before a pending transaction is checked for having been dropped
     bump_after: float = 15.0  # seconds pending before its fee is bumped
     bump_percent: int = 13  # nodes require at least 10 % more for a replacement
+    # While the enclave still runs others, a partial batch waits this long after the last fulfil for
+    # them: on a fast chain a fulfil is mined in milliseconds, and sending each response as it is
+    # signed made batches of 1-3, costing the chain and the node per transaction. Never when idle.
+    batch_wait: float = 0.05
 
 
 class Submitter:
@@ -104,6 +108,7 @@ class Submitter:
         request_state: Callable[[bytes], RequestState] | None = None,
         on_receipt: Callable[[InFlight, Any], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        more_coming: Callable[[], bool] = lambda: False,
     ) -> None:
         self.account = account
         self.coprocessor = coprocessor
@@ -112,6 +117,9 @@ class Submitter:
         self.request_state = request_state
         self.on_receipt = on_receipt
         self.clock = clock
+        self.more_coming = more_coming  # whether responses are being made now (the enclave stage is busy)
+        self.hold_until = 0.0  # a partial batch waits until then (clock) for responses being made
+        self._last_fulfil = float("-inf")
         self.in_flight: dict[int, InFlight] = {}
         self._floor: int | None = None  # no nonce below this is free (the chain's `latest` count)
 
@@ -155,8 +163,13 @@ class Submitter:
             if self._gap():  # nothing to fill it with: a transfer to ourselves unblocks what is in flight
                 self._send("filler", [], b"", 21_000, base_fee, to=self.account.address)
             return 0
-        if fulfils and len(ready) < self.config.max_batch and not self._gap():
-            return 0
+        if len(ready) < self.config.max_batch and not self._gap():
+            if fulfils:
+                return 0
+            hold_until = self._last_fulfil + self.config.batch_wait
+            if self.clock() < hold_until and self.more_coming():
+                self.hold_until = hold_until
+                return 0
         batch, gas_planned = [], _BATCH_OVERHEAD_GAS
         for entry in ready:
             cost = entry.request.callback_gas_limit * 64 // 63 + ITEM_OVERHEAD_GAS
@@ -178,6 +191,7 @@ class Submitter:
             gas_planned = gas * 6 // 5 + 20_000
         items = [Fulfillment(e.request, e.status, e.output, e.signature) for e in batch]  # type: ignore[arg-type]
         sent = self._send("fulfill", batch, encode_fulfill(items), gas_planned, base_fee)
+        self._last_fulfil = sent.sent_at
         self.journal.submitted([e.commitment for e in batch], sent.hashes[-1].hex())
         return len(batch)
 

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
            help="where to write the token callers must present (mode 0600); default .coprocessor/enclave.token")
     option("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1")
     option("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
-    option("--concurrency", type=int, default=2, help="template runs at once; default 2")
+    option("--concurrency", type=int, default=4, help="template runs at once (each within its template's memory limit); default 4")
     option("--warm-templates", type=int, default=DEFAULT_WARM_TEMPLATES,
            help=f"templates kept warm (a zygote and a spare worker each, about 5 MB); the least recently run goes first; default {DEFAULT_WARM_TEMPLATES}")
     option("--dev-pki", type=Path, default=Path(".coprocessor/dev-pki"), help="dev: where the development PKI lives (created if missing)")

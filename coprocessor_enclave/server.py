@@ -20,6 +20,9 @@ from .protocol import Request, Status
 from .service import Enclave, QuoteRefused
 
 _MAX_BODY = 1024 * 1024
+# A connection is kept alive between requests (the node keeps one per enclave thread) and closed
+# after this long without one, so idle connections do not hold a thread each for ever.
+IDLE_SECONDS = 30.0
 
 
 TOKEN_HEADER = "Authorization"
@@ -45,6 +48,9 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
     expected = f"Bearer {token}".encode()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # kept alive: every reply has a Content-Length
+        timeout = IDLE_SECONDS
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             pass
 
@@ -52,6 +58,8 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
             reply_json(self, code, body)
 
         def do_GET(self) -> None:
+            if self.headers.get("Content-Length", "0") != "0":
+                self.close_connection = True  # a body we do not read is never taken for the next request
             if self.path != "/info":
                 self._reply(404, {"error": f"no such endpoint {self.path}"})
                 return
@@ -61,13 +69,14 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
                 self._reply(503, {"error": f"{type(exc).__name__}: {exc}"})
 
         def do_POST(self) -> None:
-            self.close_connection = True  # one request a connection: an unread body is never taken for the next
             presented = (self.headers.get(TOKEN_HEADER) or "").encode(errors="replace")
             if not hmac.compare_digest(presented, expected):
+                self.close_connection = True  # its body is not read: it must never be taken for a request
                 self._reply(401, {"error": f"{self.path} needs the enclave owner's token (enclave serve --token-file)"})
                 return
             length = self.headers.get("Content-Length") or "0"
             if not length.isdigit() or int(length) > _MAX_BODY:  # no sign, no junk: "-1" would read to EOF
+                self.close_connection = True
                 self._reply(413 if length.isdigit() else 400, {"error": f"Content-Length must be 0-{_MAX_BODY}"})
                 return
             try:

@@ -75,7 +75,7 @@ class Enclave:
         config: EnclaveConfig,
         templates: dict[bytes, Template],
         backend: AttestationBackend,
-        max_concurrency: int = 2,
+        max_concurrency: int = 4,
         capabilities: CapabilitySettings | None = None,
         warm_templates: int = DEFAULT_WARM_TEMPLATES,
     ) -> None:

@@ -96,10 +96,10 @@ def run_job(job: dict[str, Any], caller: Caller, files: Mapping[str, bytes], com
     return {"status": Status.OK, "output": output.hex()}
 
 
-def _child(conn: socket.socket, image: dict[str, Any], files: Mapping[str, bytes], compiled: bytes, spare: bool) -> None:
+def _child(conn: socket.socket, image: dict[str, Any], files: Mapping[str, bytes], compiled: bytes, spare: bool, rehearse: bool) -> None:
     """In a child of a zygote: confined as far as it can be without its job, it waits for the job frame
-    (a `spare`, forked ahead of its job, rehearses one first); then one job in, capability calls out
-    and back, one result out, then exit."""
+    (a `spare` is forked ahead of its job, and may `rehearse` one first); then one job in, capability
+    calls out and back, one result out, then exit."""
     os.setsid()  # own process group: the enclave kills the whole group, forks included
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     owner = os.getpid()
@@ -139,7 +139,7 @@ def _child(conn: socket.socket, image: dict[str, Any], files: Mapping[str, bytes
     except Exception as exc:
         print(f"sandbox: cannot confine the worker, not running the template: {exc!r}", file=sys.stderr, flush=True)
         raise
-    if spare and not select.select([conn], [], [], 0)[0]:  # not when its job is already there
+    if rehearse and not select.select([conn], [], [], 0)[0]:  # not when its job is already there
         _rehearse(image)
     job = recv_frame(conn, bounded=False)  # from the enclave, which bounded whatever it relays; a spare waits here
     if job["template_id"] != image["template_id"] or job["limits"]["memory_mb"] != limits["memory_mb"] or job["limits"]["timeout_seconds"] != limits["timeout_seconds"]:
@@ -376,7 +376,7 @@ def _zygote(control: socket.socket, server: int) -> None:
         if not fds:
             return  # control channel closed: the enclave dropped this zygote or stopped
         conn = socket.socket(fileno=fds[0])
-        if compiler is not None and kind == b"S":
+        if compiler is not None and kind in b"SB":
             compiled, compiler = _collect_compiled(compiler), None
         pid = sandbox.fork_job()
         if pid == 0:
@@ -384,7 +384,7 @@ def _zygote(control: socket.socket, server: int) -> None:
             try:
                 if compiler is not None:
                     compiler[1].close()
-                _child(conn, image, files, compiled, spare=kind == b"S")
+                _child(conn, image, files, compiled, spare=kind in b"SB", rehearse=kind == b"S")
             finally:
                 os._exit(1)
         conn.close()

@@ -136,7 +136,9 @@ class _Zygote:
         with self.lock:
             while not self.retired and len(self.spares) < self.depth:
                 try:
-                    self.spares.append((*self._spawn(pool, b"S"), time.monotonic()))
+                    # Back to back, its job comes within milliseconds: a rehearsal would only add its CPU to the load.
+                    kind = b"S" if self.depth == 1 else b"B"
+                    self.spares.append((*self._spawn(pool, kind), time.monotonic()))
                 except Exception as exc:  # the next job forks on demand and meets the error itself
                     print(f"worker: cannot fork a spare for template {self.image.template_id[:10]}: {exc!r}", file=sys.stderr, flush=True)
                     return
@@ -151,7 +153,8 @@ class _Zygote:
             self._stop()
 
     def _spawn(self, pool: WorkerPool, kind: bytes) -> tuple[socket.socket, int]:
-        """Has the zygote fork a child: `S` a spare (it rehearses a job while it waits), `J` one whose job is next."""
+        """Has the zygote fork a child: `S` a spare (it rehearses a job while it waits), `B` a spare while the
+        template runs back to back (no rehearsal), `J` one whose job is next."""
         for attempt in range(2):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:

@@ -90,3 +90,44 @@ def test_enclave_badContentLength_refusedWithoutReading(stack: Devnet, length: s
     response = connection.getresponse()  # answered at once: nothing waits for a body that never comes
     assert response.status == code and b"Content-Length" in response.read()
     connection.close()
+
+
+def _raw_exchange(port: int, payload: bytes) -> bytes:
+    """Sends `payload` on one fresh connection and reads until the enclave closes it (or 5 s pass)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(payload)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pass
+    return received
+
+
+def test_enclave_unauthenticatedBodyCarryingARequest_neverServedAsOne(stack: Devnet) -> None:
+    # Kept-alive connections must not let an unread body be parsed as the next request: a refused
+    # POST whose body is itself a well-formed request gets one answer, the 401, and the connection closes.
+    port = urlparse(stack.enclave_url).port
+    assert port is not None
+    inner = b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n"
+    outer = b"POST /rotate HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(inner) + inner
+    received = _raw_exchange(port, outer)
+    assert received.count(b"HTTP/1.1 ") == 1 and received.startswith(b"HTTP/1.1 401"), received[:300]
+    get_with_body = b"GET /info HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(inner) + inner
+    received = _raw_exchange(port, get_with_body)
+    assert received.count(b"HTTP/1.1 ") == 1 and received.startswith(b"HTTP/1.1 200"), received[:300]
+
+
+def test_enclaveClient_keepsItsConnection_andReplacesOneTheEnclaveClosed(stack: Devnet) -> None:
+    client = stack.enclave()
+    client.info()
+    first = client._local.connection
+    assert first is not None and first.sock is not None
+    client.info()
+    assert client._local.connection is first, "a second call opened a new connection"
+    first.sock.shutdown(2)  # as the enclave's idle close looks to the client: the next call meets a dead socket
+    assert client.info()["address"]
+    assert client._local.connection is not first

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
+
+import pytest
+from eth_abi import encode
 from eth_keys import keys
 from eth_utils import keccak
 
 from coprocessor.chain import contract
-from coprocessor_enclave.protocol import Request, Status, coprocessor_domain, recover_signer, request_id, response_digest, sign_digest
+from coprocessor_enclave.protocol import (
+    FULFILL_SELECTOR, FULFILLMENT_TUPLE, REQUEST_TUPLE, Fulfillment, Request, Status, coprocessor_domain, encode_fulfill,
+    recover_signer, request_id, response_digest, sign_digest,
+)
 
 from .conftest import Devnet
 from .golden import VECTORS_PATH, render
@@ -42,3 +50,38 @@ def test_responseDigest_matchesDeployedCoprocessor(stack: Devnet) -> None:
 def test_request_roundTripsThroughJson() -> None:
     request = Request(b"\x01" * 32, "0x1111111111111111111111111111111111111111", b"\x02" * 32, b"\x03" * 32, 1, 2, 3, 4, b"\x05" * 32)
     assert Request.from_json(request.to_json()) == request
+
+
+def _random_request(rng: random.Random) -> Request:
+    word = lambda: rng.randbytes(32)  # noqa: E731
+    return Request(
+        word(), "0x" + rng.randbytes(20).hex(), word(), word(), rng.choice([0, 1, 2**32 - 1, rng.getrandbits(32)]),
+        rng.choice([0, 2**96 - 1, rng.getrandbits(96)]), rng.getrandbits(64), rng.choice([0, 2**64 - 1, rng.getrandbits(64)]), word(),
+    )
+
+
+def test_packedEncodings_equalEthAbis() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        request = _random_request(rng)
+        assert request.encoded() == encode([REQUEST_TUPLE], [request.as_tuple()])
+    for size in (0, 1, 2, 7, 33):
+        batch = [
+            Fulfillment(_random_request(rng), Status(rng.randrange(len(Status))), rng.randbytes(rng.choice([0, 1, 31, 32, 33, 200])), rng.randbytes(65))
+            for _ in range(size)
+        ]
+        expected = FULFILL_SELECTOR + encode([f"{FULFILLMENT_TUPLE}[]"], [[f.as_tuple() for f in batch]])
+        assert encode_fulfill(batch) == expected, size
+
+
+@pytest.mark.parametrize("field", ["callback_gas_limit", "fee", "deadline", "anchor_block"])
+def test_packedEncoding_outOfRangeOrWrongSize_refused(field: str) -> None:
+    request = _random_request(random.Random(3))
+    limit = {"callback_gas_limit": 2**32, "fee": 2**96, "deadline": 2**64, "anchor_block": 2**64}[field]
+    for bad in (limit, -1):
+        with pytest.raises(ValueError):
+            dataclasses.replace(request, **{field: bad}).encoded()
+    with pytest.raises(ValueError):
+        dataclasses.replace(request, request_id=b"\x01" * 31).commitment()
+    with pytest.raises(ValueError):
+        dataclasses.replace(request, consumer="0x" + "11" * 19).encoded()

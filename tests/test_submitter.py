@@ -126,6 +126,30 @@ def test_sendReady_loneRequest_sentAtOnce(tmp_path: Path, clock: Clock) -> None:
     assert _states(journal, requests) == [State.SUBMITTED]
 
 
+def test_sendReady_enclaveStillBusy_partialBatchWaitsBatchWaitAfterTheLastFulfil(tmp_path: Path, clock: Clock) -> None:
+    journal, requests = _signed_journal(tmp_path / "j.sqlite", 7)
+    account = FakeAccount()
+    busy = [True]
+    submitter = _submitter(journal, account, clock, batch_wait=0.05)
+    submitter.more_coming = lambda: busy[0]
+    assert submitter.send_ready(0, 1) == 4  # the first fulfil: nothing sent lately, so at once
+    account.mine()
+    submitter.track()
+    clock.now += 0.01
+    assert submitter.send_ready(0, 1) == 0, "3 signed, more being made, 10 ms after the last fulfil: wait"
+    assert submitter.hold_until == pytest.approx(1000.05)
+    clock.now += 0.04
+    assert submitter.send_ready(0, 1) == 3, "the wait is over: what is signed goes"
+    # Idle (nothing being made): a lone response goes at once, however recent the last fulfil.
+    journal.record([(_request(99), b"input", 6)], [], 6, "cd" * 32)
+    for entry in journal.claim(1):
+        journal.signed(entry, Status.OK, b"\x00" * 32, b"\x01" * 65)
+    account.mine()
+    submitter.track()
+    busy[0] = False
+    assert submitter.send_ready(0, 1) == 1
+
+
 def test_sendReady_whileInFlight_waitsForAFullBatch(tmp_path: Path, clock: Clock) -> None:
     journal, requests = _signed_journal(tmp_path / "j.sqlite", 7)
     account = FakeAccount()
