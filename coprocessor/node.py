@@ -45,7 +45,7 @@ class NodeConfig:
     poll_interval: float = 0.05  # head polling when the RPC has no websocket
     confirmations: int = 0
     reorg_depth: int = 64
-    concurrency: int = 8  # enclave runs at once
+    concurrency: int = 16  # enclave runs in flight (twice the enclave's own default: one waits while one runs)
     max_batch: int = 64
     gas_budget: int = 15_000_000
     max_in_flight: int = 4

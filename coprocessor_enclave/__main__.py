@@ -18,7 +18,7 @@ from .attestation import DEV_BANNER, AttestationBackend, DevBackend, DstackBacke
 from .capabilities import CapabilitySettings, load_secrets
 from .errors import CoprocessorError
 from .server import make_server, write_token
-from .service import Enclave, EnclaveConfig
+from .service import DEFAULT_CONCURRENCY, Enclave, EnclaveConfig
 from .template import load_templates
 from .workers import DEFAULT_WARM_TEMPLATES
 
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
            help="where to write the token callers must present (mode 0600); default .coprocessor/enclave.token")
     option("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1")
     option("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
-    option("--concurrency", type=int, default=4, help="template runs at once (each within its template's memory limit); default 4")
+    option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help=f"template runs at once (the worst case in memory is this many times a template's memory_mb); default {DEFAULT_CONCURRENCY}")
     option("--warm-templates", type=int, default=DEFAULT_WARM_TEMPLATES,
            help=f"templates kept warm (a zygote and a spare worker each, about 5 MB); the least recently run goes first; default {DEFAULT_WARM_TEMPLATES}")
     option("--dev-pki", type=Path, default=Path(".coprocessor/dev-pki"), help="dev: where the development PKI lives (created if missing)")

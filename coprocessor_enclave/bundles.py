@@ -15,15 +15,64 @@ import base64
 import importlib.abc
 import importlib.machinery
 import marshal
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from types import CodeType, ModuleType
 
+from .abicodec import covers, keccak
 from .errors import ManifestError
-from .template import files_hash
+
+MAX_BUNDLE_BYTES = 8 * 1024 * 1024  # a template's files in all
 
 # Where a bundle's modules say they come from (tracebacks, `__file__`); nothing exists there on disk.
 ORIGIN = "/template"
+
+
+def files_hash(files: Mapping[str, bytes]) -> bytes:
+    """keccak256 over each file's `path NUL length NUL content`, in byte order of paths: the template id.
+
+    Any byte change in any file, or a renamed or added file, is a new hash.
+    """
+    encoded = bytearray()
+    for relative in sorted(files, key=str.encode):
+        content = files[relative]
+        encoded += relative.encode() + b"\0" + str(len(content)).encode() + b"\0" + content
+    return keccak(bytes(encoded))
+
+
+# What a zygote may import before forking jobs, when the enclave names it for a template: heavy
+# modules of ours and the libraries they bring, never anything a template names freely.
+PRELOADS = frozenset({
+    "eth_abi", "eth_utils", "eth_hash", "eth_keys", "eth_typing",
+    "coprocessor_enclave.chainread", "coprocessor_enclave.protocol", "coprocessor_enclave.template",
+})
+_IMPORTED = re.compile(rb"^[ \t]*(?:from|import)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
+_READS_CHAIN = re.compile(rb"\.chain\b|chainread")
+
+
+def preloads(files: Mapping[str, bytes], types: Sequence[str]) -> tuple[str, ...]:
+    """The heavy modules a template's jobs will import, for its zygote to import once (`PRELOADS` only).
+
+    Read from the sources' import lines (a template that imports otherwise only runs slower) and
+    from its types (eth_abi serves the ones `abicodec` leaves to it). `.chain` in a source brings
+    the verified chain reads (py-evm: 0.5 s to import, too much for a job's clock). The template's
+    own tests (`tests/`, `test_*.py`) are in its bundle but never run in a job: not read.
+    """
+    wanted = set() if covers(types) else {"eth_abi"}
+    for path, content in files.items():
+        name = path.rsplit("/", 1)[-1]
+        if not path.endswith(".py") or path.startswith("tests/") or name.startswith("test_") or name == "conftest.py":
+            continue
+        for name in _IMPORTED.findall(content):
+            top = name.decode().split(".")[0]
+            if top == "coprocessor":
+                wanted.add("coprocessor_enclave." + name.decode().removeprefix("coprocessor.").split(".")[0])
+            else:
+                wanted.add(top)
+        if _READS_CHAIN.search(content):
+            wanted.add("coprocessor_enclave.chainread")
+    return tuple(sorted(wanted & PRELOADS))
 
 
 def pack(files: Mapping[str, bytes]) -> dict[str, str]:

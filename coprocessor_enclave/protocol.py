@@ -15,6 +15,9 @@ from eth_abi import encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
+# Defined on its own, so the job process names outcomes without this module's codecs.
+from .status import Status as Status
+
 REQUEST_TYPES = ("bytes32", "address", "bytes32", "bytes32", "uint32", "uint96", "uint64", "uint64", "bytes32")
 REQUEST_TUPLE = "(" + ",".join(REQUEST_TYPES) + ")"
 FULFILLMENT_TUPLE = f"({REQUEST_TUPLE},uint8,bytes,bytes)"
@@ -36,17 +39,6 @@ REQUEST_CANCELLED_TOPIC = keccak(b"RequestCancelled(bytes32,address,uint96)")
 
 FULFILL_SELECTOR = keccak(f"fulfill({FULFILLMENT_TUPLE}[])".encode())[:4]
 CANCEL_SELECTOR = keccak(f"cancel({REQUEST_TUPLE})".encode())[:4]
-
-
-class Status(enum.IntEnum):
-    """Outcome of a template run, as `Status` in RequestLib.sol."""
-
-    OK = 0
-    TEMPLATE_ERROR = 1
-    INVALID_INPUT = 2
-    TIMEOUT = 3
-    RESOURCE_LIMIT = 4
-    CHAIN_DATA_INVALID = 5  # the host's chain data failed verification against the anchor block hash
 
 
 class TeeType(enum.IntEnum):

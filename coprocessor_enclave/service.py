@@ -33,6 +33,12 @@ from .sandbox import protect_enclave
 from .workers import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
 
 
+# Template runs at once. Each is mostly a process's start and teardown, which the kernel does while
+# other runs compute, so 8 keep two cores busy where 2 left them a third idle (docs/node.md). The
+# worst case in memory is this many times a template's `memory_mb`.
+DEFAULT_CONCURRENCY = 8
+
+
 @dataclass(frozen=True)
 class EnclaveConfig:
     """What the enclave is bound to. Fixed at start: the node cannot change it per request."""
@@ -75,7 +81,7 @@ class Enclave:
         config: EnclaveConfig,
         templates: dict[bytes, Template],
         backend: AttestationBackend,
-        max_concurrency: int = 4,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
         capabilities: CapabilitySettings | None = None,
         warm_templates: int = DEFAULT_WARM_TEMPLATES,
     ) -> None:
@@ -89,7 +95,8 @@ class Enclave:
         # What a template's zygote loads once (the bundle the id was computed from); job frames carry no code.
         self._images = {
             t.template_id: TemplateImage(
-                t.id_hex, bundles.pack(t.files), t.inputs, t.outputs, t.limits.memory_mb, t.limits.timeout_seconds
+                t.id_hex, bundles.pack(t.files), t.inputs, t.outputs, t.limits.memory_mb, t.limits.timeout_seconds,
+                bundles.preloads(t.files, [*t.inputs, *t.outputs]),
             )
             for t in templates.values()
         }

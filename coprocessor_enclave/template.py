@@ -15,6 +15,9 @@ from eth_abi import encode, grammar
 from eth_utils import keccak
 
 from . import abi
+# Re-exported: defined beside the bundle code, which the job process loads without this module.
+from .bundles import MAX_BUNDLE_BYTES as MAX_BUNDLE_BYTES
+from .bundles import files_hash as files_hash
 from .errors import ManifestError
 
 MANIFEST = "template.toml"
@@ -23,7 +26,6 @@ _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$")  # shown in logs an
 _ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 # Compiled Python and native modules: the import system would run them instead of the hashed source.
 _BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
-MAX_BUNDLE_BYTES = 8 * 1024 * 1024  # every job frame carries its bundle
 # `host`, `host:port` or `host:*`; `*.example.com` for subdomains; `*` alone for any public host.
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
 _SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
@@ -122,18 +124,6 @@ def _read_regular(folder: Path, relative: str, name: str, dir_fd: int) -> bytes:
             return file.read(MAX_BUNDLE_BYTES + 1)
     finally:
         os.close(fd)
-
-
-def files_hash(files: Mapping[str, bytes]) -> bytes:
-    """keccak256 over each file's `path NUL length NUL content`, in byte order of paths.
-
-    Any byte change in any file, or a renamed or added file, is a new hash.
-    """
-    encoded = bytearray()
-    for relative in sorted(files, key=str.encode):
-        content = files[relative]
-        encoded += relative.encode() + b"\0" + str(len(content)).encode() + b"\0" + content
-    return keccak(bytes(encoded))
 
 
 def bundle_hash(folder: Path) -> bytes:

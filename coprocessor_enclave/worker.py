@@ -17,9 +17,10 @@ ahead of its job (a spare), so a job meets a process that is already forked and 
 
 from __future__ import annotations
 
-import decimal
 import gc
 import importlib
+import importlib.abc
+import importlib.machinery
 import io
 import json
 import os
@@ -32,16 +33,15 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from eth_abi import decode, encode
-from eth_abi.grammar import ABIType, TupleType
-from eth_abi.grammar import parse as parse_abi_type
-from eth_abi.registry import registry as abi_registry
-
-from coprocessor_enclave import bundles, chainread, errors, protocol, sandbox, sdk, template, values  # py-evm (chainread): ~0.6 s, once here
+# Only what every job needs: each job is a fork of its zygote, and a fork's cost (page tables,
+# copy-on-write faults, teardown) grows with the zygote's memory. eth_abi with eth_utils and
+# pydantic, or py-evm for chain reads, tripled it; a zygote imports them only for a template that
+# needs them (`bundles.preloads`, chosen by the enclave from the template's types and sources).
+from coprocessor_enclave import abicodec, bundles, errors, sandbox, sdk, values
 from coprocessor_enclave.frames import loads_bounded, recv_frame, send_frame
 from coprocessor_enclave.errors import CapabilityError, ChainDataError
-from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.sdk import Caller, Context, InvalidInput
+from coprocessor_enclave.status import Status
 
 _REASON_LIMIT = 256
 
@@ -65,11 +65,17 @@ def _failure(exc: Exception, context: Context) -> dict[str, Any]:
     return {"status": Status.TEMPLATE_ERROR, "reason": _reason(exc)}
 
 
+def _codec(types: list[str]) -> Any:
+    """Our codec (`abicodec`) where it covers the types; eth_abi, preloaded by such a template's zygote, for the rest."""
+    return abicodec if abicodec.covers(types) else importlib.import_module("eth_abi")
+
+
 def run_job(job: dict[str, Any], caller: Caller, files: Mapping[str, bytes], compiled: bytes = b"") -> dict[str, Any]:
     """Runs one job on the bundle `files` (`compiled`: its sources, from `bundles.compile_bundle`) and returns
     {"status", "output" | "reason"} (output as hex ABI)."""
+    codec = _codec([*job["inputs"], *job["outputs"]])
     try:
-        inputs = decode(job["inputs"], bytes.fromhex(job["input"]))
+        inputs = codec.decode(job["inputs"], bytes.fromhex(job["input"]))
     except Exception as exc:  # any decode failure is the requester's fault
         return {"status": Status.INVALID_INPUT, "reason": f"input does not decode as ({','.join(job['inputs'])}): {exc}"}
 
@@ -86,7 +92,7 @@ def run_job(job: dict[str, Any], caller: Caller, files: Mapping[str, bytes], com
 
     values = result if len(job["outputs"]) > 1 else (result,)
     try:
-        output = encode(job["outputs"], list(values))
+        output = codec.encode(job["outputs"], list(values))
     except Exception as exc:
         reason = f"output does not encode as ({','.join(job['outputs'])}): {_reason(exc)}"
         return {"status": Status.TEMPLATE_ERROR, "reason": reason[:_REASON_LIMIT]}
@@ -205,8 +211,26 @@ class JobLog(io.TextIOBase):
 
 
 # Templates import the SDK by its public paths. In a worker those names are the measured modules
-# themselves: the node's package (`coprocessor`) is neither measured nor readable here.
-_PUBLIC_PATHS = {"sdk": sdk, "values": values, "chainread": chainread, "errors": errors, "protocol": protocol, "template": template}
+# themselves: the node's package (`coprocessor`) is neither measured nor readable here. The light
+# ones are there from the start; the others are imported when a template first imports them (in
+# its zygote if the enclave saw it would, see `PRELOADS`).
+_PUBLIC_PATHS = {"sdk": sdk, "values": values, "errors": errors}
+_LAZY_PUBLIC_PATHS = {f"coprocessor.{name}": f"coprocessor_enclave.{name}" for name in ("chainread", "protocol", "template")}
+
+
+class _PublicAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves `coprocessor.chainread` (and the other heavy public paths) as the enclave's own module objects."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        return importlib.machinery.ModuleSpec(fullname, self) if fullname in _LAZY_PUBLIC_PATHS else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = importlib.import_module(_LAZY_PUBLIC_PATHS[spec.name])
+        self._own_spec = module.__spec__  # the import system stamps the alias's spec on it: put its own back
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__spec__ = self._own_spec
 
 
 def _alias_public_paths() -> None:
@@ -216,6 +240,7 @@ def _alias_public_paths() -> None:
     for name, module in _PUBLIC_PATHS.items():
         sys.modules[f"coprocessor.{name}"] = module
         setattr(package, name, module)
+    sys.meta_path.insert(0, _PublicAliases())
 
 
 _SPARE_NICE = 19
@@ -231,13 +256,15 @@ _REHEARSAL_MAX_VALUES = 1024  # zero values of the declared types; beyond that t
 def _rehearse(image: dict[str, Any]) -> None:
     """Runs `run_job` once on zero values of the template's types with a module of ours, then undoes what it left."""
     inputs, outputs = image["inputs"], image["outputs"]
+    if not abicodec.covers([*inputs, *outputs]):
+        return  # types left to eth_abi: rare enough to go without
     meta_path = list(sys.meta_path)
     try:
         budget = [_REHEARSAL_MAX_VALUES]
-        zero_inputs = [_zero(parse_abi_type(t), budget) for t in inputs]
-        zero_outputs = [_zero(parse_abi_type(t), budget) for t in outputs]
+        zero_inputs = [_zero(abicodec.parse(t), budget) for t in inputs]
+        zero_outputs = [_zero(abicodec.parse(t), budget) for t in outputs]
         job = {
-            "inputs": inputs, "outputs": outputs, "input": encode(inputs, zero_inputs).hex(), "entry": f"{_REHEARSAL_MODULE}:run",
+            "inputs": inputs, "outputs": outputs, "input": abicodec.encode(inputs, zero_inputs).hex(), "entry": f"{_REHEARSAL_MODULE}:run",
             "limits": {"output_bytes": 1 << 30},
             "context": {"request_id": "00" * 32, "consumer": "0x" + "00" * 20, "template_id": "00" * 32, "anchor_block": 0,
                         "anchor_hash": "00" * 32, "chain_id": 0, "deadline": 0, "config": {}},
@@ -262,38 +289,43 @@ class _TooLarge(Exception):
     """The declared types' zero values are too many to make for a rehearsal."""
 
 
-def _zero(abi_type: ABIType, budget: list[int]) -> Any:
-    """The zero value of a parsed ABI type (empty for dynamic arrays, bytes and strings), counted against `budget`."""
+def _zero(abi_type: Any, budget: list[int]) -> Any:
+    """The zero value of a parsed ABI type (`abicodec.parse`; empty for dynamic arrays, bytes and strings), counted against `budget`."""
     budget[0] -= 1
     if budget[0] < 0:
         raise _TooLarge()
-    if abi_type.arrlist:
-        dimension = abi_type.arrlist[-1]
-        if not dimension:
+    kind = abi_type.kind
+    if kind == "array":
+        if abi_type.length is None:
             return []
-        if dimension[0] > budget[0]:
+        if abi_type.length > budget[0]:
             raise _TooLarge()
-        return [_zero(abi_type.item_type, budget) for _ in range(dimension[0])]
-    if isinstance(abi_type, TupleType):
+        return [_zero(abi_type.item, budget) for _ in range(abi_type.length)]
+    if kind == "tuple":
         return tuple(_zero(component, budget) for component in abi_type.components)
-    base, sub = abi_type.base, abi_type.sub  # type: ignore[attr-defined]
-    if base in ("uint", "int"):
+    if kind in ("uint", "int"):
         return 0
-    if base in ("fixed", "ufixed"):
-        return decimal.Decimal(0)
-    return {"bool": False, "address": "0x" + "00" * 20, "string": "", "function": b"\0" * 24}.get(base, b"\0" * (sub or 0))
+    return {"bool": False, "address": "0x" + "00" * 20, "string": "", "bytes": b"", "bytesN": b"\0" * abi_type.bits}[kind]
 
 
 def _warm_codecs(inputs: list[str], outputs: list[str]) -> None:
-    """Builds the ABI decoder of the template's inputs and the encoder of its outputs, as `run_job` asks for them
-    (and the inputs' encoder, which a rehearsal uses).
+    """Parses the template's types once (or builds eth_abi's codecs for types ours leaves to it), so every
+    child of the zygote finds them made. The types are the enclave's, checked at load."""
+    if abicodec.covers([*inputs, *outputs]):
+        for t in (*inputs, *outputs):
+            abicodec.parse(t)
+        return
+    from eth_abi.registry import registry
 
-    eth_abi caches them per process; built here once, every child of the zygote finds them made
-    (parsing a type string costs about a millisecond). The types are the enclave's, checked at load.
-    """
-    abi_registry.get_tuple_decoder(*inputs, strict=True)
-    abi_registry.get_tuple_encoder(*outputs)
-    abi_registry.get_tuple_encoder(*inputs)  # for a spare's rehearsal
+    registry.get_tuple_decoder(*inputs, strict=True)
+    registry.get_tuple_encoder(*outputs)
+
+
+def _preload(names: list[str]) -> None:
+    """Imports, in the zygote, the heavy modules the enclave expects this template's jobs to use."""
+    for name in names:
+        if name in bundles.PRELOADS:
+            importlib.import_module(name)
 
 
 def _start_compiler(image: dict[str, Any], files: Mapping[str, bytes]) -> tuple[int, socket.socket, float]:
@@ -340,7 +372,7 @@ def _collect_compiled(compiler: tuple[int, socket.socket, float]) -> bytes:
 
 
 _COMPILE_GRACE_SECONDS = 0.5
-_MAX_COMPILED_BYTES = 4 * template.MAX_BUNDLE_BYTES
+_MAX_COMPILED_BYTES = 4 * bundles.MAX_BUNDLE_BYTES
 
 
 def _recv_by(conn: socket.socket, deadline: float) -> bytes:
@@ -362,6 +394,7 @@ def _zygote(control: socket.socket, server: int) -> None:
         sandbox.die_with_parent(server)  # again, in case the new credentials cleared it
     try:
         files = bundles.unpack(image.pop("bundle"), image["template_id"])
+        _preload(list(image.get("preload", [])))
         _warm_codecs(image["inputs"], image["outputs"])
     except Exception as exc:  # a bundle that does not hash to its id: nothing of it may run
         send_frame(control, {"error": f"{type(exc).__name__}: {exc}"})

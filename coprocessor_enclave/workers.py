@@ -73,6 +73,7 @@ class TemplateImage:
     outputs: tuple[str, ...]
     memory_mb: int
     timeout_seconds: float
+    preload: tuple[str, ...] = ()  # heavy modules its jobs use, imported once by the zygote (`bundles.preloads`)
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class WorkerPool:
                 "inputs": list(image.inputs),
                 "outputs": list(image.outputs),
                 "limits": {"memory_mb": image.memory_mb, "timeout_seconds": image.timeout_seconds},
+                "preload": list(image.preload),
             })
             reply = recv_frame(ours, bounded=False)  # the timeout stays: a zygote that stops answering is replaced
         except (OSError, FrameError) as exc:
