@@ -291,6 +291,15 @@ class Journal:
         """Signed requests still within their deadline at `chain_time`, oldest first."""
         return self._select("state = ? AND deadline >= ?", (State.SIGNED.value, chain_time), limit)
 
+    def count_ready(self, limit: int, chain_time: int = 0) -> int:
+        """How many `ready` would return, without reading them (the submitter asks on every signed response)."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM requests WHERE state = ? AND deadline >= ? LIMIT ?)",
+                (State.SIGNED.value, chain_time, int(limit)),
+            ).fetchone()
+        return int(count)
+
     def submitted(self, commitments: Iterable[bytes], tx_hash: str, cancelling: bool = False) -> None:
         """Marks requests as sent in `tx_hash`: signed ones in a fulfil, or any unfinished one in a cancel."""
         now = time.time()

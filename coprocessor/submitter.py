@@ -155,21 +155,23 @@ class Submitter:
         fulfils = sum(1 for s in self.in_flight.values() if s.kind == "fulfill")
         if len(self.in_flight) >= self.config.max_in_flight:
             return 0
-        ready = self.journal.ready(self.config.max_batch, chain_time)
+        # Counted first: this runs on every signed response, and most of those times nothing is sent.
+        count = self.journal.count_ready(self.config.max_batch, chain_time)
         # Nothing in flight: send at once, so a lone request is never held back. Otherwise wait for a full batch,
         # unless a nonce below one in flight is free (a reorg or a drop removed its transaction): nothing in
         # flight can be mined until that gap is filled.
-        if not ready:
+        if not count:
             if self._gap():  # nothing to fill it with: a transfer to ourselves unblocks what is in flight
                 self._send("filler", [], b"", 21_000, base_fee, to=self.account.address)
             return 0
-        if len(ready) < self.config.max_batch and not self._gap():
+        if count < self.config.max_batch and not self._gap():
             if fulfils:
                 return 0
             hold_until = self._last_fulfil + self.config.batch_wait
             if self.clock() < hold_until and self.more_coming():
                 self.hold_until = hold_until
                 return 0
+        ready = self.journal.ready(self.config.max_batch, chain_time)
         batch, gas_planned = [], _BATCH_OVERHEAD_GAS
         for entry in ready:
             cost = entry.request.callback_gas_limit * 64 // 63 + ITEM_OVERHEAD_GAS

@@ -13,7 +13,9 @@ from typing import Any
 
 from eth_abi import encode
 from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+
+from .abicodec import keccak  # pycryptodome directly: eth_utils' argument checks cost the key holder per response
 
 # Defined on its own, so the job process names outcomes without this module's codecs.
 from .status import Status as Status
