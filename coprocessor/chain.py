@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
+import base64
 import itertools
 import json
 import threading
@@ -24,6 +24,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from .errors import ChainError
+from .keepalive import KeptAlive
 from .toolchain import artifact
 
 # Anvil's well-known, publicly documented development keys (mnemonic "test test ... junk").
@@ -61,69 +62,28 @@ class JsonRpc:
     than in anything else. Transport failures raise OSError or http.client.HTTPException.
     """
 
-    # A kept-alive connection idle this long is replaced before use, rather than racing the server's close.
-    REUSE_SECONDS = 4.0
-
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ChainError(f"RPC URL {url!r} is not http(s)://host[:port][/path]")
-        self._https = parsed.scheme == "https"
-        self._host, self._port = parsed.hostname, parsed.port
         self._path = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
         self._headers = {"Content-Type": "application/json"}
         if parsed.username:  # basic auth in the URL, as providers' URLs sometimes carry it
-            import base64
-
             credentials = f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        self.timeout = timeout
+        self._http = KeptAlive(parsed.hostname, parsed.port, parsed.scheme == "https", timeout)
         self._ids = itertools.count(1)
-        self._local = threading.local()
 
     def request(self, method: str, params: list[Any]) -> dict[str, Any]:
         """The whole JSON-RPC response (`result` or `error`)."""
         body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}).encode()
-        for attempt in range(2):
-            connection, reused = self._connection()
-            try:
-                connection.request("POST", self._path, body, self._headers)
-                response = connection.getresponse()
-                raw = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self._drop()
-                if reused and not attempt:
-                    continue  # closed by the server while idle, before it read this request
-                raise
-            except (OSError, http.client.HTTPException):
-                self._drop()
-                raise
-            if response.will_close:
-                self._drop()
-            else:
-                self._local.used = time.monotonic()
-            if response.status != 200:
-                raise ChainError(f"{method}: HTTP {response.status} from the RPC: {raw[:200].decode(errors='replace')}")
-            answer = json.loads(raw)
-            if not isinstance(answer, dict):
-                raise ChainError(f"{method}: the RPC answered {type(answer).__name__}, not a JSON-RPC response")
-            return answer
-        raise AssertionError("unreachable")
-
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and time.monotonic() - self._local.used < self.REUSE_SECONDS:
-            return connection, True
-        self._drop()
-        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        self._local.connection = kind(self._host, self._port, timeout=self.timeout)
-        return self._local.connection, False
-
-    def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        status, _, raw = self._http.request("POST", self._path, body, self._headers)
+        if status != 200:
+            raise ChainError(f"{method}: HTTP {status} from the RPC: {raw[:200].decode(errors='replace')}")
+        answer = json.loads(raw)
+        if not isinstance(answer, dict):
+            raise ChainError(f"{method}: the RPC answered {type(answer).__name__}, not a JSON-RPC response")
+        return answer
 
 
 _transports: weakref.WeakKeyDictionary[Web3, JsonRpc | None] = weakref.WeakKeyDictionary()

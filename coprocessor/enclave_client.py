@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import threading
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,11 @@ from coprocessor_enclave.server import TOKEN_HEADER
 from coprocessor_enclave.service import QuoteRefused, SignedResult
 
 from .errors import EnclaveError, EnclaveUnreachable
+from .keepalive import KeptAlive
 
 DEFAULT_TOKEN_FILE = Path(".coprocessor/enclave.token")
-# A kept-alive connection idle this long is replaced before use: the enclave closes idle ones
-# after `coprocessor_enclave.server.IDLE_SECONDS`, and a request must not race that close.
+# Well inside the enclave's idle close (`coprocessor_enclave.server.IDLE_SECONDS`): no request races it.
 _REUSE_SECONDS = 10.0
-# What a kept-alive connection that the enclave has closed fails with, before any reply.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 def read_token(path: Path | str) -> str:
@@ -47,7 +43,7 @@ class EnclaveClient:
             raise EnclaveError(f"enclave URL {url!r} is not http://host:port (the enclave RPC is local HTTP)")
         self._host, self._port, self._base = parsed.hostname, parsed.port or 80, parsed.path
         self._headers = {"Content-Type": "application/json"}
-        self._local = threading.local()  # one kept-alive connection per calling thread
+        self._http = KeptAlive(self._host, self._port, timeout=timeout, reuse_seconds=_REUSE_SECONDS)
         if token is not None:
             self._headers[TOKEN_HEADER] = f"Bearer {token}"
 
@@ -60,49 +56,19 @@ class EnclaveClient:
         # http.client on a kept-alive connection per thread: a connection (and an enclave thread) per
         # run, or urllib's opener machinery, cost more CPU than the run's own HTTP.
         data = None if body is None else json.dumps(body).encode()
-        for attempt in range(2):
-            connection, reused = self._connection()
-            try:
-                connection.request("GET" if data is None else "POST", self._base + path, data, self._headers)
-                response = connection.getresponse()
-                raw = response.read()
-            except _STALE as exc:
-                self._drop()
-                if reused and not attempt:
-                    continue  # the enclave closed it while idle, before reading this request: once more, fresh
-                raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop()
-                raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
-            if response.will_close:
-                self._drop()
-            else:
-                self._local.used = time.monotonic()
-            break
-        if response.status == 200:
-            return json.loads(raw)
         try:
-            detail = json.loads(raw or b"{}").get("error", response.reason)
+            status, reason, raw = self._http.request("GET" if data is None else "POST", self._base + path, data, self._headers)
+        except (OSError, http.client.HTTPException) as exc:
+            raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
+        if status == 200:
+            return json.loads(raw)  # type: ignore[no-any-return]
+        try:
+            detail = json.loads(raw or b"{}").get("error", reason)
         except (ValueError, AttributeError):  # not our JSON: a proxy's error page, say
-            detail = f"HTTP {response.status}: {raw[:200].decode(errors='replace')}"
-        if response.status >= 500:
+            detail = f"HTTP {status}: {raw[:200].decode(errors='replace')}"
+        if status >= 500:
             raise EnclaveUnreachable(f"enclave could not serve {path} now: {detail}")
         raise EnclaveError(f"enclave refused {path}: {detail}")
-
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        """This thread's connection, and whether it served a request before."""
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is not None and time.monotonic() - self._local.used < _REUSE_SECONDS:
-            return connection, True
-        self._drop()
-        self._local.connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
-        return self._local.connection, False
-
-    def _drop(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
 
     def info(self) -> dict[str, Any]:
         """See `Enclave.info`."""

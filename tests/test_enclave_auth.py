@@ -124,10 +124,10 @@ def test_enclave_unauthenticatedBodyCarryingARequest_neverServedAsOne(stack: Dev
 def test_enclaveClient_keepsItsConnection_andReplacesOneTheEnclaveClosed(stack: Devnet) -> None:
     client = stack.enclave()
     client.info()
-    first = client._local.connection
+    first = client._http.connection()
     assert first is not None and first.sock is not None
     client.info()
-    assert client._local.connection is first, "a second call opened a new connection"
+    assert client._http.connection() is first, "a second call opened a new connection"
     first.sock.shutdown(2)  # as the enclave's idle close looks to the client: the next call meets a dead socket
     assert client.info()["address"]
-    assert client._local.connection is not first
+    assert client._http.connection() is not first

@@ -1,0 +1,68 @@
+"""HTTP on one kept-alive connection per thread, for the node's hot paths (JSON-RPC, the enclave RPC)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+
+# What a kept-alive connection the server has closed fails with before any reply.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
+class KeptAlive:
+    """Requests to one server, each calling thread on a connection of its own that it keeps.
+
+    A connection idle longer than `reuse_seconds` is replaced before use rather than racing the
+    server's idle close. One the server closed anyway fails before any reply; it is replaced and
+    the request sent once more. Transport failures raise OSError or http.client.HTTPException.
+    """
+
+    def __init__(self, host: str, port: int | None, https: bool = False, timeout: float = 30.0, reuse_seconds: float = 4.0) -> None:
+        self._host, self._port, self._https = host, port, https
+        self.timeout = timeout
+        self._reuse_seconds = reuse_seconds
+        self._local = threading.local()
+
+    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, str, bytes]:
+        """(status, reason, body) of one request."""
+        for attempt in range(2):
+            connection, reused = self._connection()
+            try:
+                connection.request(method, path, body, headers)
+                response = connection.getresponse()
+                raw = response.read()
+            except _STALE:
+                self.drop()
+                if reused and not attempt:
+                    continue
+                raise
+            except (OSError, http.client.HTTPException):
+                self.drop()
+                raise
+            if response.will_close:
+                self.drop()
+            else:
+                self._local.used = time.monotonic()
+            return response.status, response.reason, raw
+        raise AssertionError("unreachable")
+
+    def connection(self) -> http.client.HTTPConnection | None:
+        """This thread's kept connection, if it has one."""
+        return getattr(self._local, "connection", None)
+
+    def drop(self) -> None:
+        """Closes this thread's connection; its next request opens a new one."""
+        connection = self.connection()
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        connection = self.connection()
+        if connection is not None and time.monotonic() - self._local.used < self._reuse_seconds:
+            return connection, True
+        self.drop()
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        self._local.connection = kind(self._host, self._port, timeout=self.timeout)
+        return self._local.connection, False
