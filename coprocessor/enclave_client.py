@@ -5,8 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from coprocessor_enclave.attestation import Evidence
 from coprocessor_enclave.protocol import Request, SignedQuote, Status
@@ -62,6 +63,10 @@ class EnclaveClient:
             raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
         if status == 200:
             return json.loads(raw)  # type: ignore[no-any-return]
+        self._raise_for(status, reason, raw, path)
+
+    @staticmethod
+    def _raise_for(status: int, reason: str, raw: bytes, path: str) -> NoReturn:
         try:
             detail = json.loads(raw or b"{}").get("error", reason)
         except (ValueError, AttributeError):  # not our JSON: a proxy's error page, say
@@ -88,13 +93,33 @@ class EnclaveClient:
 
     def run(self, request: Request, input_data: bytes) -> SignedResult:
         """See `Enclave.run`."""
-        body = self._call("/run", {"request": request.to_json(), "input": "0x" + input_data.hex()})
-        return SignedResult(
-            Status(body["status"]),
-            bytes.fromhex(body["output"].removeprefix("0x")),
-            bytes.fromhex(body["signature"].removeprefix("0x")),
-            body["signer"],
-        )
+        return _signed(self._call("/run", {"request": request.to_json(), "input": "0x" + input_data.hex()}))
+
+    def run_many(self, runs: list[tuple[Request, bytes]]) -> Iterator[tuple[int, SignedResult | EnclaveError]]:
+        """Several runs in one call, each its own job, run concurrently by the enclave: yields (index, outcome)
+        as each ends: its signed result, or the error that run alone met (`EnclaveUnreachable`: try it again
+        later). A failed call raises, before anything or after some; the runs not yielded did not end here."""
+        body = json.dumps({"runs": [{"request": r.to_json(), "input": "0x" + data.hex()} for r, data in runs]}).encode()
+        try:
+            response = self._http.open("POST", self._base + "/run", body, self._headers)
+        except (OSError, http.client.HTTPException) as exc:
+            raise EnclaveUnreachable(f"enclave at {self.url} unreachable: {exc}") from None
+        if response.status != 200:
+            raw = response.read()
+            self._http.finished(response)
+            self._raise_for(response.status, response.reason, raw, "/run")
+        try:
+            while line := response.readline(1 << 22):
+                item = json.loads(line)
+                if "error" in item:
+                    kind = EnclaveUnreachable if item.get("retry") else EnclaveError
+                    yield int(item["index"]), kind(f"enclave could not run it: {item['error']}" if item.get("retry") else f"enclave refused it: {item['error']}")
+                else:
+                    yield int(item["index"]), _signed(item)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            self._http.drop()
+            raise EnclaveUnreachable(f"enclave at {self.url} broke off its answer: {exc}") from None
+        self._http.finished(response)
 
     def quote(
         self,
@@ -120,3 +145,12 @@ class EnclaveClient:
         if body["status"] != Status.OK:
             raise QuoteRefused(Status(body["status"]), str(body.get("reason", "")))
         return SignedQuote.from_json(body)
+
+
+def _signed(body: dict[str, Any]) -> SignedResult:
+    return SignedResult(
+        Status(body["status"]),
+        bytes.fromhex(body["output"].removeprefix("0x")),
+        bytes.fromhex(body["signature"].removeprefix("0x")),
+        body["signer"],
+    )

@@ -26,12 +26,22 @@ class KeptAlive:
 
     def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, str, bytes]:
         """(status, reason, body) of one request."""
+        response = self.open(method, path, body, headers)
+        try:
+            raw = response.read()
+        except (OSError, http.client.HTTPException):
+            self.drop()
+            raise
+        self.finished(response)
+        return response.status, response.reason, raw
+
+    def open(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> http.client.HTTPResponse:
+        """Sends a request and returns its response once the headers are in; read it, then call `finished`."""
         for attempt in range(2):
             connection, reused = self._connection()
             try:
                 connection.request(method, path, body, headers)
-                response = connection.getresponse()
-                raw = response.read()
+                return connection.getresponse()
             except _STALE:
                 self.drop()
                 if reused and not attempt:
@@ -40,12 +50,14 @@ class KeptAlive:
             except (OSError, http.client.HTTPException):
                 self.drop()
                 raise
-            if response.will_close:
-                self.drop()
-            else:
-                self._local.used = time.monotonic()
-            return response.status, response.reason, raw
         raise AssertionError("unreachable")
+
+    def finished(self, response: http.client.HTTPResponse) -> None:
+        """After a response is read to its end: keeps the connection for the next request, unless the server closes it."""
+        if response.will_close or not response.isclosed():
+            self.drop()
+        else:
+            self._local.used = time.monotonic()
 
     def connection(self) -> http.client.HTTPConnection | None:
         """This thread's kept connection, if it has one."""

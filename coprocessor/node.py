@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from web3 import Web3
 
 from coprocessor_enclave.protocol import RequestState
+from coprocessor_enclave.service import SignedResult
 
 from .chain import TxSender, contract
 from .enclave_client import EnclaveClient
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 _MAX_RETRY_DELAY = 60.0  # seconds between retries of a request the enclave could not run
 _ERROR_PAUSE = 0.5  # seconds a stage waits after an RPC or journal error before trying again
+# Claimed requests one enclave call carries at most (each answered as it ends): one HTTP exchange
+# for several runs under load, one run when idle.
+_RUNS_PER_CALL = 4
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,9 @@ class Node:
             claimed: list[Entry] = []
             with self._busy_lock:
                 room = limit - self._busy
+            # Claimed a call's worth at a time while work is queued: one journal transaction, not one per run.
+            if room < _RUNS_PER_CALL and not self._work.empty():
+                room = 0
             if room > 0 and self.usable:
                 try:
                     head = self.heads.latest
@@ -212,47 +219,82 @@ class Node:
         return 1.0 if next_retry is None else min(1.0, max(0.01, next_retry - time.time()))
 
     def _enclave_loop(self) -> None:
-        """Runs claimed requests in the enclave and journals each response."""
+        """Runs claimed requests in the enclave, a few per call, and journals each response as it comes."""
         while True:
-            entry = self._work.get()
-            if entry is None:
+            batch = self._take_work()
+            if not batch:
                 return
-            signed = False
+            started = time.monotonic()
+            pending = dict(enumerate(batch))
             try:
-                signed = self._run_one(entry)
-            except Exception as exc:  # the journal failed: the claim is redone after a restart
-                log.exception("enclave stage failed on 0x%s: %s", entry.request.request_id.hex()[:12], exc)
-            finally:
-                with self._busy_lock:
-                    self._busy -= 1
-                self._dispatch_wake.set()
-            if signed:  # after `_busy` is down: the submitter holds a partial batch only while others run
-                self._submit_wake.set()
+                for index, outcome in self.enclave.run_many([(e.request, e.input) for e in batch]):
+                    entry = pending.pop(index, None)
+                    if entry is not None:
+                        self._finish_run(entry, outcome, started)
+            except EnclaveError as exc:  # the call broke (EnclaveUnreachable for an outage): the rest again later
+                for entry in pending.values():
+                    self._finish_run(entry, exc, started)
+                pending = {}
+            for entry in pending.values():  # not answered at all: as unreachable
+                self._finish_run(entry, EnclaveUnreachable("the enclave did not answer this run"), started)
+
+    def _finish_run(self, entry: Entry, outcome: SignedResult | EnclaveError, started: float) -> None:
+        """Journals a run's outcome and frees its slot; wakes the submitter after, if it signed."""
+        signed = False
+        try:
+            signed = self._record_run(entry, outcome, started)
+        except Exception as exc:  # the journal failed: the claim is redone after a restart
+            log.exception("enclave stage failed on 0x%s: %s", entry.request.request_id.hex()[:12], exc)
+        with self._busy_lock:
+            self._busy -= 1
+            idle = self._busy == 0
+        self._dispatch_wake.set()
+        # After `_busy` is down: the submitter holds a partial batch only while others run. While it holds
+        # one it wakes at the end of the hold by itself; a wake per response would only recount.
+        if signed and (idle or time.monotonic() >= self.submitter.hold_until):
+            self._submit_wake.set()
+
+    def _take_work(self) -> list[Entry]:
+        """The next claimed request (waiting for one) and up to `_RUNS_PER_CALL - 1` more already queued; [] to stop."""
+        first = self._work.get()
+        if first is None:
+            return []
+        batch = [first]
+        # Only from a backlog (a call's worth queued behind this one): a call answers when all its runs
+        # have ended, so a slow run holds back the others' results; with a backlog they would wait anyway.
+        while len(batch) < _RUNS_PER_CALL:
+            try:
+                entry = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if entry is None:
+                self._work.put(None)  # a stop marker is another thread's: leave it for the next get
+                break
+            batch.append(entry)
+        return batch
 
     def _enclave_busy(self) -> bool:
         with self._busy_lock:
             return self._busy > 0
 
-    def _run_one(self, entry: Entry) -> bool:
-        """One enclave run, journaled; whether a signed response was."""
+    def _record_run(self, entry: Entry, outcome: SignedResult | EnclaveError, started: float) -> bool:
+        """Journals one enclave run's outcome; whether a signed response was."""
         rid = entry.request.request_id.hex()[:12]
-        started = time.monotonic()
-        try:
-            result = self.enclave.run(entry.request, entry.input)
-        except EnclaveUnreachable as exc:
+        if isinstance(outcome, EnclaveUnreachable):
             # Try again, backing off: the enclave (or the chain RPC it reads) may be down for a while.
             delay = min(_MAX_RETRY_DELAY, 0.5 * 2 ** (entry.attempts + 1))
-            self.journal.retry_later(entry, delay, str(exc))
+            self.journal.retry_later(entry, delay, str(outcome))
             self.metrics.errors.labels("enclave-unreachable").inc()
-            log.warning("request 0x%s: %s (attempt %d, retrying in %.1f s)", rid, exc, entry.attempts + 1, delay)
+            log.warning("request 0x%s: %s (attempt %d, retrying in %.1f s)", rid, outcome, entry.attempts + 1, delay)
             return False
-        except EnclaveError as exc:
+        if isinstance(outcome, EnclaveError):
             # The enclave refuses to sign (e.g. input does not match the commitment): the request cannot be
             # answered, so it is cancelled and refunded after its deadline.
-            self.journal.finish(entry.commitment, State.FAILED, error=str(exc), expect=(State.RUNNING,))
+            self.journal.finish(entry.commitment, State.FAILED, error=str(outcome), expect=(State.RUNNING,))
             self.metrics.errors.labels("enclave-refused").inc()
-            log.error("request 0x%s refused by the enclave: %s", rid, exc)
+            log.error("request 0x%s refused by the enclave: %s", rid, outcome)
             return False
+        result = outcome
         self.metrics.stage_seconds.labels("enclave").observe(time.monotonic() - started)
         if not self.journal.signed(entry, result.status, result.output, result.signature):
             return False

@@ -10,6 +10,7 @@ import hmac
 import json
 import os
 import secrets
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ from typing import Any
 from .errors import CoprocessorError, EnclaveUnreachable
 from .frames import FrameError, loads_bounded
 from .protocol import Request, Status
-from .service import Enclave, QuoteRefused
+from .service import Enclave, QuoteRefused, SignedResult
 
 _MAX_BODY = 1024 * 1024
 # A connection is kept alive between requests (the node keeps one per enclave thread) and closed
 # after this long without one, so idle connections do not hold a thread each for ever.
 IDLE_SECONDS = 30.0
+# Runs one `/run` call may carry (the node sends what it has claimed, a few at a time): each is a
+# job of its own, run concurrently within the enclave's slots, answered together.
+MAX_RUNS_PER_CALL = 16
 
 
 TOKEN_HEADER = "Authorization"
@@ -46,6 +50,8 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
     """An HTTP server for `enclave`: public `GET /info`; `POST /attest`, `/rotate`, `/activate`, `/run` and
     `/quote` for callers that send `Authorization: Bearer <token>`."""
     expected = f"Bearer {token}".encode()
+    # Threads that wait on the enclave's slots for the runs of batched calls (never more run at once than the slots).
+    runners = ThreadPoolExecutor(max_workers=2 * MAX_RUNS_PER_CALL, thread_name_prefix="enclave-run")
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # kept alive: every reply has a Content-Length
@@ -56,6 +62,17 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
 
         def _reply(self, code: int, body: dict[str, Any]) -> None:
             reply_json(self, code, body)
+
+        def _stream(self, runs: dict[Future[SignedResult], int]) -> None:
+            """Each run's line as it ends (NDJSON, chunked): a slow run holds back no other run's result."""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for future in as_completed(runs):
+                line = json.dumps({"index": runs[future], **_run_outcome(future)}).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.write(b"0\r\n\r\n")
 
         def do_GET(self) -> None:
             if self.headers.get("Content-Length", "0") != "0":
@@ -89,18 +106,11 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
                 elif self.path == "/activate":
                     enclave.activate(body["address"])
                     self._reply(200, {"address": enclave.address})
+                elif self.path == "/run" and "runs" in body:
+                    self._stream(_start_runs(enclave, runners, body["runs"]))
                 elif self.path == "/run":
-                    request = Request.from_json(body["request"])
-                    result = enclave.run(request, bytes.fromhex(body["input"].removeprefix("0x")))
-                    self._reply(
-                        200,
-                        {
-                            "status": int(result.status),
-                            "output": "0x" + result.output.hex(),
-                            "signature": "0x" + result.signature.hex(),
-                            "signer": result.signer,
-                        },
-                    )
+                    request, input_data = _run_args(body)
+                    self._reply(200, _signed_json(enclave.run(request, input_data)))
                 elif self.path == "/quote":
                     self._reply(200, _quote(enclave, body))
                 else:
@@ -115,6 +125,44 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     return server
+
+
+def _run_args(body: Any) -> tuple[Request, bytes]:
+    return Request.from_json(body["request"]), bytes.fromhex(body["input"].removeprefix("0x"))
+
+
+def _signed_json(result: SignedResult) -> dict[str, Any]:
+    return {
+        "status": int(result.status),
+        "output": "0x" + result.output.hex(),
+        "signature": "0x" + result.signature.hex(),
+        "signer": result.signer,
+    }
+
+
+def _start_runs(enclave: Enclave, runners: ThreadPoolExecutor, runs: Any) -> dict[Future[SignedResult], int]:
+    """`/run` with `runs`: starts each (a job of its own, within the enclave's slots); their futures by index.
+
+    A malformed call is refused whole (400) before anything runs.
+    """
+    if not isinstance(runs, list) or not 1 <= len(runs) <= MAX_RUNS_PER_CALL:
+        raise ValueError(f"runs must be a list of 1-{MAX_RUNS_PER_CALL} runs")
+    calls = [_run_args(run) for run in runs]
+    return {runners.submit(enclave.run, request, input_data): i for i, (request, input_data) in enumerate(calls)}
+
+
+def _run_outcome(future: Future[SignedResult]) -> dict[str, Any]:
+    """A run's signed result, or `{error, retry}`: `retry` if the node should try it again later (something
+    the enclave depends on was down), not if the enclave refuses to sign it (e.g. the input is not the
+    request's)."""
+    try:
+        return _signed_json(future.result())
+    except EnclaveUnreachable as exc:
+        return {"error": f"{type(exc).__name__}: {exc}", "retry": True}
+    except (CoprocessorError, FrameError, ValueError, KeyError, TypeError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}", "retry": False}
+    except Exception as exc:  # as a 500 for a single run: worth retrying
+        return {"error": f"{type(exc).__name__}: {exc}", "retry": True}
 
 
 def _quote(enclave: Enclave, body: dict[str, Any]) -> dict[str, Any]:

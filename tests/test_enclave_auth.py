@@ -131,3 +131,57 @@ def test_enclaveClient_keepsItsConnection_andReplacesOneTheEnclaveClosed(stack: 
     first.sock.shutdown(2)  # as the enclave's idle close looks to the client: the next call meets a dead socket
     assert client.info()["address"]
     assert client._http.connection() is not first
+
+
+def test_enclave_runMany_eachRunItsOwnOutcomeInOneCall(stack: Devnet) -> None:
+    from eth_utils import keccak
+
+    from coprocessor.errors import EnclaveUnreachable
+    from coprocessor_enclave.protocol import Request, Status, coprocessor_domain, recover_signer, response_digest
+    from coprocessor_enclave.service import SignedResult
+    from coprocessor_enclave.template import encode_args
+
+    median = stack.template("median-price")
+    client = stack.enclave()
+
+    def made_up(data: bytes, input_hash: bytes | None = None) -> tuple[Request, bytes]:
+        request = Request(os.urandom(32), "0x" + "44" * 20, median.template_id, input_hash or keccak(data), 200_000, 0, 2**40, 1, b"\0" * 32)
+        return request, data
+
+    good = made_up(encode_args(median, [[100, 104, 98], 500]))
+    mismatched = made_up(b"\x01", keccak(b"\x02"))  # input not the committed one: refused, never signed
+    bad_input = made_up(b"\x00 not abi")  # committed, but not ABI: signed InvalidInput
+    streamed = list(client.run_many([good, mismatched, bad_input]))
+    assert sorted(i for i, _ in streamed) == [0, 1, 2]
+    results = [outcome for _, outcome in sorted(streamed, key=lambda pair: pair[0])]
+    assert isinstance(results[0], SignedResult) and results[0].status == Status.OK
+    assert isinstance(results[1], EnclaveError) and not isinstance(results[1], EnclaveUnreachable)
+    assert "inputHash" in str(results[1])
+    assert isinstance(results[2], SignedResult) and results[2].status == Status.INVALID_INPUT
+    domain = coprocessor_domain(stack.deployment.chain_id, stack.deployment.coprocessor)
+    for (request, _), result in ((good, results[0]), (bad_input, results[2])):
+        assert isinstance(result, SignedResult)
+        assert recover_signer(response_digest(domain, request, result.status, result.output), result.signature) == result.signer
+    with pytest.raises(EnclaveError, match="1-16 runs"):
+        list(client.run_many([good] * 17))
+    assert client.info()["address"], "the kept-alive connection still serves after a streamed answer and a refusal"
+
+
+def test_enclave_runMany_aSlowRunHoldsBackNoOtherResult(stack: Devnet) -> None:
+    import time
+
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    from coprocessor_enclave.protocol import Request
+
+    echo = stack.template("slow-echo")
+
+    def made_up(value: int, sleep_ms: int) -> tuple[Request, bytes]:
+        data = encode(["uint256", "uint32"], [value, sleep_ms])
+        return Request(os.urandom(32), "0x" + "44" * 20, echo.template_id, keccak(data), 200_000, 0, 2**40, 1, b"\0" * 32), data
+
+    started = time.monotonic()
+    arrivals = [(index, time.monotonic() - started) for index, _ in stack.enclave().run_many([made_up(1, 1500), made_up(2, 0)])]
+    assert [index for index, _ in arrivals] == [1, 0], arrivals  # the quick run's answer first, streamed
+    assert arrivals[0][1] < 1.0 <= arrivals[1][1], arrivals
