@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import itertools
 import json
+import logging
 import threading
 import time
 import urllib.parse
@@ -26,6 +28,8 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 from .errors import ChainError
 from .keepalive import KeptAlive
 from .toolchain import artifact
+
+log = logging.getLogger(__name__)
 
 # Anvil's well-known, publicly documented development keys (mnemonic "test test ... junk").
 # They guard nothing: every Foundry user has them. Never use them off a local chain.
@@ -77,7 +81,9 @@ class JsonRpc:
     def request(self, method: str, params: list[Any]) -> dict[str, Any]:
         """The whole JSON-RPC response (`result` or `error`)."""
         body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}).encode()
-        status, _, raw = self._http.request("POST", self._path, body, self._headers)
+        # A transaction is never sent twice by the transport: after a send the pool may have taken, the
+        # caller tracks it by its hash instead (`TxSender.send_at`).
+        status, _, raw = self._http.request("POST", self._path, body, self._headers, retry=method != "eth_sendRawTransaction")
         if status != 200:
             raise ChainError(f"{method}: HTTP {status} from the RPC: {raw[:200].decode(errors='replace')}")
         answer = json.loads(raw)
@@ -180,7 +186,10 @@ def sign_eip1559(
     field through several layers and takes ~1.8 ms a transaction, a tenth of an idle request's time.
     `tests/test_submitter.py` checks the bytes equal eth_account's.
     """
-    fields = [chain_id, nonce, tip, max_fee, gas, bytes.fromhex(to.removeprefix("0x")), 0, data, []]
+    recipient = bytes.fromhex(to.removeprefix("0x"))
+    if len(recipient) != 20:  # empty would make a contract creation
+        raise ValueError(f"recipient {to!r} is not a 20-byte address")
+    fields = [chain_id, nonce, tip, max_fee, gas, recipient, 0, data, []]
     digest = keccak(b"\x02" + rlp.encode(fields))
     signature = key.sign_recoverable(digest, hasher=None)
     r, s, y_parity = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
@@ -250,10 +259,20 @@ class TxSender:
     def send_at(self, nonce: int, to: str, data: bytes, gas: int, max_fee: int, tip: int) -> bytes:
         """Signs and sends at an explicit nonce (the caller manages nonces); ChainError with the node's reason."""
         raw = sign_eip1559(self._signing_key, self.chain_id, nonce, tip, max_fee, gas, to, data)
-        response = rpc_request(self.w3, "eth_sendRawTransaction", ["0x" + raw.hex()])
+        tx_hash = keccak(raw)
+        try:
+            response = rpc_request(self.w3, "eth_sendRawTransaction", ["0x" + raw.hex()])
+        except (OSError, http.client.HTTPException) as exc:
+            # It may or may not have reached the pool. Its hash is known either way: the submitter tracks
+            # it, and sends it again at its nonce if the chain has not heard of it (never at another nonce).
+            log.warning("sending tx 0x%s at nonce %d: %s; tracking it by its hash", tx_hash.hex()[:12], nonce, exc)
+            return tx_hash
         if "error" in response:
             error = response["error"]
-            raise ChainError(str(error.get("message", error)) if isinstance(error, dict) else str(error))
+            message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
+            if "already known" in message.lower():  # this very transaction is in the pool
+                return tx_hash
+            raise ChainError(message)
         return bytes.fromhex(str(response["result"]).removeprefix("0x"))
 
     def receipt(self, tx_hash: bytes) -> Any | None:

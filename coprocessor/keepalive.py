@@ -15,7 +15,8 @@ class KeptAlive:
 
     A connection idle longer than `reuse_seconds` is replaced before use rather than racing the
     server's idle close. One the server closed anyway fails before any reply; it is replaced and
-    the request sent once more. Transport failures raise OSError or http.client.HTTPException.
+    the request sent once more, if it may be. Transport failures raise OSError or
+    http.client.HTTPException.
     """
 
     def __init__(self, host: str, port: int | None, https: bool = False, timeout: float = 30.0, reuse_seconds: float = 4.0) -> None:
@@ -24,9 +25,9 @@ class KeptAlive:
         self._reuse_seconds = reuse_seconds
         self._local = threading.local()
 
-    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, str, bytes]:
-        """(status, reason, body) of one request."""
-        response = self.open(method, path, body, headers)
+    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str], retry: bool = True) -> tuple[int, str, bytes]:
+        """(status, reason, body) of one request; `retry=False` for a request that must not be sent twice."""
+        response = self.open(method, path, body, headers, retry)
         try:
             raw = response.read()
         except (OSError, http.client.HTTPException):
@@ -35,8 +36,12 @@ class KeptAlive:
         self.finished(response)
         return response.status, response.reason, raw
 
-    def open(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> http.client.HTTPResponse:
-        """Sends a request and returns its response once the headers are in; read it, then call `finished`."""
+    def open(self, method: str, path: str, body: bytes | None, headers: dict[str, str], retry: bool = True) -> http.client.HTTPResponse:
+        """Sends a request and returns its response once the headers are in; read it, then call `finished`.
+
+        A server may close a kept connection after reading a request and before answering it (it
+        crashed, say), so only a request that may be sent twice is sent again (`retry`).
+        """
         for attempt in range(2):
             connection, reused = self._connection()
             try:
@@ -44,7 +49,7 @@ class KeptAlive:
                 return connection.getresponse()
             except _STALE:
                 self.drop()
-                if reused and not attempt:
+                if retry and reused and not attempt:
                     continue
                 raise
             except (OSError, http.client.HTTPException):

@@ -95,6 +95,7 @@ class Node:
             ws_url = ws_url_for(str(endpoint)) if endpoint else None
         self.heads = HeadSource(w3, ws_url, config.poll_interval)
         self._work: queue.Queue[Entry | None] = queue.Queue()
+        self._solo: set[bytes] = set()  # commitments whose call was refused whole: each goes alone next
         self._busy = 0  # claimed and not yet finished; at most 2 x concurrency
         self._busy_lock = threading.Lock()
         self._dispatch_wake = threading.Event()
@@ -231,9 +232,19 @@ class Node:
                     entry = pending.pop(index, None)
                     if entry is not None:
                         self._finish_run(entry, outcome, started)
-            except EnclaveError as exc:  # the call broke (EnclaveUnreachable for an outage): the rest again later
+            except EnclaveUnreachable as exc:  # the call broke (an outage): the rest again later
                 for entry in pending.values():
                     self._finish_run(entry, exc, started)
+                pending = {}
+            except EnclaveError as exc:  # the call was refused whole: one bad run must not take the others down
+                if len(pending) > 1:
+                    log.warning("the enclave refused a call of %d runs (%s): sending each alone", len(pending), exc)
+                    self._solo.update(e.commitment for e in pending.values())
+                    for entry in pending.values():
+                        self._work.put(entry)
+                else:
+                    for entry in pending.values():
+                        self._finish_run(entry, exc, started)
                 pending = {}
             for entry in pending.values():  # not answered at all: as unreachable
                 self._finish_run(entry, EnclaveUnreachable("the enclave did not answer this run"), started)
@@ -260,17 +271,17 @@ class Node:
         if first is None:
             return []
         batch = [first]
-        # Only from a backlog (a call's worth queued behind this one): a call answers when all its runs
-        # have ended, so a slow run holds back the others' results; with a backlog they would wait anyway.
-        while len(batch) < _RUNS_PER_CALL:
+        while len(batch) < _RUNS_PER_CALL and first.commitment not in self._solo:
             try:
                 entry = self._work.get_nowait()
             except queue.Empty:
                 break
-            if entry is None:
-                self._work.put(None)  # a stop marker is another thread's: leave it for the next get
+            if entry is None or entry.commitment in self._solo:
+                self._work.put(entry)  # a stop marker is another thread's; a run refused in company goes alone
                 break
             batch.append(entry)
+        for entry in batch:
+            self._solo.discard(entry.commitment)
         return batch
 
     def _enclave_busy(self) -> bool:

@@ -22,7 +22,7 @@ from Crypto.Hash import keccak as _keccak
 
 _WORD = 32
 _BASE = re.compile(r"(u?int)([0-9]*)|address|bool|bytes([0-9]*)|string")
-_ARRAY = re.compile(r"\[([0-9]*)\]$")
+_ARRAY = re.compile(r"\[(0|[1-9][0-9]*)?\]\Z")
 
 
 class AbiError(ValueError):
@@ -103,7 +103,9 @@ def parse(text: str) -> _Type | None:
         return _Type("array", item=item, length=length, text=text)
     if text.startswith("(") and text.endswith(")"):
         inner = text[1:-1]
-        components = tuple(parse(part) for part in _split_components(inner)) if inner else ()
+        if not inner:
+            return None  # `()`: eth_abi's grammar refuses it
+        components = tuple(parse(part) for part in _split_components(inner))
         if any(c is None for c in components):
             return None
         return _Type("tuple", components=components, text=text)  # type: ignore[arg-type]
@@ -279,7 +281,8 @@ def _encode(t: _Type, value: Any) -> bytes:
         low, high = (0, 1 << t.bits) if kind == "uint" else (-(1 << (t.bits - 1)), 1 << (t.bits - 1))
         if not low <= value < high:
             raise AbiError(f"{value} is out of range for {t.text}")
-        return value.to_bytes(_WORD, "big", signed=True) if kind == "int" else value.to_bytes(_WORD, "big")
+        number = int.__index__(value)  # a subclass's own to_bytes must not write the word
+        return int.to_bytes(number, _WORD, "big", signed=kind == "int")
     if kind == "bool":
         if not isinstance(value, bool):
             raise AbiError(f"bool takes True or False, not {type(value).__name__}")
@@ -289,7 +292,7 @@ def _encode(t: _Type, value: Any) -> bytes:
     if kind in ("bytes", "bytesN"):
         if not isinstance(value, (bytes, bytearray)):
             raise AbiError(f"{t.text} takes bytes, not {type(value).__name__}")
-        raw = bytes(value)
+        raw = memoryview(value).tobytes()  # its buffer, not a subclass's __bytes__
         if kind == "bytesN":
             if len(raw) > t.bits:
                 raise AbiError(f"{len(raw)} bytes do not fit {t.text}")
@@ -298,7 +301,7 @@ def _encode(t: _Type, value: Any) -> bytes:
     if kind == "string":
         if not isinstance(value, str):
             raise AbiError(f"string takes a str, not {type(value).__name__}")
-        return _padded(value.encode("utf-8"))
+        return _padded(str.encode(value, "utf-8"))  # not a subclass's own encode
     raise AbiError(f"cannot encode {t.text}")
 
 
@@ -312,9 +315,10 @@ _HEX_ADDRESS = re.compile(r"(0x)?[0-9a-f]{40}", re.IGNORECASE | re.ASCII)
 def _address_bytes(value: Any) -> bytes:
     """What eth_abi's address encoder takes: 20 bytes, or 40 hex digits (0x optional, any case, no checksum check)."""
     if isinstance(value, (bytes, bytearray)):
-        if len(value) != 20:
-            raise AbiError(f"an address is 20 bytes, got {len(value)}")
-        return bytes(value)
+        raw = memoryview(value).tobytes()
+        if len(raw) != 20:
+            raise AbiError(f"an address is 20 bytes, got {len(raw)}")
+        return raw
     if not isinstance(value, str) or not _HEX_ADDRESS.fullmatch(value):
         raise AbiError(f"an address is 40 hex digits or 20 bytes; got {value!r}"[:200])
-    return bytes.fromhex(value[-40:])
+    return bytes.fromhex(str.__str__(value)[-40:])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,9 +96,9 @@ class Request:
         eth_abi's general encoder, which the enclave ran twice per response and the node per item.
         `tests/test_protocol.py` checks it equals eth_abi's on random requests.
         """
-        consumer = bytes.fromhex(self.consumer.removeprefix("0x"))
-        if len(consumer) != 20:
-            raise ValueError(f"consumer {self.consumer!r} is not a 20-byte address")
+        if not _ADDRESS.fullmatch(self.consumer):  # bytes.fromhex alone would skip spaces
+            raise ValueError(f"consumer {self.consumer!r} is not a 0x-prefixed 20-byte hex address")
+        consumer = bytes.fromhex(self.consumer[2:])
         return b"".join((
             _bytes32(self.request_id), b"\0" * 12 + consumer, _bytes32(self.template_id), _bytes32(self.input_hash),
             _uint(self.callback_gas_limit, 32), _uint(self.fee, 96), _uint(self.deadline, 64), _uint(self.anchor_block, 64),
@@ -119,7 +120,9 @@ class Request:
         for key, value in data.items():
             is_bytes = key in ("request_id", "template_id", "input_hash", "anchor_hash")
             values[key] = bytes.fromhex(value.removeprefix("0x")) if is_bytes else value
-        return cls(**values)
+        request = cls(**values)
+        request.encoded()  # refuses a malformed field here, before a template sees it (the sender is untrusted)
+        return request
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,9 @@ def response_digest(domain: Domain, request: Request, status: Status, output: by
         RESPONSE_TYPEHASH + _bytes32(request.request_id) + request.commitment() + _uint(int(status), 8) + keccak(output)
     )
     return domain.digest(struct_hash)
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def _bytes32(value: bytes) -> bytes:

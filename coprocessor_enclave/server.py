@@ -74,8 +74,13 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
             self.wfile.write(b"0\r\n\r\n")
 
+        def _framing_is_plain(self) -> bool:
+            """One Content-Length at most, and no Transfer-Encoding: anything else could make a body we
+            do not read look like the next request on a kept-alive connection."""
+            return "Transfer-Encoding" not in self.headers and len(self.headers.get_all("Content-Length") or []) <= 1
+
         def do_GET(self) -> None:
-            if self.headers.get("Content-Length", "0") != "0":
+            if self.headers.get("Content-Length", "0") != "0" or not self._framing_is_plain():
                 self.close_connection = True  # a body we do not read is never taken for the next request
             if self.path != "/info":
                 self._reply(404, {"error": f"no such endpoint {self.path}"})
@@ -92,9 +97,11 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
                 self._reply(401, {"error": f"{self.path} needs the enclave owner's token (enclave serve --token-file)"})
                 return
             length = self.headers.get("Content-Length") or "0"
-            if not length.isdigit() or int(length) > _MAX_BODY:  # no sign, no junk: "-1" would read to EOF
+            digits = length.isascii() and length.isdigit()  # no sign, no junk: "-1" would read to EOF
+            if not digits or int(length) > _MAX_BODY or not self._framing_is_plain():
                 self.close_connection = True
-                self._reply(413 if length.isdigit() else 400, {"error": f"Content-Length must be 0-{_MAX_BODY}"})
+                too_long = digits and int(length) > _MAX_BODY
+                self._reply(413 if too_long else 400, {"error": f"one Content-Length of 0-{_MAX_BODY}, and no Transfer-Encoding"})
                 return
             try:
                 body = loads_bounded(self.rfile.read(int(length)))  # the node is untrusted too

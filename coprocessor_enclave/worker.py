@@ -224,13 +224,16 @@ class _PublicAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         return importlib.machinery.ModuleSpec(fullname, self) if fullname in _LAZY_PUBLIC_PATHS else None
 
+    def __init__(self) -> None:
+        self._own_specs: dict[str, Any] = {}  # by alias: the module's own spec, which the import system overwrites
+
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         module = importlib.import_module(_LAZY_PUBLIC_PATHS[spec.name])
-        self._own_spec = module.__spec__  # the import system stamps the alias's spec on it: put its own back
+        self._own_specs[spec.name] = module.__spec__
         return module
 
     def exec_module(self, module: types.ModuleType) -> None:
-        module.__spec__ = self._own_spec
+        module.__spec__ = self._own_specs[module.__spec__.name]  # type: ignore[union-attr]
 
 
 def _alias_public_paths() -> None:

@@ -136,3 +136,26 @@ def test_encode_sequenceWhoseLengthLies_encodesWhatItHoldsOrIsRefused() -> None:
     assert abicodec.encode(["uint8[]"], [Liar([1, 2])]) == eth_encode(["uint8[]"], [[1, 2]])  # its items, never its len()
     with pytest.raises(abicodec.AbiError, match="changed"):
         abicodec.encode(["uint8[5]"], [Liar([1, 2])])
+
+
+def test_encode_subclassesEncodedByTheirValueNotTheirOverrides() -> None:
+    class Loud(str):
+        def encode(self, *args: Any, **kwargs: Any) -> bytes:  # type: ignore[override]
+            return b"zz"
+
+    class Shifty(int):
+        def to_bytes(self, *args: Any, **kwargs: Any) -> bytes:  # type: ignore[override]
+            return b"\xff" * 32
+
+    class Faked(bytes):
+        def __bytes__(self) -> bytes:
+            return b"zz"
+
+    assert abicodec.encode(["string"], [Loud("ab")]) == eth_encode(["string"], ["ab"])
+    assert abicodec.encode(["uint8"], [Shifty(5)]) == eth_encode(["uint8"], [5])
+    assert abicodec.encode(["bytes"], [Faked(b"ab")]) == eth_encode(["bytes"], [b"ab"])
+
+
+def test_parse_strictAsEthAbisGrammar() -> None:
+    for text in ("uint256[]\n", "uint256[01]", "()", "()[]", "uint256 "):
+        assert abicodec.parse(text) is None, text

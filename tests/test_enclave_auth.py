@@ -185,3 +185,17 @@ def test_enclave_runMany_aSlowRunHoldsBackNoOtherResult(stack: Devnet) -> None:
     arrivals = [(index, time.monotonic() - started) for index, _ in stack.enclave().run_many([made_up(1, 1500), made_up(2, 0)])]
     assert [index for index, _ in arrivals] == [1, 0], arrivals  # the quick run's answer first, streamed
     assert arrivals[0][1] < 1.0 <= arrivals[1][1], arrivals
+
+
+@pytest.mark.parametrize("headers", [
+    [("Transfer-Encoding", "chunked")], [("Content-Length", "0"), ("Content-Length", "40")], [("Content-Length", "\u00b2")],
+])
+def test_enclave_ambiguousFraming_refusedAndClosed(stack: Devnet, headers: list[tuple[str, str]]) -> None:
+    port = urlparse(stack.enclave_url).port
+    assert port is not None
+    token = read_token(stack.enclave_token_file)
+    inner = b"GET /info HTTP/1.1\r\nHost: x\r\n\r\n"
+    lines = "".join(f"{k}: {v}\r\n" for k, v in headers).encode()
+    payload = b"POST /rotate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode() + b"\r\n" + lines + b"\r\n" + inner
+    received = _raw_exchange(port, payload)
+    assert received.count(b"HTTP/1.1 ") == 1 and received.startswith(b"HTTP/1.1 400"), received[:300]

@@ -85,3 +85,12 @@ def test_packedEncoding_outOfRangeOrWrongSize_refused(field: str) -> None:
         dataclasses.replace(request, request_id=b"\x01" * 31).commitment()
     with pytest.raises(ValueError):
         dataclasses.replace(request, consumer="0x" + "11" * 19).encoded()
+
+
+@pytest.mark.parametrize("consumer", ["0x" + "ab " * 20, "0x" + "ab" * 20 + "\n", "ab" * 20, "0x" + "zz" * 20])
+def test_request_malformedConsumer_refusedBeforeAnyUse(consumer: str) -> None:
+    request = _random_request(random.Random(5))
+    with pytest.raises(ValueError):
+        dataclasses.replace(request, consumer=consumer).encoded()
+    with pytest.raises(ValueError):
+        Request.from_json({**request.to_json(), "consumer": consumer})

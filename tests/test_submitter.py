@@ -294,3 +294,53 @@ def test_signEip1559_matchesEthAccountByteForByte() -> None:
             "gas": 123_456, "to": to_checksum_address(COPROCESSOR), "value": 0, "data": data,
         }).raw_transaction
         assert ours == bytes(theirs)
+
+
+def test_sendAt_poolAlreadyHasItOrTheAnswerIsLost_returnsItsHashNeverSendsTwice() -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from eth_utils import keccak
+    from web3 import Web3
+
+    from coprocessor.chain import ANVIL_KEYS, TxSender
+
+    sends: list[str] = []
+    mode = ["already known"]
+
+    class Rpc(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            call = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if call["method"] == "eth_chainId":
+                body = {"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"}
+            elif mode[0] == "drop":
+                sends.append(call["params"][0])
+                self.close_connection = True  # read the send, then hang up without an answer
+                return
+            else:
+                sends.append(call["params"][0])
+                body = {"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32000, "message": "already known"}}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Rpc)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sender = TxSender(Web3(Web3.HTTPProvider(f"http://127.0.0.1:{server.server_address[1]}")), ANVIL_KEYS[1])
+        for expected_sends, kind in ((1, "already known"), (2, "drop")):
+            mode[0] = kind
+            tx_hash = sender.send_at(3, COPROCESSOR, b"\x01", 100_000, 10**9, 10**8)
+            assert len(sends) == expected_sends, f"{kind}: the transaction was sent {len(sends)} times"
+            assert tx_hash == keccak(bytes.fromhex(sends[-1][2:])), kind
+    finally:
+        server.shutdown()
