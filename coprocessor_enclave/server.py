@@ -54,8 +54,9 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
     runners = ThreadPoolExecutor(max_workers=2 * MAX_RUNS_PER_CALL, thread_name_prefix="enclave-run")
 
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # kept alive: every reply has a Content-Length
+        protocol_version = "HTTP/1.1"  # kept alive: every reply has a Content-Length (or is chunked)
         timeout = IDLE_SECONDS
+        disable_nagle_algorithm = True  # a streamed answer is several small writes: none may wait for an ACK
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             pass
