@@ -518,7 +518,7 @@ class Report:
         raise KeyError(key)
 
     def figure(self, key: str, label: str, value: float, unit: str, baseline: str) -> None:
-        base = self.value_of(baseline)
+        base = self.value_of(baseline) if baseline in self.data["baselines"] or baseline in self.data["figures"] else None  # phase not run
         ratio = value / base if base else None
         self.data["figures"][key] = {
             "label": label, "value": value, "unit": unit, "baseline": baseline, "baseline_value": base, "ratio": ratio,
@@ -548,7 +548,8 @@ class Report:
         for f in self.data["figures"].values():
             base_label = _SHORT.get(f["baseline"], f["baseline"])
             ratio = "n/a" if f["ratio"] is None else f"{f['ratio']:.3g}x"
-            print(f"  {f['label']:<58} {_fmt(f['value'], f['unit']):>14}   {base_label:<24} {_fmt(f['baseline_value'], self._unit(f['baseline'])):>14} {ratio:>9}")
+            base_value = "-" if f["baseline_value"] is None else _fmt(f["baseline_value"], self._unit(f["baseline"]))
+            print(f"  {f['label']:<58} {_fmt(f['value'], f['unit']):>14}   {base_label:<24} {base_value:>14} {ratio:>9}")
         rows = self.data["gas_by_batch_size"]
         if rows:
             transfer = self.value_of("transfer_gas")
@@ -980,8 +981,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the idle phase's random gaps")
     parser.add_argument("--no-build", action="store_true", help="skip `forge build` (the contracts are already built)")
     parser.add_argument("--node-args", default="", help="extra options for `coprocessor node`, e.g. \"--max-batch 25\" (default: none, the node's defaults)")
+    parser.add_argument("--phases", default="baselines,idle,sustained,pending", help="the phases to run, comma-separated (default: all; the baselines always run, every ratio needs them)")
     parser.add_argument("--phase-timeout", type=float, default=None, help="seconds a load phase waits for its callbacks (default 900, quick 60)")
     options = parser.parse_args()
+    phases = {p.strip() for p in options.phases.split(",") if p.strip()}
+    if unknown := phases - {"baselines", "idle", "sustained", "pending"}:
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}: choose from baselines, idle, sustained, pending")
     settings = QUICK if options.quick else FULL
     if options.phase_timeout is not None:
         settings = Settings(**{**settings.__dict__, "phase_timeout": options.phase_timeout})
@@ -998,13 +1003,16 @@ def main() -> None:
         failure = None
         try:
             phase_baselines(report, settings, root)
-            phase_idle(report, settings, root, options.seed)
-            phase_sustained(report, settings, root)
+            if "idle" in phases:
+                phase_idle(report, settings, root, options.seed)
+            if "sustained" in phases:
+                phase_sustained(report, settings, root)
             report.data["phases"]["gas"] = {
                 "description": "gas per response by batch size, from the node's fulfil receipts of the idle and"
                 " sustained phases, traced (callTracer) before each phase's Anvil stopped",
             }
-            phase_pending(report, settings, root)
+            if "pending" in phases:
+                phase_pending(report, settings, root)
         except BenchError as exc:
             failure = str(exc)
             report.data["error"] = failure

@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from Crypto.Hash import keccak as _keccak
-
 _WORD = 32
 _BASE = re.compile(r"(u?int)([0-9]*)|address|bool|bytes([0-9]*)|string")
 _ARRAY = re.compile(r"\[(0|[1-9][0-9]*)?\]\Z")
@@ -31,14 +29,17 @@ class AbiError(ValueError):
 
 def keccak(data: bytes) -> bytes:
     """keccak256, from pycryptodome alone (eth_utils' wraps the same)."""
-    return _keccak.new(data=data, digest_bits=256).digest()
+    return _keccak_module().new(data=data, digest_bits=256).digest()
 
 
-def checksum_address(raw: bytes) -> str:
-    """EIP-55 mixed-case hex of a 20-byte address."""
-    hexed = raw.hex()
-    hashed = keccak(hexed.encode()).hex()
-    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(hexed, hashed))
+@functools.cache
+def _keccak_module() -> Any:
+    # Imported on first use, never by a job process for the codec: pycryptodome loads its C code
+    # through cffi, which imports `threading`, whose after-fork handler alone costs every child of a
+    # zygote that imported it ~120 copy-on-write page faults.
+    from Crypto.Hash import keccak as module
+
+    return module
 
 
 # ---------------------------------------------------------------------------- types

@@ -12,7 +12,6 @@ zygote that runs none of them): the same code objects `BundleFinder` would make 
 from __future__ import annotations
 
 import base64
-import importlib.abc
 import importlib.machinery
 import marshal
 import re
@@ -80,9 +79,14 @@ def pack(files: Mapping[str, bytes]) -> dict[str, str]:
     return {path: base64.b64encode(content).decode() for path, content in files.items()}
 
 
+def decode(packed: Mapping[str, str]) -> dict[str, bytes]:
+    """The bundle of a job frame (`pack`), unchecked: see `unpack`."""
+    return {path: base64.b64decode(content) for path, content in packed.items()}
+
+
 def unpack(packed: Mapping[str, str], template_id: str) -> dict[str, bytes]:
     """The bundle of a job frame, checked against `template_id` (`0x` hex); raises if it does not hash to it."""
-    files = {path: base64.b64decode(content) for path, content in packed.items()}
+    files = decode(packed)
     if "0x" + files_hash(files).hex() != template_id:
         raise ManifestError(f"the job's bundle does not hash to its template id {template_id}")
     return files
@@ -110,8 +114,11 @@ def _compile(source: bytes, origin: str) -> CodeType:
     return compile(source, origin, "exec", dont_inherit=True)
 
 
-class BundleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds and loads a bundle's modules (`a.b` is `a/b.py` or `a/b/__init__.py`) from memory."""
+class BundleFinder:
+    """Finds and loads a bundle's modules (`a.b` is `a/b.py` or `a/b/__init__.py`) from memory.
+
+    A meta path finder and loader by protocol, not by `importlib.abc`, which imports `importlib.resources`,
+    `tempfile` and `random`, whose after-fork reseed would cost every job process page faults."""
 
     def __init__(self, files: Mapping[str, bytes], compiled: bytes = b"") -> None:
         self._files = files

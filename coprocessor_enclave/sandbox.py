@@ -25,6 +25,7 @@ import pwd
 import resource
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -320,7 +321,9 @@ def _private_user_namespace() -> None:
 def prepare_server() -> None:
     """Once in the fork server, before any job: namespaces every worker shares, then a self-test."""
     global _server
-    syscall_filter = _bpf_program(_syscall_filter())  # first: without libseccomp nothing else is worth setting up
+    # First: without libseccomp nothing else is worth setting up. Built in a child: pyseccomp's imports
+    # (threading, random) would otherwise be in every zygote and cost each job's fork page faults.
+    syscall_filter = _bpf_program(in_child(_syscall_filter))
     root = os.geteuid() == 0
     if not root:
         _private_user_namespace()
@@ -334,6 +337,35 @@ def prepare_server() -> None:
     pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if root else None
     _server = _Server(_nobody() if root else None, paths, pid_namespace, syscall_filter, _landlock_ruleset(paths))
     _self_test()
+
+
+def in_child(work: Callable[[], bytes]) -> bytes:
+    """What `work()` returns, computed in a forked child that exits after it: for work whose imports
+    must not stay in this process, where every job's fork would copy what they left. Raises
+    `SandboxError` with its message if it raised."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            answer = b"\0" + work()
+        except BaseException as exc:  # the message, for the parent to raise
+            answer = b"\1" + str(exc).encode(errors="replace")
+        try:
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(answer)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped by the kernel already (SIGCHLD ignored)
+        pass
+    if answer[:1] != b"\0":
+        raise SandboxError(answer[1:].decode(errors="replace") or "a helper child died without an answer")
+    return answer[1:]
 
 
 def _self_test() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import importlib.abc
 import importlib.machinery
 import io
 import json
@@ -218,8 +217,10 @@ _PUBLIC_PATHS = {"sdk": sdk, "values": values, "errors": errors}
 _LAZY_PUBLIC_PATHS = {f"coprocessor.{name}": f"coprocessor_enclave.{name}" for name in ("chainread", "protocol", "template")}
 
 
-class _PublicAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Serves `coprocessor.chainread` (and the other heavy public paths) as the enclave's own module objects."""
+class _PublicAliases:
+    """Serves `coprocessor.chainread` (and the other heavy public paths) as the enclave's own module objects.
+
+    A finder and loader by protocol, as `bundles.BundleFinder` is."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         return importlib.machinery.ModuleSpec(fullname, self) if fullname in _LAZY_PUBLIC_PATHS else None
@@ -396,7 +397,15 @@ def _zygote(control: socket.socket, server: int) -> None:
         sandbox.private_user_namespace()
         sandbox.die_with_parent(server)  # again, in case the new credentials cleared it
     try:
-        files = bundles.unpack(image.pop("bundle"), image["template_id"])
+        packed = image.pop("bundle")
+
+        def check_bundle() -> bytes:
+            bundles.unpack(packed, image["template_id"])  # raises if it does not hash to the id
+            return b""
+
+        # In a child: keccak's imports (pycryptodome, cffi, threading) stay out of every job's fork.
+        sandbox.in_child(check_bundle)
+        files = bundles.decode(packed)
         _preload(list(image.get("preload", [])))
         _warm_codecs(image["inputs"], image["outputs"])
     except Exception as exc:  # a bundle that does not hash to its id: nothing of it may run

@@ -31,7 +31,7 @@ from coprocessor_enclave.workers import TemplateImage, WorkerPool, Warmth
 from .conftest import TEST_TEMPLATES
 
 NAMES = ("warm-marks", "warm-signals", "hostile-segfault", "hostile-sleeps", "hostile-signals")
-FRESH = {"runs": 1, "imports": 1, "imported_in_this_process": True, "sdk_mark": None, "json_mark": None, "compiled_ahead": True}
+FRESH = {"runs": 1, "imports": 1, "imported_in_this_process": True, "sdk_mark": None, "json_mark": None, "compiled_ahead": True, "costly_modules": []}
 
 
 def _enclave(folders: list[Path], tmp: Path, **kwargs: Any) -> Enclave:
