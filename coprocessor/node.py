@@ -309,8 +309,8 @@ class Node:
         self.metrics.stage_seconds.labels("enclave").observe(time.monotonic() - started)
         if not self.journal.signed(entry, result.status, result.output, result.signature):
             return False
-        if result.status == 0:
-            log.info("request 0x%s signed: Ok", rid)
+        if result.status == 0:  # its "settled" line follows; under load a line per stage costs the node a tenth of its time
+            log.debug("request 0x%s signed: Ok", rid)
         else:
             log.info("request 0x%s signed: %s (%s)", rid, result.status.name, result.output[:200].decode("utf-8", "replace"))
         return True

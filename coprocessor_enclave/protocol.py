@@ -12,6 +12,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import coincurve
 from eth_abi import encode
 from eth_keys import keys
 from eth_utils import to_checksum_address
@@ -255,11 +256,16 @@ def report_data(enclave: str, payee: str, chain_id: int, registry: str, nonce: b
     )
 
 
-def sign_digest(private_key: bytes | keys.PrivateKey, digest: bytes) -> bytes:
-    """A 65-byte r||s||v signature (v in 27/28), as OpenZeppelin's ECDSA expects."""
-    signer = private_key if isinstance(private_key, keys.PrivateKey) else keys.PrivateKey(private_key)
-    signature = signer.sign_msg_hash(digest)
-    return signature.to_bytes()[:64] + bytes([signature.v + 27])
+def sign_digest(private_key: bytes | keys.PrivateKey | coincurve.PrivateKey, digest: bytes) -> bytes:
+    """A 65-byte r||s||v signature (v in 27/28), as OpenZeppelin's ECDSA expects.
+
+    Signed by coincurve (libsecp256k1, RFC 6979 nonces, low s) directly: eth_keys' wrapper around the
+    same call costs three times the signature itself, once per response. Pass a `coincurve.PrivateKey`
+    to sign many digests with one key."""
+    if not isinstance(private_key, coincurve.PrivateKey):
+        private_key = coincurve.PrivateKey(private_key.to_bytes() if isinstance(private_key, keys.PrivateKey) else private_key)
+    signature = private_key.sign_recoverable(digest, hasher=None)  # r || s || recovery id (0 or 1)
+    return signature[:64] + bytes([signature[64] + 27])
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:

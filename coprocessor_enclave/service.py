@@ -8,12 +8,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import coincurve
 from eth_abi import decode, encode
 from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
 from . import bundles
 from .abi import NonCanonicalAbi, check_canonical
+from .abicodec import keccak  # pycryptodome directly, as protocol.py
 from .errors import CapabilityError, EnclaveError
 from .protocol import (
     Quote,
@@ -103,7 +105,7 @@ class Enclave:
         self._keys: dict[str, bytes] = {}  # address -> key: the active one, and at most one pending rotation
         address = self._new_key()
         # (address, key, its signer), replaced as one tuple, so a reader never sees a mix
-        self._active = (address, self._keys[address], keys.PrivateKey(self._keys[address]))
+        self._active = (address, self._keys[address], coincurve.PrivateKey(self._keys[address]))
         self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._quote_slots = threading.BoundedSemaphore(max(1, max_concurrency - 1))
@@ -157,7 +159,7 @@ class Enclave:
         """Signs with `address` from now on and forgets every other key."""
         with self._rotation:
             address = self._known(address)
-            self._active = (address, self._keys[address], keys.PrivateKey(self._keys[address]))
+            self._active = (address, self._keys[address], coincurve.PrivateKey(self._keys[address]))
             self._keys = {address: self._keys[address]}
 
     def _new_key(self) -> str:

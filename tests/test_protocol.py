@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import coincurve
 import pytest
 from eth_abi import encode
 from eth_keys import keys
@@ -33,6 +34,15 @@ def test_signDigest_recoversSignerAndIsLowS() -> None:
     s = int.from_bytes(signature[32:64], "big")
     assert s <= 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0  # OpenZeppelin rejects high s
     assert recover_signer(digest, signature) == keys.PrivateKey(key).public_key.to_checksum_address()
+
+
+def test_signDigest_anyKeyForm_signsAsEthKeys() -> None:
+    key = keccak(b"another key")
+    for i in range(50):
+        digest = keccak(i.to_bytes(4, "big"))
+        theirs = keys.PrivateKey(key).sign_msg_hash(digest)
+        expected = theirs.to_bytes()[:64] + bytes([theirs.v + 27])  # deterministic (RFC 6979): the same bytes
+        assert sign_digest(key, digest) == sign_digest(keys.PrivateKey(key), digest) == sign_digest(coincurve.PrivateKey(key), digest) == expected
 
 
 def test_responseDigest_matchesDeployedCoprocessor(stack: Devnet) -> None:
