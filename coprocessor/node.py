@@ -54,6 +54,7 @@ class NodeConfig:
     gas_budget: int = 15_000_000
     max_in_flight: int = 4
     batch_wait: float = 0.05  # seconds a partial batch may wait for responses the enclave is making
+    backlog_batch_wait: float = 0.25  # the same while requests also wait to be run
     sweep_interval: float = 1.0
     key_check_interval: float = 10.0
     ws_url: str | None = ""  # "" derives it from the RPC URL; None polls only
@@ -86,8 +87,10 @@ class Node:
             sender, coprocessor, journal,
             SubmitterConfig(
                 max_batch=config.max_batch, gas_budget=config.gas_budget, max_in_flight=config.max_in_flight, batch_wait=config.batch_wait,
+                backlog_batch_wait=config.backlog_batch_wait,
             ),
             request_state=self._request_state, on_receipt=self._on_receipt, more_coming=self._enclave_busy,
+            behind=lambda: self._behind,
         )
         ws_url = config.ws_url
         if ws_url == "":
@@ -97,6 +100,7 @@ class Node:
         self._work: queue.Queue[Entry | None] = queue.Queue()
         self._solo: set[bytes] = set()  # commitments whose call was refused whole: each goes alone next
         self._busy = 0  # claimed and not yet finished; at most 2 x concurrency
+        self._behind = False  # the last claim found as many requests as it had room for: more wait
         self._busy_lock = threading.Lock()
         self._dispatch_wake = threading.Event()
         self._submit_wake = threading.Event()
@@ -205,6 +209,8 @@ class Node:
                     log.warning("claiming requests failed: %s", exc)
                     self._stop.wait(_ERROR_PAUSE)
                     continue
+            if room > 0:
+                self._behind = len(claimed) == room
             with self._busy_lock:
                 self._busy += len(claimed)
             for entry in claimed:

@@ -150,6 +150,23 @@ def test_sendReady_enclaveStillBusy_partialBatchWaitsBatchWaitAfterTheLastFulfil
     assert submitter.send_ready(0, 1) == 1
 
 
+def test_sendReady_requestsWaitingToRun_partialBatchWaitsTheBacklogWait(tmp_path: Path, clock: Clock) -> None:
+    journal, requests = _signed_journal(tmp_path / "j.sqlite", 7)
+    account = FakeAccount()
+    behind = [True]
+    submitter = _submitter(journal, account, clock, batch_wait=0.05, backlog_batch_wait=0.25)
+    submitter.more_coming = lambda: True
+    submitter.behind = lambda: behind[0]
+    assert submitter.send_ready(0, 1) == 4
+    account.mine()
+    submitter.track()
+    clock.now += 0.1
+    assert submitter.send_ready(0, 1) == 0, "behind: 100 ms after the last fulfil, past batch_wait, still waiting"
+    assert submitter.hold_until == pytest.approx(1000.25)
+    behind[0] = False
+    assert submitter.send_ready(0, 1) == 3, "caught up: batch_wait applies again, and it is over"
+
+
 def test_sendReady_whileInFlight_waitsForAFullBatch(tmp_path: Path, clock: Clock) -> None:
     journal, requests = _signed_journal(tmp_path / "j.sqlite", 7)
     account = FakeAccount()
