@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS requests (
 CREATE INDEX IF NOT EXISTS requests_queue ON requests (state, block_number, seen_at);
 CREATE INDEX IF NOT EXISTS requests_id ON requests (request_id);
 CREATE INDEX IF NOT EXISTS requests_deadline ON requests (deadline) WHERE state IN ('seen', 'signed', 'failed');
+CREATE INDEX IF NOT EXISTS requests_retry ON requests (retry_at) WHERE state = 'seen' AND retry_at > 0;
 CREATE TABLE IF NOT EXISTS cursor (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     block      INTEGER NOT NULL,
@@ -269,10 +270,8 @@ class Journal:
 
     def next_retry(self) -> float | None:
         """When the earliest `seen` request waiting out a backoff may run (epoch seconds)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT MIN(retry_at) FROM requests WHERE state = ? AND retry_at > 0", (State.SEEN.value,)
-            ).fetchone()
+        with self._lock:  # the partial index `requests_retry` (its condition spelled alike): not a walk over the backlog
+            row = self._db.execute("SELECT MIN(retry_at) FROM requests INDEXED BY requests_retry WHERE state = 'seen' AND retry_at > 0").fetchone()
         return row[0] if row else None
 
     def signed(self, entry: Entry, status: Status, output: bytes, signature: bytes) -> bool:

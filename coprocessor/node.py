@@ -218,7 +218,8 @@ class Node:
                 self._work.put(entry)
             self.metrics.enclave_queue.set(self._work.qsize())
             if len(claimed) < room or room <= 0:
-                self._dispatch_wake.wait(self._until_next_retry())
+                # Without room a finishing run wakes it; a backed-off request matters only with room.
+                self._dispatch_wake.wait(self._until_next_retry() if room > 0 else 1.0)
                 self._dispatch_wake.clear()
 
     def _until_next_retry(self) -> float:
