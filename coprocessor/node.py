@@ -223,7 +223,11 @@ class Node:
                 self._dispatch_wake.clear()
 
     def _until_next_retry(self) -> float:
-        next_retry = self.journal.next_retry()
+        try:
+            next_retry = self.journal.next_retry()
+        except Exception as exc:  # the dispatcher must outlive a journal error: it tries again within a second
+            log.warning("reading the next retry time failed: %s", exc)
+            next_retry = None
         return 1.0 if next_retry is None else min(1.0, max(0.01, next_retry - time.time()))
 
     def _enclave_loop(self) -> None:

@@ -346,25 +346,28 @@ def in_child(work: Callable[[], bytes]) -> bytes:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(read)
-        try:
-            answer = b"\0" + work()
-        except BaseException as exc:  # the message, for the parent to raise
-            answer = b"\1" + str(exc).encode(errors="replace")
-        try:
+        try:  # whatever happens, this child never returns into the caller's code
+            os.close(read)
+            try:
+                answer = b"\0" + work()
+            except BaseException as exc:  # the message, for the parent to raise
+                answer = b"\1" + (str(exc) if isinstance(exc, SandboxError) else f"{type(exc).__name__}: {exc}").encode(errors="replace")
             with os.fdopen(write, "wb") as pipe:
-                pipe.write(answer)
+                pipe.write(len(answer).to_bytes(8, "big") + answer)  # framed: a child killed mid-write is told apart
         finally:
             os._exit(0)
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
-        answer = pipe.read()
+        framed = pipe.read()
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:  # reaped by the kernel already (SIGCHLD ignored)
         pass
+    answer = framed[8:]
+    if len(framed) < 9 or int.from_bytes(framed[:8], "big") != len(answer):
+        raise SandboxError("a helper child died without a whole answer")
     if answer[:1] != b"\0":
-        raise SandboxError(answer[1:].decode(errors="replace") or "a helper child died without an answer")
+        raise SandboxError(answer[1:].decode(errors="replace"))
     return answer[1:]
 
 

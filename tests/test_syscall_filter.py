@@ -274,3 +274,19 @@ def test_prepareServer_selfTestRefusesWhereTheFilterIsNotInForce(sabotage: str) 
 
 def test_prepareServer_preparesWhereEverythingIsThere() -> None:
     assert prepare_server().stdout == "prepared\n"
+
+
+def test_inChild_answersWhatTheWorkReturned_raisesWhatItRaisedOrThatItDied() -> None:
+    """The helper that keeps pyseccomp's and pycryptodome's imports out of the fork server and zygotes."""
+    assert sandbox.in_child(lambda: b"filter" * 50_000) == b"filter" * 50_000  # beyond a pipe's buffer
+    assert "colorsys" not in sys.modules
+    assert sandbox.in_child(lambda: __import__("colorsys").__name__.encode()) == b"colorsys"
+    assert "colorsys" not in sys.modules, "what the work imported stayed in its child"
+
+    def refuse() -> bytes:
+        raise ValueError("the bundle does not hash to its id")
+
+    with pytest.raises(sandbox.SandboxError, match="ValueError: the bundle does not hash to its id"):
+        sandbox.in_child(refuse)
+    with pytest.raises(sandbox.SandboxError, match="died without a whole answer"):
+        sandbox.in_child(lambda: os.kill(os.getpid(), signal.SIGKILL) or b"never")
