@@ -42,6 +42,7 @@ test-python: setup
 bench: setup
 	$(BIN)/python benchmarks/node.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/templates.py
+	$(BIN)/python benchmarks/cli.py
 
 clean:
 	rm -rf $(VENV) node_modules solidity/out solidity/cache .coprocessor

@@ -24,7 +24,7 @@ _EXPORTS = {
     "Journal": "coprocessor.journal",
     "State": "coprocessor.journal",
     "Node": "coprocessor.node",
-    "NodeConfig": "coprocessor.node",
+    "NodeConfig": "coprocessor.config",
     "Fulfillment": "coprocessor_enclave.protocol",
     "Request": "coprocessor_enclave.protocol",
     "Status": "coprocessor_enclave.protocol",
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from .chain import Deployment, TxSender, connect
     from .errors import AttestationError, ChainError, CoprocessorError, EnclaveError, ManifestError, ToolchainError
     from .journal import Journal, State
-    from .node import Node, NodeConfig
+    from .config import NodeConfig
+    from .node import Node
     from coprocessor_enclave.protocol import Fulfillment, Request, Status, TeeType
     from coprocessor_enclave.sdk import Context, InvalidInput
     from coprocessor_enclave.template import Template, load_template, load_templates

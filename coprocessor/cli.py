@@ -1,49 +1,32 @@
-"""The `coprocessor` command line."""
+"""The `coprocessor` command line.
+
+Every command module imports only click and light modules at import time; what a command runs
+(web3, the node, the enclave client, eth_abi) is imported inside it, so `--help` and a mistyped
+command answer at once.
+"""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
-import signal
 import sys
-import threading
-import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from eth_utils import keccak
 
-from . import devnet, v4
-from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
-from .consumer import Answer, ExampleConsumerClient
+from .cli_attest import attest_group, enclave_attest, enclave_register, enclave_token_option, policy_kwargs, policy_options
 from .cli_template import json_args, load_template_dirs, template_group, templates_option
 from .cli_v4 import v4_group
-from .cli_attest import (
-    policy_kwargs,
-    attest_group,
-    build_policy,
-    collateral_for,
-    enclave_attest,
-    enclave_register,
-    enclave_token_option,
-    onchain_images,
-    policy_options,
-)
-from coprocessor_enclave.attestation import DEV_BANNER
-from coprocessor.enclave_client import EnclaveClient
+from .config import NodeConfig, default_state_dir
 from .errors import CoprocessorError
-from .journal import Journal, State
-from .node import Node, NodeConfig
-from coprocessor_enclave.protocol import Status
-from .quotes import fetch_quote, start_quote_server
-from .registration import KeyKeeper, Registrar
-from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
-from coprocessor_enclave.text import inert
-from .toolchain import TEMPLATES_DIR, forge_build
+from .toolchain import TEMPLATES_DIR
+
+if TYPE_CHECKING:
+    from .chain import Deployment
+    from .node import Node
+    from coprocessor_enclave.template import Template
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -133,7 +116,7 @@ def main() -> None:
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=devnet.default_state_dir,
+    default=default_state_dir,
     show_default=".coprocessor",
     help="Where the journal, deployment record and enclave log go (wiped at start).",
 )
@@ -147,6 +130,21 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
 
     Development attestation only: NOT SECURE. Ctrl-C stops every child process.
     """
+    import signal
+    import threading
+    from dataclasses import asdict
+
+    from . import devnet, v4
+    from .chain import ANVIL_KEYS, TxSender, connect
+    from .journal import Journal
+    from .node import Node
+    from .quotes import start_quote_server
+    from .registration import KeyKeeper
+    from .toolchain import forge_build
+    from coprocessor_enclave.attestation import DEV_BANNER
+    from coprocessor_enclave.template import load_templates
+    from coprocessor_enclave.text import inert
+
     _setup_logging(verbose)
     config, metrics_port = node_config(kwargs)
     log = logging.getLogger("coprocessor.dev")
@@ -222,6 +220,14 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
 
 def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Template]) -> bool:
     """Sends real requests through the example consumer and prints a table of the callbacks."""
+    from eth_utils import keccak
+
+    from . import devnet
+    from .chain import ANVIL_KEYS, TxSender
+    from .consumer import Answer, ExampleConsumerClient
+    from coprocessor_enclave.protocol import Status
+    from coprocessor_enclave.template import encode_args, find_template
+
     median = find_template(templates, "median-price")
     holder = find_template(templates, "token-holder")
     merkle = find_template(templates, "merkle-root")
@@ -266,6 +272,9 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
 
 def _run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:
     """A Uniswap v4 dynamic-fee hook on the real PoolManager: volatile swaps, a request, the callback's fee."""
+    from . import devnet, v4
+    from .chain import ANVIL_KEYS, TxSender
+
     click.echo("\nUniswap v4 CoprocessorFeeHook (the real PoolManager bytecode from @uniswap/v4-core):")
     deployer = TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER])
     demo = v4.run_fee_hook_demo(deployer, deployment.coprocessor, volatility.template_id, w3)
@@ -292,6 +301,9 @@ def _shorten(text: str, width: int = 60) -> str:
 @click.option("--no-dev", is_flag=True, help="Deploy a registry that refuses DEV enclaves forever (allowDev = false).")
 def deploy(rpc: str, out: Path, no_dev: bool) -> None:
     """Deploy the contracts to a dev chain with Anvil's well-known keys and write a deployment record."""
+    from . import devnet
+    from .toolchain import forge_build
+
     forge_build()
     deployment = devnet.deploy(rpc, allow_dev=not no_dev, templates=load_template_dirs(()).values())
     deployment.save(out)
@@ -322,6 +334,17 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     registers a fresh key before the current one expires (policy options as for
     `coprocessor attest verify`).
     """
+    import functools
+    import signal
+
+    from .chain import Deployment, TxSender, connect
+    from .cli_attest import build_policy, collateral_for, onchain_images
+    from .enclave_client import EnclaveClient
+    from .journal import Journal
+    from .node import Node
+    from .quotes import start_quote_server
+    from .registration import KeyKeeper, Registrar
+
     _setup_logging(verbose)
     config, metrics_port = node_config(kwargs, key_check_interval)
     options = policy_kwargs(kwargs)
@@ -372,6 +395,11 @@ def status(journal_path: Path, error_count: int, as_json: bool) -> None:
 
     Reads the journal only (safe while the node runs); the chain stays the final word.
     """
+    import time
+
+    from .journal import Journal, State
+    from coprocessor_enclave.text import inert
+
     if not journal_path.exists():
         raise click.ClickException(f"no journal at {journal_path}: pass --journal (the node's --journal, or <state dir>/journal.sqlite for `dev`)")
     journal = Journal(journal_path)
@@ -416,6 +444,12 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
 
         coprocessor request median-price '[[100, 101, 250], 500]'
     """
+    from . import devnet
+    from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+    from .consumer import ExampleConsumerClient
+    from coprocessor_enclave.protocol import Status
+    from coprocessor_enclave.template import encode_args, find_template
+
     chosen = find_template(load_template_dirs(template_dirs), template)
     values = json_args(args, "ARGS")
     deployment = Deployment.load(deployment_path)
@@ -448,6 +482,11 @@ def quote(template: str, args: str, consumer: str, url: str, lifetime: int, as_j
 
         coprocessor quote median-price '[[100, 101, 250], 500]' --consumer 0x...
     """
+    import time
+
+    from .quotes import fetch_quote
+    from coprocessor_enclave.template import encode_args, find_template
+
     chosen = find_template(load_template_dirs(template_dirs), template)
     values = json_args(args, "ARGS")
     body = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -10,16 +9,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-from web3 import Web3
+from typing import TYPE_CHECKING
 
-from .attestor import Policy, approve, record_for, verify_evidence
-from .chain import Deployment, TxSender, connect, contract
-from .enclave_client import DEFAULT_TOKEN_FILE, EnclaveClient
+import click
+
+from .config import DEFAULT_TOKEN_FILE
 from .errors import AttestationError
-from .registration import Attestation, Registrar, attest
+
+if TYPE_CHECKING:  # imported where they are used: see cli.py's docstring
+    from web3 import Web3
+
+    from .attestor import Policy
+    from .registration import Attestation
 
 _deployment_option = click.option(
     "--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -54,6 +55,9 @@ def _load_json(path: Path) -> Any:
 
 
 def _der(path: Path) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
     data = path.read_bytes()
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
@@ -62,6 +66,8 @@ def _der(path: Path) -> bytes:
 
 def onchain_images(w3: Web3, registry: str, from_block: int) -> frozenset[bytes]:
     """Image ids the registry allows now, from its ImageAllowed and ImageRevoked events."""
+    from .chain import contract
+
     instance = contract(w3, "EnclaveRegistry", registry)
     allowed = {e["args"]["imageId"] for e in instance.events.ImageAllowed().get_logs(from_block=from_block)}
     revoked = {e["args"]["imageId"] for e in instance.events.ImageRevoked().get_logs(from_block=from_block)}
@@ -70,6 +76,8 @@ def onchain_images(w3: Web3, registry: str, from_block: int) -> frozenset[bytes]
 
 def build_policy(options: dict[str, Any], onchain: Callable[[], frozenset[bytes]] | None) -> Policy:
     """A Policy from `policy_options` values; the allowlist is `--image`, or the chain's when none is given."""
+    from .attestor import Policy
+
     if options["images"]:
         images = frozenset(bytes.fromhex(i.removeprefix("0x")) for i in options["images"])
     elif onchain is not None:
@@ -90,6 +98,8 @@ def collateral_for(options: dict[str, Any], attestation: Attestation) -> dict[st
     if options["collateral_path"]:
         return _load_json(options["collateral_path"])
     if options["pccs"]:
+        import asyncio
+
         import dcap_qvl
 
         try:
@@ -132,6 +142,10 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
     and advisories, the RTMR3 event log, the report data binding and the image allowlist.
     Exits 1 with one line saying why when any check fails.
     """
+    from .attestor import verify_evidence
+    from .chain import Deployment, connect
+    from .registration import Attestation
+
     options = {**policy_kwargs(kwargs), "now": now}
     attestation = Attestation.from_json(_load_json(attestation_path))
     onchain = None
@@ -160,6 +174,10 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
     The claim must name this deployment's chain and registry. The output holds the record
     and the signature; gather the threshold's worth and pass them to `register`.
     """
+    from .attestor import approve, record_for, verify_evidence
+    from .chain import Deployment, connect
+    from .registration import Attestation
+
     options = policy_kwargs(kwargs)
     key = os.environ.get(key_env)
     if not key:
@@ -209,6 +227,10 @@ enclave_token_option = click.option(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the attestation (claim + evidence).")
 def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: Path, out: Path) -> None:
     """Ask the enclave for evidence over a fresh nonce and write it for attestors."""
+    from .chain import Deployment
+    from .enclave_client import EnclaveClient
+    from .registration import attest
+
     deployment = Deployment.load(deployment_path)
     attestation = attest(EnclaveClient.with_token_file(enclave_url, enclave_token_file), deployment.chain_id, deployment.registry)
     out.write_text(json.dumps(attestation.to_json(), indent=2) + "\n")
@@ -226,6 +248,10 @@ def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: 
 @policy_options
 def enclave_register(enclave_url: str, enclave_token_file: Path, rpc: str, deployment_path: Path, attestor_envs: tuple[str, ...], key_env: str, validity: int, **kwargs: Any) -> None:
     """The whole flow: attest, verify with dcap-qvl, approve with each attestor key, register on-chain."""
+    from .chain import Deployment, TxSender, connect
+    from .enclave_client import EnclaveClient
+    from .registration import Registrar
+
     options = policy_kwargs(kwargs)
     keys = [os.environ.get(name) for name in (key_env, *attestor_envs)]
     missing = [name for name, value in zip((key_env, *attestor_envs), keys) if not value]

@@ -10,15 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import click
 
-from . import catalog, devnet
-from .chain import ANVIL_KEYS, Deployment, TxSender, connect
 from .errors import CoprocessorError, ManifestError
-from coprocessor_enclave.template import MANIFEST, Template, load_template, load_templates, to_jsonable
-from coprocessor_enclave.text import inert
-from .testing import TemplateRunner
 from .toolchain import TEMPLATES_DIR
+
+if TYPE_CHECKING:  # imported where they are used: see cli.py's docstring
+    from . import catalog
+    from .chain import TxSender
+    from coprocessor_enclave.template import Template
 
 LOCAL_CHAIN_ID = 31337
 
@@ -49,6 +51,8 @@ def json_args(text: str, hint: str) -> list[Any]:
 
 def load_template_dirs(template_dirs: tuple[Path, ...]) -> dict[bytes, Template]:
     """The templates under `template_dirs`, or the project's library when none are given."""
+    from coprocessor_enclave.template import load_templates
+
     return load_templates(list(template_dirs) or [TEMPLATES_DIR])
 
 
@@ -127,6 +131,8 @@ coprocessor template test {name}
 @click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Where to create the template folder.")
 def template_new(name: str, parent: Path) -> None:
     """Scaffold a working template NAME (manifest, entry, README, a test)."""
+    from coprocessor_enclave.template import MANIFEST, load_template
+
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,63}", name):
         raise click.BadParameter("NAME must be lowercase letters, digits and dashes, starting with a letter", param_hint="NAME")
     folder = parent / name
@@ -147,6 +153,8 @@ def template_new(name: str, parent: Path) -> None:
 
 def _resolve(key: str, template_dirs: tuple[Path, ...]) -> Path:
     """A template folder from a path, or from a name/id among `template_dirs` (default: the library)."""
+    from coprocessor_enclave.template import MANIFEST
+
     if (Path(key) / MANIFEST).is_file():
         return Path(key)
     for template in load_template_dirs(template_dirs).values():
@@ -170,6 +178,10 @@ def template_run(template: str, input_json: str, secret_pairs: tuple[str, ...], 
       coprocessor template run median-price --input '[[100, 101, 250], 500]'
       coprocessor template run ./my-task --input '[[1, 2, 3]]'
     """
+    from .testing import TemplateRunner
+    from coprocessor_enclave.template import to_jsonable
+    from coprocessor_enclave.text import inert
+
     args = json_args(input_json, "--input")
     secrets = {}
     for pair in secret_pairs:
@@ -194,6 +206,8 @@ def template_run(template: str, input_json: str, secret_pairs: tuple[str, ...], 
 @templates_option
 def template_test(template: str, pytest_args: tuple[str, ...], template_dirs: tuple[Path, ...]) -> None:
     """Run TEMPLATE's own tests (pytest on its folder); extra arguments go to pytest."""
+    from coprocessor_enclave.template import load_template
+
     folder = _resolve(template, template_dirs)
     load_template(folder)  # a broken manifest fails here, with its own message
     command = [sys.executable, "-m", "pytest", str(folder), "-p", "no:cacheprovider", "--rootdir", str(folder), *pytest_args]
@@ -206,6 +220,9 @@ def template_test(template: str, pytest_args: tuple[str, ...], template_dirs: tu
 
 def _author(w3: Any, key_env: str) -> TxSender:
     """The publishing account: the key in `key_env`, or on a local Anvil chain its dev account #5."""
+    from . import devnet
+    from .chain import ANVIL_KEYS, TxSender
+
     key = os.environ.get(key_env)
     if key:
         return TxSender(w3, key)
@@ -225,6 +242,10 @@ def _author(w3: Any, key_env: str) -> TxSender:
 @templates_option
 def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
     """Publish TEMPLATE (folder, name or id) in the on-chain TemplateRegistry under its content-hash id."""
+    from . import catalog
+    from .chain import Deployment, connect
+    from coprocessor_enclave.template import load_template
+
     chosen = load_template(_resolve(template, template_dirs))
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
@@ -240,6 +261,9 @@ def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, 
 @_deployment_option
 def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path: Path) -> None:
     """Deprecate a published TEMPLATE_ID: new requests for it are refused; pending ones still settle."""
+    from . import catalog
+    from .chain import Deployment, connect
+
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
     catalog.deprecate(_author(w3, key_env), deployment.template_registry, bytes.fromhex(template_id.removeprefix("0x")))
@@ -253,6 +277,10 @@ def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path
 @templates_option
 def template_list(onchain: bool | None, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
     """List local templates (ids, versions, types) and the on-chain catalogue (authors, fees, status)."""
+    from . import catalog
+    from .chain import Deployment, connect
+    from coprocessor_enclave.text import inert
+
     local = load_template_dirs(template_dirs)
     listed: dict[bytes, catalog.Listing] = {}
     if onchain or (onchain is None and deployment_path.is_file()):

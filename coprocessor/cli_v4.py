@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import devnet, v4
-from .chain import ANVIL_KEYS, Deployment, TxSender, connect
 from .cli_template import load_template_dirs, templates_option
 from .errors import ChainError
-from coprocessor_enclave.template import find_template
-from .toolchain import artifact
+
+if TYPE_CHECKING:  # imported where they are used: see cli.py's docstring
+    from .chain import TxSender
 
 _STATE = Path(".coprocessor/v4.json")
 _rpc_option = click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
@@ -30,6 +29,9 @@ _state_option = click.option(
 
 def _sender(rpc: str) -> TxSender:
     """Anvil's deployer account: these commands are for a local chain."""
+    from . import devnet
+    from .chain import ANVIL_KEYS, TxSender, connect
+
     return TxSender(connect(rpc), ANVIL_KEYS[devnet.DEPLOYER])
 
 
@@ -49,6 +51,8 @@ def v4_group() -> None:
 @_state_option
 def v4_deploy(rpc: str, state_path: Path) -> None:
     """Deploy PoolManager, the test swap and liquidity routers and two test tokens."""
+    from . import v4
+
     stack = v4.deploy_v4_stack(_sender(rpc))
     state_path.parent.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(asdict(stack), indent=2))
@@ -57,7 +61,7 @@ def v4_deploy(rpc: str, state_path: Path) -> None:
 
 @v4_group.command("hook")
 @click.argument("contract")
-@click.option("--flags", required=True, help=f"Comma-separated hook permissions, e.g. after-initialize,after-swap (of: {', '.join(v4.HOOK_FLAGS)}).")
+@click.option("--flags", required=True, help="Comma-separated hook permissions (Hooks.sol's, dashed), e.g. after-initialize,after-swap; a wrong one lists them all.")
 @click.option("--template", "template_key", required=True, help="Template (name or id) passed to the constructor.")
 @click.option("--fund", default=0.1, show_default=True, help="Ether sent to the hook for request fees.")
 @_rpc_option
@@ -70,6 +74,11 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
     Its constructor must be (IPoolManager poolManager, ICoprocessor coprocessor, bytes32 templateId),
     as in docs/solidity.md.
     """
+    from . import v4
+    from .chain import Deployment
+    from .toolchain import artifact
+    from coprocessor_enclave.template import find_template
+
     try:
         mask = sum(v4.HOOK_FLAGS[name.strip()] for name in flags.split(","))
     except KeyError as exc:
@@ -90,6 +99,8 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
 @_state_option
 def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
     """Initialise a dynamic-fee pool of the two test tokens with HOOK, at price 1, with liquidity."""
+    from . import v4
+
     pool = v4.init_pool(_sender(rpc), v4.V4Stack(**_load(state_path)), hook)
     click.echo(f"pool 0x{pool.pool_id.hex()} initialised with hook {pool.hooks} (dynamic fee)")
 
@@ -102,6 +113,9 @@ def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
 @_state_option
 def v4_swap(hook: str, one_for_zero: bool, amount: int, rpc: str, state_path: Path) -> None:
     """Swap in the dynamic-fee pool of HOOK; print the LP fee from PoolManager's Swap event."""
+    from . import v4
+    from .chain import connect
+
     stack = v4.V4Stack(**_load(state_path))
     pool = v4.Pool(stack.currency0, stack.currency1, v4.DYNAMIC_FEE_FLAG, v4.TICK_SPACING, connect(rpc).to_checksum_address(hook))
     receipt = v4.swap(_sender(rpc), stack, pool, not one_for_zero, amount)

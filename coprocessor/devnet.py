@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 from . import catalog
 from .attestor import Policy
 from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+from .config import default_state_dir as default_state_dir  # re-exported: `dev`'s default
 from coprocessor_enclave.attestation import dev_image_id
 from coprocessor.enclave_client import EnclaveClient
 from .errors import ToolchainError
@@ -173,8 +173,3 @@ def stop(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def default_state_dir() -> Path:
-    """Where `coprocessor dev` keeps its journal, deployment record and logs."""
-    return Path(os.environ.get("COPROCESSOR_STATE_DIR", ".coprocessor"))

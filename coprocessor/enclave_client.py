@@ -17,7 +17,7 @@ from coprocessor_enclave.service import QuoteRefused, SignedResult
 from .errors import EnclaveError, EnclaveUnreachable
 from .keepalive import KeptAlive
 
-DEFAULT_TOKEN_FILE = Path(".coprocessor/enclave.token")
+from .config import DEFAULT_TOKEN_FILE as DEFAULT_TOKEN_FILE  # re-exported
 # Well inside the enclave's idle close (`coprocessor_enclave.server.IDLE_SECONDS`): no request races it.
 _REUSE_SECONDS = 10.0
 

@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -24,6 +23,7 @@ from coprocessor_enclave.protocol import RequestState
 from coprocessor_enclave.service import SignedResult
 
 from .chain import TxSender, contract
+from .config import NodeConfig as NodeConfig  # re-exported: its home is light, for the command line
 from .enclave_client import EnclaveClient
 from .errors import EnclaveError, EnclaveUnreachable
 from .heads import HeadSource, ws_url_for
@@ -40,24 +40,6 @@ _ERROR_PAUSE = 0.5  # seconds a stage waits after an RPC or journal error before
 # Claimed requests one enclave call carries at most (each answered as it ends): one HTTP exchange
 # for several runs under load, one run when idle.
 _RUNS_PER_CALL = 4
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """Tuning knobs with sensible local defaults (each is an option of `node` and `dev`)."""
-
-    poll_interval: float = 0.05  # head polling when the RPC has no websocket
-    confirmations: int = 0
-    reorg_depth: int = 64
-    concurrency: int = 16  # enclave runs in flight (twice the enclave's own default: one waits while one runs)
-    max_batch: int = 64
-    gas_budget: int = 15_000_000
-    max_in_flight: int = 4
-    batch_wait: float = 0.05  # seconds a partial batch may wait for responses the enclave is making
-    backlog_batch_wait: float = 0.25  # the same while requests also wait to be run
-    sweep_interval: float = 1.0
-    key_check_interval: float = 10.0
-    ws_url: str | None = ""  # "" derives it from the RPC URL; None polls only
 
 
 class Node:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import encode, grammar
-from eth_utils import keccak
 
 from . import abi
 # Re-exported: defined beside the bundle code, which the job process loads without this module.
