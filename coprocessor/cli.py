@@ -440,7 +440,8 @@ def status(journal_path: Path, error_count: int, as_json: bool) -> None:
 def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: int, fee: int | None, wait_seconds: float, template_dirs: tuple[Path, ...]) -> None:
     """Send one request through the example consumer and wait for its callback.
 
-    TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs, e.g.
+    TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs (@file.json reads
+    a file, - reads stdin), e.g.
 
         coprocessor request median-price '[[100, 101, 250], 500]'
     """
@@ -478,7 +479,8 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
 def quote(template: str, args: str, consumer: str, url: str, lifetime: int, as_json: bool, template_dirs: tuple[Path, ...]) -> None:
     """Fetch an enclave-signed quote (sync mode) and print `abi.encode(SignedQuote)` as hex, ready for hookData.
 
-    TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs, e.g.
+    TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs (@file.json reads
+    a file, - reads stdin), e.g.
 
         coprocessor quote median-price '[[100, 101, 250], 500]' --consumer 0x...
     """

@@ -39,7 +39,15 @@ _deployment_option = click.option(
 
 
 def json_args(text: str, hint: str) -> list[Any]:
-    """A template's inputs given on the command line as a JSON list, or a clear usage error."""
+    """A template's inputs as a JSON list: given inline, as `@file.json`, or `-` for standard input
+    (thousands of values do not fit on a command line); or a clear usage error."""
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {text[1:]}: {exc.strerror or exc}", param_hint=hint) from None
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -165,7 +173,7 @@ def _resolve(key: str, template_dirs: tuple[Path, ...]) -> Path:
 
 @template_group.command("run")
 @click.argument("template")
-@click.option("--input", "input_json", default="[]", show_default=True, help="JSON list of the template's inputs, e.g. '[[100, 101], 500]' (0x-hex for bytes).")
+@click.option("--input", "input_json", default="[]", show_default=True, help="JSON list of the template's inputs, e.g. '[[100, 101], 500]' (0x-hex for bytes); @file.json reads a file, - reads stdin.")
 @click.option("--secret", "secret_pairs", multiple=True, metavar="NAME=VALUE", help="A secret the template declares; repeatable.")
 @click.option("--rpc", "chain_rpc", default=None, help="Chain RPC for ctx.chain reads (anchored at the latest block, or --block).")
 @click.option("--block", type=int, default=None, help="Anchor block for chain reads.")

@@ -1,10 +1,16 @@
-"""The command line starts at once: loading it (as `--help` does, every command group included) imports
-nothing that a command only needs when it runs. benchmarks/cli.py times it."""
+"""The command line: it starts at once (loading it, as `--help` does, imports nothing that a command only
+needs when it runs; benchmarks/cli.py times it), and it takes inputs too large for a command line."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from coprocessor.cli import main
 
 # What made `coprocessor --help` take 1.3 s: web3 and eth-account (0.75 s), eth_abi, the node, the
 # enclave client, the verified chain reads, dcap-qvl, the attestor's crypto.
@@ -32,3 +38,22 @@ def test_help_listsEveryCommand() -> None:
     shown = subprocess.run([sys.executable, "-m", "coprocessor", "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("dev", "deploy", "node", "status", "request", "quote", "enclave", "attest", "template", "v4"):
         assert f"  {command} " in shown
+
+
+def test_templateRun_inputFromAFileOrStdin_thousandsOfValues(tmp_path: Path) -> None:
+    prices = [100_000 + (i % 7) for i in range(1024)]  # median-price's most; "Argument list too long" is the shell's limit, not ours
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps([prices, 500]))
+    from_file = CliRunner().invoke(main, ["template", "run", "median-price", "--input", f"@{path}", "--json"])
+    assert from_file.exit_code == 0, from_file.output
+    assert json.loads(from_file.stdout)["output"] == [100_003, 1024]
+    from_stdin = CliRunner().invoke(main, ["template", "run", "median-price", "--input", "-", "--json"], input=path.read_text())
+    assert from_stdin.exit_code == 0, from_stdin.output
+    assert json.loads(from_stdin.stdout)["output"] == [100_003, 1024]
+
+
+def test_templateRun_missingInputFile_oneLineError(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["template", "run", "median-price", "--input", f"@{tmp_path / 'nope.json'}"])
+    assert result.exit_code == 2
+    assert "cannot read" in result.output and "nope.json" in result.output
+    assert "Traceback" not in result.output
