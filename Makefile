@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
+# `make demo PORT=9545 STATE=/tmp/demo`: Anvil's port (the quote endpoint takes the next one) and the state dir.
+PORT ?= 8545
+STATE ?= .coprocessor
+DEV_ARGS = --state-dir $(STATE) dev --port $(PORT) --quote-port $(shell expr $(PORT) + 1)
 
 .PHONY: setup demo dev test test-solidity test-python bench clean
 
@@ -26,10 +30,10 @@ solidity/out/.built: node_modules/.installed $(shell find solidity/src -name '*.
 	@touch $@
 
 demo: setup
-	$(BIN)/coprocessor dev --demo
+	$(BIN)/coprocessor $(DEV_ARGS) --demo
 
 dev: setup
-	$(BIN)/coprocessor dev
+	$(BIN)/coprocessor $(DEV_ARGS)
 
 test: setup test-solidity test-python
 

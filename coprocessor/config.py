@@ -10,9 +10,19 @@ from pathlib import Path
 DEFAULT_TOKEN_FILE = Path(".coprocessor/enclave.token")  # where `enclave serve` writes its token by default
 
 
+_state_dir: Path | None = None  # `coprocessor --state-dir`, for this process
+
+
+def use_state_dir(path: Path) -> None:
+    """Makes `path` the state dir of this process (`coprocessor --state-dir`)."""
+    global _state_dir
+    _state_dir = path
+
+
 def default_state_dir() -> Path:
-    """Where `coprocessor dev` keeps its journal, deployment record and logs (`COPROCESSOR_STATE_DIR`)."""
-    return Path(os.environ.get("COPROCESSOR_STATE_DIR", ".coprocessor"))
+    """Where deployment records, the journal, the enclave token and logs are kept: `--state-dir`, else
+    `COPROCESSOR_STATE_DIR`, else `.coprocessor`."""
+    return _state_dir or Path(os.environ.get("COPROCESSOR_STATE_DIR", ".coprocessor"))
 
 
 @dataclass(frozen=True)

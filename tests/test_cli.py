@@ -57,3 +57,20 @@ def test_templateRun_missingInputFile_oneLineError(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cannot read" in result.output and "nope.json" in result.output
     assert "Traceback" not in result.output
+
+
+def test_stateDir_optionOrEnvironment_everyCommandReadsItsFilesThere(tmp_path: Path) -> None:
+    by_option = CliRunner().invoke(main, ["--state-dir", str(tmp_path / "a"), "status"])
+    assert by_option.exit_code == 1 and f"no journal at {tmp_path / 'a' / 'journal.sqlite'}" in by_option.output
+    by_env = CliRunner().invoke(main, ["status"], env={"COPROCESSOR_STATE_DIR": str(tmp_path / "b")})
+    assert by_env.exit_code == 1 and f"no journal at {tmp_path / 'b' / 'journal.sqlite'}" in by_env.output
+    v4_help = " ".join(CliRunner().invoke(main, ["v4", "swap", "--help"]).output.split())
+    assert "<state dir>/v4.json" in v4_help
+
+
+def test_everyOption_isAnEnvironmentVariable() -> None:
+    result = CliRunner().invoke(main, ["template", "run", "median-price", "--json"], env={"COPROCESSOR_TEMPLATE_RUN_INPUT_JSON": "[[1, 2, 3], 500]"})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output"] == [2, 1]  # 1 and 3 lie 50 % from the median
+    shown = "".join(CliRunner().invoke(main, ["template", "run", "--help"]).output.split())
+    assert "COPROCESSOR_TEMPLATE_RUN_INPUT_JSON" in shown, "--help names each option's variable"

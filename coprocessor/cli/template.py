@@ -8,61 +8,18 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import CoprocessorError, ManifestError
-from .toolchain import TEMPLATES_DIR
+from ..errors import CoprocessorError, ManifestError
+from .options import deployment_option, json_args, load_template_dirs, rpc_option, templates_option
 
-if TYPE_CHECKING:  # imported where they are used: see cli.py's docstring
-    from . import catalog
-    from .chain import TxSender
-    from coprocessor_enclave.template import Template
+if TYPE_CHECKING:  # imported where they are used: see __init__.py
+    from .. import catalog
+    from ..chain import TxSender
 
 LOCAL_CHAIN_ID = 31337
-
-templates_option = click.option(
-    "--templates",
-    "template_dirs",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder of templates (or one template folder); repeatable. Default: the project's templates/.",
-)
-_rpc_option = click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
-_deployment_option = click.option(
-    "--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(".coprocessor/deployment.json"), show_default=True, help="Deployment record written by `coprocessor dev` or `deploy`.",
-)
-
-
-def json_args(text: str, hint: str) -> list[Any]:
-    """A template's inputs as a JSON list: given inline, as `@file.json`, or `-` for standard input
-    (thousands of values do not fit on a command line); or a clear usage error."""
-    if text == "-":
-        text = sys.stdin.read()
-    elif text.startswith("@"):
-        try:
-            text = Path(text[1:]).read_text()
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {text[1:]}: {exc.strerror or exc}", param_hint=hint) from None
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"must be a JSON list of the template's inputs: {exc}", param_hint=hint) from None
-    if not isinstance(values, list):
-        raise click.BadParameter("must be a JSON list of the template's inputs", param_hint=hint)
-    return values
-
-
-def load_template_dirs(template_dirs: tuple[Path, ...]) -> dict[bytes, Template]:
-    """The templates under `template_dirs`, or the project's library when none are given."""
-    from coprocessor_enclave.template import load_templates
-
-    return load_templates(list(template_dirs) or [TEMPLATES_DIR])
-
 
 @click.group("template")
 def template_group() -> None:
@@ -186,7 +143,7 @@ def template_run(template: str, input_json: str, secret_pairs: tuple[str, ...], 
       coprocessor template run median-price --input '[[100, 101, 250], 500]'
       coprocessor template run ./my-task --input '[[1, 2, 3]]'
     """
-    from .testing import TemplateRunner
+    from ..testing import TemplateRunner
     from coprocessor_enclave.template import to_jsonable
     from coprocessor_enclave.text import inert
 
@@ -228,8 +185,8 @@ def template_test(template: str, pytest_args: tuple[str, ...], template_dirs: tu
 
 def _author(w3: Any, key_env: str) -> TxSender:
     """The publishing account: the key in `key_env`, or on a local Anvil chain its dev account #5."""
-    from . import devnet
-    from .chain import ANVIL_KEYS, TxSender
+    from .. import devnet
+    from ..chain import ANVIL_KEYS, TxSender
 
     key = os.environ.get(key_env)
     if key:
@@ -245,13 +202,13 @@ def _author(w3: Any, key_env: str) -> TxSender:
 @click.option("--fee", default=0, show_default=True, help="Author fee in wei, paid on every Ok fulfilment; fixed for this version.")
 @click.option("--uri", default="", help="Where the bundle can be fetched (e.g. a git URL at a commit, or ipfs://).")
 @click.option("--key-env", default="COPROCESSOR_AUTHOR_KEY", show_default=True, help="Environment variable holding the author's private key.")
-@_rpc_option
-@_deployment_option
+@rpc_option
+@deployment_option
 @templates_option
 def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
     """Publish TEMPLATE (folder, name or id) in the on-chain TemplateRegistry under its content-hash id."""
-    from . import catalog
-    from .chain import Deployment, connect
+    from .. import catalog
+    from ..chain import Deployment, connect
     from coprocessor_enclave.template import load_template
 
     chosen = load_template(_resolve(template, template_dirs))
@@ -265,12 +222,12 @@ def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, 
 @template_group.command("deprecate")
 @click.argument("template_id")
 @click.option("--key-env", default="COPROCESSOR_AUTHOR_KEY", show_default=True, help="Environment variable holding the author's private key.")
-@_rpc_option
-@_deployment_option
+@rpc_option
+@deployment_option
 def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path: Path) -> None:
     """Deprecate a published TEMPLATE_ID: new requests for it are refused; pending ones still settle."""
-    from . import catalog
-    from .chain import Deployment, connect
+    from .. import catalog
+    from ..chain import Deployment, connect
 
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
@@ -280,13 +237,13 @@ def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path
 
 @template_group.command("list")
 @click.option("--onchain/--local-only", default=None, help="Also list the on-chain catalogue (default: when a deployment record exists).")
-@_rpc_option
-@_deployment_option
+@rpc_option
+@deployment_option
 @templates_option
 def template_list(onchain: bool | None, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
     """List local templates (ids, versions, types) and the on-chain catalogue (authors, fees, status)."""
-    from . import catalog
-    from .chain import Deployment, connect
+    from .. import catalog
+    from ..chain import Deployment, connect
     from coprocessor_enclave.text import inert
 
     local = load_template_dirs(template_dirs)

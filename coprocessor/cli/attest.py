@@ -7,45 +7,18 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .config import DEFAULT_TOKEN_FILE
-from .errors import AttestationError
+from ..errors import AttestationError
+from .options import deployment_option, enclave_token_option, policy_kwargs, policy_options, rpc_option
 
-if TYPE_CHECKING:  # imported where they are used: see cli.py's docstring
+if TYPE_CHECKING:  # imported where they are used: see __init__.py
     from web3 import Web3
 
-    from .attestor import Policy
-    from .registration import Attestation
-
-_deployment_option = click.option(
-    "--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(".coprocessor/deployment.json"), show_default=True, help="Deployment record (chain id, registry).",
-)
-# Intel's TCB statuses that a policy may accept (Revoked never verifies).
-TCB_STATUSES = (
-    "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate", "OutOfDateConfigurationNeeded",
-)
-_rpc_option = click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
-
-
-def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The attestor's policy, as options shared by every command that verifies evidence."""
-    options = [
-        click.option("--image", "images", multiple=True, help="Allowlisted image id (0x, 32 bytes); repeatable. Default: the registry's allowlist (needs --rpc)."),
-        click.option("--allow-status", "statuses", multiple=True, type=click.Choice(TCB_STATUSES), help="A TCB status accepted besides UpToDate; repeatable."),
-        click.option("--reject-advisory", "advisories", multiple=True, help="Intel advisory id that makes a quote unacceptable; repeatable."),
-        click.option("--collateral", "collateral_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Collateral JSON (default: the evidence's own, or --pccs)."),
-        click.option("--pccs", default=None, help="Fetch collateral from this PCCS/PCS URL, e.g. https://api.trustedservices.intel.com."),
-        click.option("--insecure-dev-root", "dev_root", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INSECURE: also accept quotes from this development root CA (PEM or DER); they register as DEV."),
-    ]
-    return functools.reduce(lambda f, option: option(f), reversed(options), command)
-
+    from ..attestor import Policy
+    from ..registration import Attestation
 
 def _load_json(path: Path) -> Any:
     try:
@@ -66,7 +39,7 @@ def _der(path: Path) -> bytes:
 
 def onchain_images(w3: Web3, registry: str, from_block: int) -> frozenset[bytes]:
     """Image ids the registry allows now, from its ImageAllowed and ImageRevoked events."""
-    from .chain import contract
+    from ..chain import contract
 
     instance = contract(w3, "EnclaveRegistry", registry)
     allowed = {e["args"]["imageId"] for e in instance.events.ImageAllowed().get_logs(from_block=from_block)}
@@ -76,7 +49,7 @@ def onchain_images(w3: Web3, registry: str, from_block: int) -> frozenset[bytes]
 
 def build_policy(options: dict[str, Any], onchain: Callable[[], frozenset[bytes]] | None) -> Policy:
     """A Policy from `policy_options` values; the allowlist is `--image`, or the chain's when none is given."""
-    from .attestor import Policy
+    from ..attestor import Policy
 
     if options["images"]:
         images = frozenset(bytes.fromhex(i.removeprefix("0x")) for i in options["images"])
@@ -116,11 +89,6 @@ def _check_claim_target(attestation: Attestation, chain_id: int, registry: str) 
         raise AttestationError(f"the claim is for chain {claim.chain_id} registry {claim.registry}, not this deployment")
 
 
-def policy_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("images", "statuses", "advisories", "collateral_path", "pccs", "dev_root")
-    return {k: kwargs.pop(k) for k in keys}
-
-
 # ---------------------------------------------------------------------------- attest
 
 
@@ -132,7 +100,7 @@ def attest_group() -> None:
 @attest_group.command("verify")
 @click.argument("attestation_path", metavar="ATTESTATION", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rpc", default=None, help="Read the registry's image allowlist from this chain (with --deployment).")
-@_deployment_option
+@deployment_option
 @click.option("--now", type=int, default=None, help="Verify as of this unix time (default: the clock), for recorded quotes. Only here: approvals always use the clock.")
 @policy_options
 def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path, now: int | None, **kwargs: Any) -> None:
@@ -142,9 +110,9 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
     and advisories, the RTMR3 event log, the report data binding and the image allowlist.
     Exits 1 with one line saying why when any check fails.
     """
-    from .attestor import verify_evidence
-    from .chain import Deployment, connect
-    from .registration import Attestation
+    from ..attestor import verify_evidence
+    from ..chain import Deployment, connect
+    from ..registration import Attestation
 
     options = {**policy_kwargs(kwargs), "now": now}
     attestation = Attestation.from_json(_load_json(attestation_path))
@@ -161,8 +129,8 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
 
 @attest_group.command("approve")
 @click.argument("attestation_path", metavar="ATTESTATION", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_rpc_option
-@_deployment_option
+@rpc_option
+@deployment_option
 @click.option("--key-env", default="COPROCESSOR_ATTESTOR_KEY", show_default=True, help="Environment variable holding the attestor's private key.")
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds the registration stays valid.")
 @click.option("--expires-at", type=int, default=None, help="Exact expiry (unix time) instead of now + --validity: k-of-n attestors must all sign the same record.")
@@ -174,9 +142,9 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
     The claim must name this deployment's chain and registry. The output holds the record
     and the signature; gather the threshold's worth and pass them to `register`.
     """
-    from .attestor import approve, record_for, verify_evidence
-    from .chain import Deployment, connect
-    from .registration import Attestation
+    from ..attestor import approve, record_for, verify_evidence
+    from ..chain import Deployment, connect
+    from ..registration import Attestation
 
     options = policy_kwargs(kwargs)
     key = os.environ.get(key_env)
@@ -209,27 +177,16 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
 # ---------------------------------------------------------------------------- enclave attest / register
 
 
-enclave_token_option = click.option(
-    "--enclave-token-file",
-    "enclave_token_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_TOKEN_FILE,
-    show_default=True,
-    envvar="COPROCESSOR_ENCLAVE_TOKEN_FILE",
-    help="The token the enclave wrote at start (`enclave serve --token-file`); it answers no one without it.",
-)
-
-
 @click.command("attest")
 @click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
 @enclave_token_option
-@_deployment_option
+@deployment_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the attestation (claim + evidence).")
 def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: Path, out: Path) -> None:
     """Ask the enclave for evidence over a fresh nonce and write it for attestors."""
-    from .chain import Deployment
-    from .enclave_client import EnclaveClient
-    from .registration import attest
+    from ..chain import Deployment
+    from ..enclave_client import EnclaveClient
+    from ..registration import attest
 
     deployment = Deployment.load(deployment_path)
     attestation = attest(EnclaveClient.with_token_file(enclave_url, enclave_token_file), deployment.chain_id, deployment.registry)
@@ -240,17 +197,17 @@ def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: 
 @click.command("register")
 @click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
 @enclave_token_option
-@_rpc_option
-@_deployment_option
+@rpc_option
+@deployment_option
 @click.option("--attestor-key-env", "attestor_envs", multiple=True, default=["COPROCESSOR_ATTESTOR_KEY"], show_default=True, help="Environment variable with an attestor key; repeat for k-of-n.")
 @click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the key that sends the register transaction.")
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds the registration stays valid.")
 @policy_options
 def enclave_register(enclave_url: str, enclave_token_file: Path, rpc: str, deployment_path: Path, attestor_envs: tuple[str, ...], key_env: str, validity: int, **kwargs: Any) -> None:
     """The whole flow: attest, verify with dcap-qvl, approve with each attestor key, register on-chain."""
-    from .chain import Deployment, TxSender, connect
-    from .enclave_client import EnclaveClient
-    from .registration import Registrar
+    from ..chain import Deployment, TxSender, connect
+    from ..enclave_client import EnclaveClient
+    from ..registration import Registrar
 
     options = policy_kwargs(kwargs)
     keys = [os.environ.get(name) for name in (key_env, *attestor_envs)]

@@ -9,28 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_template import load_template_dirs, templates_option
-from .errors import ChainError
+from ..errors import ChainError
+from .options import deployment_option, in_state_dir, load_template_dirs, rpc_option, templates_option
 
-if TYPE_CHECKING:  # imported where they are used: see cli.py's docstring
-    from .chain import TxSender
+if TYPE_CHECKING:  # imported where they are used: see __init__.py
+    from ..chain import TxSender
 
-_STATE = Path(".coprocessor/v4.json")
-_rpc_option = click.option("--rpc", default="http://127.0.0.1:8545", show_default=True, help="JSON-RPC URL of the chain.")
-_deployment_option = click.option(
-    "--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(".coprocessor/deployment.json"), show_default=True,
-)
 _state_option = click.option(
-    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=_STATE, show_default=True,
+    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=in_state_dir("v4.json"),
+    show_default="<state dir>/v4.json",
     help="Where the v4 addresses are kept between commands.",
 )
 
 
 def _sender(rpc: str) -> TxSender:
     """Anvil's deployer account: these commands are for a local chain."""
-    from . import devnet
-    from .chain import ANVIL_KEYS, TxSender, connect
+    from .. import devnet
+    from ..chain import ANVIL_KEYS, TxSender, connect
 
     return TxSender(connect(rpc), ANVIL_KEYS[devnet.DEPLOYER])
 
@@ -47,11 +42,11 @@ def v4_group() -> None:
 
 
 @v4_group.command("deploy")
-@_rpc_option
+@rpc_option
 @_state_option
 def v4_deploy(rpc: str, state_path: Path) -> None:
     """Deploy PoolManager, the test swap and liquidity routers and two test tokens."""
-    from . import v4
+    from .. import v4
 
     stack = v4.deploy_v4_stack(_sender(rpc))
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,8 +59,8 @@ def v4_deploy(rpc: str, state_path: Path) -> None:
 @click.option("--flags", required=True, help="Comma-separated hook permissions (Hooks.sol's, dashed), e.g. after-initialize,after-swap; a wrong one lists them all.")
 @click.option("--template", "template_key", required=True, help="Template (name or id) passed to the constructor.")
 @click.option("--fund", default=0.1, show_default=True, help="Ether sent to the hook for request fees.")
-@_rpc_option
-@_deployment_option
+@rpc_option
+@deployment_option
 @_state_option
 @templates_option
 def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str, deployment_path: Path, state_path: Path, template_dirs: tuple[Path, ...]) -> None:
@@ -74,9 +69,9 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
     Its constructor must be (IPoolManager poolManager, ICoprocessor coprocessor, bytes32 templateId),
     as in docs/solidity.md.
     """
-    from . import v4
-    from .chain import Deployment
-    from .toolchain import artifact
+    from .. import v4
+    from ..chain import Deployment
+    from ..toolchain import artifact
     from coprocessor_enclave.template import find_template
 
     try:
@@ -95,11 +90,11 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
 
 @v4_group.command("pool")
 @click.argument("hook")
-@_rpc_option
+@rpc_option
 @_state_option
 def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
     """Initialise a dynamic-fee pool of the two test tokens with HOOK, at price 1, with liquidity."""
-    from . import v4
+    from .. import v4
 
     pool = v4.init_pool(_sender(rpc), v4.V4Stack(**_load(state_path)), hook)
     click.echo(f"pool 0x{pool.pool_id.hex()} initialised with hook {pool.hooks} (dynamic fee)")
@@ -109,12 +104,12 @@ def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
 @click.argument("hook")
 @click.option("--one-for-zero", is_flag=True, help="Swap token1 for token0 (default: token0 for token1).")
 @click.option("--amount", default=10**18, show_default=True, help="Exact input amount.")
-@_rpc_option
+@rpc_option
 @_state_option
 def v4_swap(hook: str, one_for_zero: bool, amount: int, rpc: str, state_path: Path) -> None:
     """Swap in the dynamic-fee pool of HOOK; print the LP fee from PoolManager's Swap event."""
-    from . import v4
-    from .chain import connect
+    from .. import v4
+    from ..chain import connect
 
     stack = v4.V4Stack(**_load(state_path))
     pool = v4.Pool(stack.currency0, stack.currency1, v4.DYNAMIC_FEE_FLAG, v4.TICK_SPACING, connect(rpc).to_checksum_address(hook))

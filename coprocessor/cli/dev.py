@@ -1,0 +1,221 @@
+"""`coprocessor dev` (everything locally, and the demo) and `coprocessor deploy`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..config import default_state_dir
+from ..toolchain import TEMPLATES_DIR
+from .node import serve_metrics
+from .options import in_state_dir, load_template_dirs, node_config, node_options, rpc_option, setup_logging, templates_option, verbose_option
+
+if TYPE_CHECKING:  # imported where they are used: see __init__.py
+    from ..chain import Deployment
+    from coprocessor_enclave.template import Template
+
+
+@click.command()
+@click.option("--port", default=8545, show_default=True, help="Port for the local Anvil chain.")
+@click.option("--demo", is_flag=True, help="Send a handful of requests, print the answers, then exit.")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_state_dir,
+    show_default=".coprocessor",
+    help="Where the journal, deployment record and enclave log go (wiped at start).",
+)
+@templates_option
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets for templates (see docs/templates.md).")
+@click.option("--quote-port", default=8546, show_default=True, help="Port of the node's quote endpoint (sync mode; `coprocessor quote`); 0 turns it off.")
+@verbose_option
+@node_options
+def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], secrets_file: Path | None, quote_port: int, verbose: bool, **kwargs: Any) -> None:
+    """Run everything locally: Anvil, contracts, a DEV enclave and the node.
+
+    Development attestation only: NOT SECURE. Ctrl-C stops every child process.
+    """
+    import signal
+    import threading
+    from dataclasses import asdict
+
+    from .. import devnet, v4
+    from ..chain import ANVIL_KEYS, TxSender, connect
+    from ..journal import Journal
+    from ..node import Node
+    from ..quotes import start_quote_server
+    from ..registration import KeyKeeper
+    from ..toolchain import forge_build
+    from coprocessor_enclave.attestation import DEV_BANNER
+    from coprocessor_enclave.template import load_templates
+    from coprocessor_enclave.text import inert
+
+    setup_logging(verbose)
+    config, metrics_port = node_config(kwargs)
+    log = logging.getLogger("coprocessor.dev")
+    templates = load_templates([TEMPLATES_DIR, *template_dirs])  # the library, plus the author's own
+    state_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "enclave.log"):
+        (state_dir / stale).unlink(missing_ok=True)
+
+    click.echo("compiling contracts (forge, offline solcjs)...", err=True)
+    forge_build()
+    anvil = enclave_process = None
+    node = quote_server = None
+    try:
+        click.echo(f"starting anvil on 127.0.0.1:{port}...", err=True)
+        anvil = devnet.start_anvil(port)
+        rpc_url = f"http://127.0.0.1:{port}"
+        # The project's library is published for the demo; templates from --templates are loaded into the
+        # enclave but left for their author to publish (`coprocessor template publish`).
+        deployment = devnet.deploy(rpc_url, templates=load_templates([TEMPLATES_DIR]).values())
+        deployment.save(state_dir / "deployment.json")
+        log.info("deployed: registry %s, coprocessor %s, consumer %s", deployment.registry, deployment.coprocessor, deployment.consumer)
+
+        w3 = connect(rpc_url)
+        # A local Uniswap v4 to try hooks on (`coprocessor v4 hook|pool|swap` read this file).
+        v4_stack = v4.deploy_v4_stack(TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER]))
+        (state_dir / "v4.json").write_text(json.dumps(asdict(v4_stack), indent=2))
+        log.info("Uniswap v4: PoolManager %s (real bytecode), swap router %s", v4_stack.pool_manager, v4_stack.swap_router)
+        payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
+        pki_dir = state_dir / "dev-pki"
+        enclave_process, enclave = devnet.start_enclave(
+            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.token",
+            state_dir / "enclave.log", chain_rpc=rpc_url, secrets_file=secrets_file,
+        )
+        click.echo(DEV_BANNER, err=True)
+        sender = TxSender(w3, ANVIL_KEYS[devnet.NODE])  # one nonce counter for registrations and fulfilments
+        registrar = devnet.dev_registrar(rpc_url, deployment, pki_dir, sender=sender)
+        record = registrar.register(enclave)
+        log.info(
+            "dev enclave %s: DCAP quote verified by dcap-qvl against the dev root, approved and registered (payee %s)",
+            record.enclave, payee,
+        )
+        for template in templates.values():
+            log.info("template %s v%s: %s", template.name, inert(template.version), template.id_hex)
+
+        journal = Journal(state_dir / "journal.sqlite")
+        keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)
+        node = Node(w3, deployment.coprocessor, journal, enclave, sender, deployment.start_block, config, keeper)
+        serve_metrics(node, metrics_port)
+        if quote_port:
+            quote_server = start_quote_server(enclave, w3, "127.0.0.1", quote_port)
+            click.echo(f"quote endpoint (sync mode): http://127.0.0.1:{quote_port}/quote", err=True)
+        if demo:
+            thread = threading.Thread(target=node.run, name="node", daemon=True)
+            thread.start()
+            ok = _run_demo(w3, deployment, templates)
+            node.stop()
+            thread.join(5)
+            sys.exit(0 if ok else 1)
+        signal.signal(signal.SIGTERM, lambda *_: node.stop())
+        log.info("serving requests; Ctrl-C to stop")
+        try:
+            node.run()
+        except KeyboardInterrupt:
+            pass
+    finally:
+        if node is not None:
+            node.stop()
+        if quote_server is not None:
+            quote_server.shutdown()
+        devnet.stop(enclave_process)
+        devnet.stop(anvil)
+
+
+def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Template]) -> bool:
+    """Sends real requests through the example consumer and prints a table of the callbacks."""
+    from eth_utils import keccak
+
+    from .. import devnet
+    from ..chain import ANVIL_KEYS, TxSender
+    from ..consumer import Answer, ExampleConsumerClient
+    from coprocessor_enclave.protocol import Status
+    from coprocessor_enclave.template import encode_args, find_template
+
+    median = find_template(templates, "median-price")
+    holder = find_template(templates, "token-holder")
+    merkle = find_template(templates, "merkle-root")
+    client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)  # type: ignore[arg-type]
+    user, eth = client.sender.address, "0x" + "00" * 20
+    e8 = 10**8
+    leaves = ["0x" + keccak(i.to_bytes(32, "big")).hex() for i in range(256)]
+    cases: list[tuple[Template, str, bytes, Status]] = [
+        (median, "4 sources, 1 outlier", encode_args(median, [[3012 * e8, 3015 * e8, 3009 * e8, 9999 * e8], 200]), Status.OK),
+        (median, "5 sources", encode_args(median, [[101 * e8, 99 * e8, 100 * e8, 102 * e8, 98 * e8], 500]), Status.OK),
+        (median, "1 source", encode_args(median, [[42 * e8], 0]), Status.OK),
+        (median, "empty list", encode_args(median, [[], 100]), Status.INVALID_INPUT),
+        (median, "malformed ABI", b"\x01\x02\x03", Status.INVALID_INPUT),
+        (holder, "asker holds 1 ETH?", encode_args(holder, [eth, user, 10**18]), Status.OK),
+        (merkle, "256 leaves, proof #7", encode_args(merkle, [leaves, 7]), Status.OK),
+    ]
+    # One at a time, so each latency is that request's own, not time spent queued behind the others.
+    answers: list[tuple[Template, str, Answer, Status]] = []
+    for template, label, input_data, expected in cases:
+        request_id, sent_at = client.ask(template.template_id, input_data)
+        answers.append((template, label, client.wait(request_id, sent_at), expected))
+    click.echo("")
+    click.echo(f"{'request id':<16} {'template':<13} {'case':<21} {'status':<13} {'latency':>8}  output")
+    click.echo("-" * 100)
+    ok = True
+    for template, label, answer, expected in answers:
+        ok &= answer.status == expected
+        click.echo(
+            f"0x{answer.request_id.hex()[:12]}… {template.name:<13} {label:<21} {answer.status.name:<13}"
+            f" {answer.latency * 1000:>6.0f} ms  {_shorten(answer.describe(template))}"
+        )
+    latencies = sorted(a.latency for _, _, a, _ in answers)
+    click.echo("-" * 100)
+    click.echo(
+        f"{len(answers)} requests answered on-chain; latency median {latencies[len(latencies) // 2] * 1000:.0f} ms,"
+        f" max {latencies[-1] * 1000:.0f} ms (request mined -> callback stored)"
+    )
+    if not ok:
+        click.echo("error: some statuses differ from what the demo expected", err=True)
+    return ok and _run_hook_demo(w3, deployment, find_template(templates, "v4-volatility"))
+
+
+def _run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:
+    """A Uniswap v4 dynamic-fee hook on the real PoolManager: volatile swaps, a request, the callback's fee."""
+    from .. import devnet, v4
+    from ..chain import ANVIL_KEYS, TxSender
+
+    click.echo("\nUniswap v4 CoprocessorFeeHook (the real PoolManager bytecode from @uniswap/v4-core):")
+    deployer = TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER])
+    demo = v4.run_fee_hook_demo(deployer, deployment.coprocessor, volatility.template_id, w3)
+    click.echo(f"  swap fee before the callback  {demo.fee_before:>7} (hundredths of a bip)   swap tx gas {demo.swap_gas:,} (with the request)")
+    click.echo(f"  request 0x{demo.request_id.hex()[:12]}… answered  volatility {demo.volatility} -> fee {demo.fee_set}"
+               f" in {demo.latency * 1000:.0f} ms (request mined -> callback stored)")
+    click.echo(f"  next swap's Swap event fee    {demo.fee_after:>7}")
+    ok = demo.fee_after == demo.fee_set > demo.fee_before
+    if not ok:
+        click.echo("error: the hook's fee did not move as the demo expected", err=True)
+    return ok
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+
+
+@click.command()
+@rpc_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=in_state_dir("deployment.json"), show_default="<state dir>/deployment.json", help="Where to write the deployment record.")
+@click.option("--no-dev", is_flag=True, help="Deploy a registry that refuses DEV enclaves forever (allowDev = false).")
+def deploy(rpc: str, out: Path, no_dev: bool) -> None:
+    """Deploy the contracts to a dev chain with Anvil's well-known keys and write a deployment record."""
+    from .. import devnet
+    from ..toolchain import forge_build
+
+    forge_build()
+    deployment = devnet.deploy(rpc, allow_dev=not no_dev, templates=load_template_dirs(()).values())
+    deployment.save(out)
+    click.echo(json.dumps(deployment.__dict__, indent=2))
+
+
