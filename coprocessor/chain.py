@@ -27,7 +27,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 
 from .errors import ChainError
 from .keepalive import KeptAlive
-from .toolchain import artifact
+from .toolchain import artifact, npm_errors
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,13 @@ def contract(w3: Web3, name: str, address: str) -> Contract:
 
 @cache
 def _error_selectors() -> dict[bytes, tuple[str, list[str]]]:
+    """Every custom error ours and v4-core's contracts declare (libraries included), by selector."""
+    items = [item for name in _CONTRACTS_WITH_ERRORS for item in artifact(name)["abi"] if item["type"] == "error"]
+    items += npm_errors("@uniswap/v4-core")  # PoolManager's, its libraries' (Pool, Hooks, ...) and CustomRevert.WrappedError
     selectors = {}
-    for name in _CONTRACTS_WITH_ERRORS:
-        for item in artifact(name)["abi"]:
-            if item["type"] == "error":
-                types = [arg["type"] if arg["type"] != "tuple" else _tuple_type(arg) for arg in item["inputs"]]
-                selectors[function_abi_to_4byte_selector(item)] = (item["name"], types)
+    for item in items:
+        types = [arg["type"] if arg["type"] != "tuple" else _tuple_type(arg) for arg in item["inputs"]]
+        selectors[function_abi_to_4byte_selector(item)] = (item["name"], types)
     return selectors
 
 
@@ -150,8 +151,9 @@ def _tuple_type(arg: dict[str, Any]) -> str:
     return "(" + ",".join(c["type"] for c in arg["components"]) + ")"
 
 
-def decode_revert(data: bytes | str | None) -> str:
-    """A readable reason for revert data: `Name(args)` for our custom errors."""
+def decode_revert(data: bytes | str | None, depth: int = 0) -> str:
+    """A readable reason for revert data: `Name(args)` for our and v4-core's custom errors, v4's
+    `WrappedError` (a hook or callee that reverted) with the reason it wraps decoded too."""
     if data is None:
         return "reverted without data"
     raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
@@ -167,6 +169,10 @@ def decode_revert(data: bytes | str | None) -> str:
         args = decode(types, raw[4:])
     except Exception:
         return name
+    if name == "WrappedError" and len(args) == 4 and depth < 4:  # (target, selector, reason, details)
+        target, selector, reason, details = args
+        wrapped = f"{name}: {target} reverted in 0x{bytes(selector).hex()} with {decode_revert(reason, depth + 1)}"
+        return wrapped + (f" ({decode_revert(details, depth + 1)})" if details else "")
     shown = ", ".join("0x" + a.hex() if isinstance(a, bytes) else str(a) for a in args)
     return f"{name}({shown})"
 
@@ -368,3 +374,24 @@ class Deployment:
                 " contracts; redeploy with `coprocessor deploy` or `coprocessor dev`"
             )
         return cls(**{name: data[name] for name in names})
+
+    def check_on(self, w3: Web3, *contracts: str) -> None:
+        """Raises ChainError, saying what to do, unless `w3` is this deployment's chain and holds `contracts`
+        (field names: "coprocessor", "registry", ...): a stale record otherwise surfaces as a transaction to
+        nowhere that "succeeds", or an undecodable call."""
+        chain_id = w3.eth.chain_id
+        if chain_id != self.chain_id:
+            raise ChainError(
+                f"the deployment record is for chain {self.chain_id}, but the RPC serves chain {chain_id}:"
+                " pass that chain's --rpc, or this chain's --deployment"
+            )
+        for name in contracts:
+            address = getattr(self, name)
+            if not w3.eth.get_code(to_checksum_address(address)):
+                raise ChainError(
+                    f"no {_CONTRACT_NAMES[name]} at {address} on chain {chain_id}: the deployment record is not of this"
+                    " chain's contracts (was Anvil restarted?); run `coprocessor deploy` or `coprocessor dev` again"
+                )
+
+
+_CONTRACT_NAMES = {"registry": "EnclaveRegistry", "template_registry": "TemplateRegistry", "coprocessor": "Coprocessor", "consumer": "ExampleConsumer"}

@@ -52,6 +52,20 @@ def artifact(contract: str) -> dict[str, Any]:
     return json.loads(matches[0].read_text())
 
 
+def npm_errors(package: str) -> list[dict[str, Any]]:
+    """Every custom error (ABI item) the compiled artifacts of an npm package declare; [] without the package."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((NODE_MODULES / package / "out").glob("*.sol/*.json")):
+        try:
+            abi = json.loads(path.read_text()).get("abi", [])
+        except (OSError, ValueError):
+            continue
+        for item in abi:
+            if isinstance(item, dict) and item.get("type") == "error":
+                found.setdefault(json.dumps(item, sort_keys=True), item)
+    return list(found.values())
+
+
 def npm_artifact(package: str, contract: str) -> dict[str, Any]:
     """A compiled artifact shipped in an npm package, e.g. ("@uniswap/v4-core", "PoolManager"): deployed as is, never recompiled."""
     matches = sorted((NODE_MODULES / package / "out").glob(f"*.sol/{contract}.json"))

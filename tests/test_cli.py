@@ -6,10 +6,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
+from eth_abi import encode
+from eth_utils import keccak
 
+from coprocessor import devnet
+from coprocessor.chain import Deployment, decode_revert
 from coprocessor.cli import main
 
 # What made `coprocessor --help` take 1.3 s: web3 and eth-account (0.75 s), eth_abi, the node, the
@@ -74,3 +81,72 @@ def test_everyOption_isAnEnvironmentVariable() -> None:
     assert json.loads(result.stdout)["output"] == [2, 1]  # 1 and 3 lie 50 % from the median
     shown = "".join(CliRunner().invoke(main, ["template", "run", "--help"]).output.split())
     assert "COPROCESSOR_TEMPLATE_RUN_INPUT_JSON" in shown, "--help names each option's variable"
+
+
+# ---------------------------------------------------------------------------- mistakes: one line each, never a traceback
+
+
+@pytest.fixture
+def bare_anvil() -> Iterator[str]:
+    """A fresh Anvil with none of our contracts (chain 31337)."""
+    port = devnet.free_port()
+    process = devnet.start_anvil(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        devnet.stop(process)
+
+
+def _record(path: Path, chain_id: int = 31337) -> Path:
+    addresses = ["0x" + f"{i:040x}" for i in range(0xA1, 0xA5)]
+    Deployment(chain_id, *addresses, 0).save(path)
+    return path
+
+
+def _one_line_error(result: Any, expected: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_staleDeploymentRecord_publishRequestListAndNode_sayTheRecordIsNotOfThisChain(bare_anvil: str, tmp_path: Path) -> None:
+    record = str(_record(tmp_path / "deployment.json"))
+    common = ["--rpc", bare_anvil, "--deployment", record]
+    _one_line_error(CliRunner().invoke(main, ["template", "publish", "median-price", *common]), "no TemplateRegistry at")
+    _one_line_error(CliRunner().invoke(main, ["template", "list", *common]), "no TemplateRegistry at")  # not a quiet "local only"
+    _one_line_error(CliRunner().invoke(main, ["request", "median-price", "[[1, 2], 500]", *common]), "no Coprocessor at")
+    listed = CliRunner().invoke(main, ["template", "list", "--local-only", *common])
+    assert listed.exit_code == 0 and "median-price" in listed.stdout
+
+
+def test_deploymentRecordOfAnotherChain_request_saysWhichChains(tmp_path: Path) -> None:
+    port = devnet.free_port()
+    process = devnet.start_anvil(port, ["--chain-id", "999"])
+    try:
+        result = CliRunner().invoke(main, ["request", "median-price", "[[1, 2], 500]", "--rpc", f"http://127.0.0.1:{port}",
+                                           "--deployment", str(_record(tmp_path / "d.json"))])
+    finally:
+        devnet.stop(process)
+    _one_line_error(result, "the deployment record is for chain 31337, but the RPC serves chain 999")
+
+
+def test_v4_wrongInputs_oneLineErrorsWithV4sOwnErrorsDecoded(bare_anvil: str, tmp_path: Path) -> None:
+    state = ["--rpc", bare_anvil, "--state", str(tmp_path / "v4.json")]
+    bad = CliRunner().invoke(main, ["v4", "swap", "0xdead", *state])
+    assert bad.exit_code == 2 and "is not an address" in bad.output
+    _one_line_error(CliRunner().invoke(main, ["v4", "swap", "0x" + "00" * 19 + "01", *state]), "no local v4 at")
+    assert CliRunner().invoke(main, ["v4", "deploy", *state]).exit_code == 0
+    unknown_pool = CliRunner().invoke(main, ["v4", "swap", "0x" + "00" * 18 + "dead", *state])
+    _one_line_error(unknown_pool, "PoolNotInitialized(): no pool with hook")
+    _one_line_error(CliRunner().invoke(main, ["v4", "pool", "0x" + "00" * 18 + "dead", *state]), "HookAddressNotValid(0x")
+    missing = CliRunner().invoke(main, ["v4", "hook", "NoSuchHook", "--flags", "after-swap", "--template", "median-price",
+                                        *state, "--deployment", str(_record(tmp_path / "d.json"))])
+    _one_line_error(missing, "no Coprocessor at")
+
+
+def test_decodeRevert_wrappedError_showsTheHookAndTheReasonItWraps() -> None:
+    selector = keccak(b"WrappedError(address,bytes4,bytes,bytes)")[:4]
+    inner = keccak(b"PoolNotInitialized()")[:4]
+    hook = "0x" + "ab" * 20
+    data = selector + encode(["address", "bytes4", "bytes", "bytes"], [hook, b"\x12\x34\x56\x78", inner, b""])
+    assert decode_revert(data) == f"WrappedError: {hook} reverted in 0x12345678 with PoolNotInitialized()"

@@ -7,6 +7,7 @@ command answer at once (`tests/test_cli.py`).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,13 +25,21 @@ from .v4 import v4_group
 
 
 class _Cli(click.Group):
-    """Turns our errors into one clear line and exit code 1 instead of a traceback."""
+    """Turns errors into one clear line and exit code 1 instead of a traceback (`COPROCESSOR_DEBUG=1` shows it)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own: usage errors already are one line
         except CoprocessorError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except Exception as exc:  # a library's error we did not word: still one line, and how to see more
+            if os.environ.get("COPROCESSOR_DEBUG"):
+                raise
+            text = " ".join(str(exc).split())[:300] or "no message"
+            click.echo(f"error: {type(exc).__name__}: {text} (COPROCESSOR_DEBUG=1 shows the traceback)", err=True)
             sys.exit(1)
 
 

@@ -120,6 +120,7 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
     if rpc:
         deployment = Deployment.load(deployment_path)
         w3 = connect(rpc)
+        deployment.check_on(w3, "registry")
         _check_claim_target(attestation, w3.eth.chain_id, deployment.registry)
         onchain = functools.partial(onchain_images, w3, deployment.registry, deployment.start_block)
     policy = build_policy(options, onchain)
@@ -153,6 +154,7 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
     attestation = Attestation.from_json(_load_json(attestation_path))
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
+    deployment.check_on(w3, "registry")
     claim = attestation.claim
     _check_claim_target(attestation, w3.eth.chain_id, deployment.registry)
     policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
@@ -216,6 +218,7 @@ def enclave_register(enclave_url: str, enclave_token_file: Path, rpc: str, deplo
         raise click.UsageError(f"set {', '.join(missing)}")
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
+    deployment.check_on(w3, "registry")
     policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
     attestor_keys = [bytes.fromhex(k.removeprefix("0x")) for k in keys[1:]]  # type: ignore[union-attr]
     registrar = Registrar(

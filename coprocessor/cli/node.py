@@ -74,6 +74,7 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     key, *attestor_keys = (os.environ[name] for name in names)
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
+    deployment.check_on(w3, "coprocessor", "registry")
     enclave = EnclaveClient.with_token_file(enclave_url, enclave_token_file)
     sender = TxSender(w3, key)
     registrar = None

@@ -21,6 +21,21 @@ if TYPE_CHECKING:
     from coprocessor_enclave.template import Template
 
 
+class _Address(click.ParamType):
+    """An Ethereum address: 0x and 40 hex digits (any case), checked before anything is sent."""
+
+    name = "address"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if len(text) != 42 or not text.startswith("0x") or any(c not in "0123456789abcdefABCDEF" for c in text[2:]):
+            self.fail(f"{text!r} is not an address: 0x and 40 hex digits", param, ctx)
+        return text
+
+
+ADDRESS = _Address()
+
+
 def in_state_dir(name: str) -> Callable[[], Path]:
     """A default path under the state dir, read when the command runs (after `--state-dir` took effect)."""
     return lambda: default_state_dir() / name

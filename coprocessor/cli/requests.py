@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import deployment_option, json_args, load_template_dirs, rpc_option, templates_option
+from .options import ADDRESS, deployment_option, json_args, load_template_dirs, rpc_option, templates_option
 
 
 @click.command()
@@ -38,6 +38,7 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
     values = json_args(args, "ARGS")
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
+    deployment.check_on(w3, "coprocessor", "consumer")
     client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)
     if fee is None:
         fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(chosen.template_id).call()
@@ -56,7 +57,7 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
 @click.command()
 @click.argument("template")
 @click.argument("args")
-@click.option("--consumer", required=True, help="Address of the contract that will verify the quote (it is bound into the signature).")
+@click.option("--consumer", required=True, type=ADDRESS, help="Address of the contract that will verify the quote (it is bound into the signature).")
 @click.option("--url", default="http://127.0.0.1:8546", show_default=True, help="A node's quote endpoint (`node --quote-port`, on in `dev`).")
 @click.option("--lifetime", default=300, show_default=True, help="Seconds the quote stays valid (the enclave caps it).")
 @click.option("--json", "as_json", is_flag=True, help="Print every field as JSON instead of only the encoded quote.")

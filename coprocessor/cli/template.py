@@ -214,6 +214,7 @@ def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, 
     chosen = load_template(_resolve(template, template_dirs))
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
+    deployment.check_on(w3, "template_registry")
     author = _author(w3, key_env)
     catalog.publish(author, deployment.template_registry, chosen.template_id, chosen.name, chosen.version, uri, fee)
     click.echo(f"published {chosen.name} v{chosen.version} as {chosen.id_hex} (author {author.address}, fee {fee} wei)")
@@ -231,6 +232,7 @@ def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path
 
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
+    deployment.check_on(w3, "template_registry")
     catalog.deprecate(_author(w3, key_env), deployment.template_registry, bytes.fromhex(template_id.removeprefix("0x")))
     click.echo(f"deprecated {template_id}")
 
@@ -249,14 +251,18 @@ def template_list(onchain: bool | None, rpc: str, deployment_path: Path, templat
     local = load_template_dirs(template_dirs)
     listed: dict[bytes, catalog.Listing] = {}
     if onchain or (onchain is None and deployment_path.is_file()):
+        deployment = Deployment.load(deployment_path)
         try:
-            deployment = Deployment.load(deployment_path)
-            entries = catalog.listings(connect(rpc, timeout=5), deployment.template_registry, deployment.start_block)
-            listed = {entry.template_id: entry for entry in entries}
-        except CoprocessorError as exc:
+            w3 = connect(rpc, timeout=5)
+        except CoprocessorError as exc:  # no chain running: the local list is still worth showing
             if onchain:
                 raise
-            click.echo(f"(on-chain catalogue unavailable: {exc})", err=True)
+            click.echo(f"(on-chain catalogue unavailable: {exc}; --local-only skips it)", err=True)
+        else:
+            # A chain without the record's contracts is a stale record, an error: not an empty catalogue.
+            deployment.check_on(w3, "template_registry")
+            entries = catalog.listings(w3, deployment.template_registry, deployment.start_block)
+            listed = {entry.template_id: entry for entry in entries}
     for template in local.values():
         entry = listed.get(template.template_id)
         where = "local only" if entry is None else _describe(entry)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import ChainError
-from .options import deployment_option, in_state_dir, load_template_dirs, rpc_option, templates_option
+from .options import ADDRESS, deployment_option, in_state_dir, load_template_dirs, rpc_option, templates_option
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
     from ..chain import TxSender
@@ -81,7 +81,9 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
     template = find_template(load_template_dirs(template_dirs), template_key)
     sender = _sender(rpc)
     stack = _load(state_path)
-    coprocessor = Deployment.load(deployment_path).coprocessor
+    deployment = Deployment.load(deployment_path)
+    deployment.check_on(sender.w3, "coprocessor")
+    coprocessor = deployment.coprocessor
     address = v4.deploy_hook(sender, artifact(contract), mask, stack["pool_manager"], coprocessor, template.template_id)
     if fund:
         sender.transact(address, b"", value=int(fund * 10**18))
@@ -89,7 +91,7 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
 
 
 @v4_group.command("pool")
-@click.argument("hook")
+@click.argument("hook", type=ADDRESS)
 @rpc_option
 @_state_option
 def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
@@ -101,7 +103,7 @@ def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
 
 
 @v4_group.command("swap")
-@click.argument("hook")
+@click.argument("hook", type=ADDRESS)
 @click.option("--one-for-zero", is_flag=True, help="Swap token1 for token0 (default: token0 for token1).")
 @click.option("--amount", default=10**18, show_default=True, help="Exact input amount.")
 @rpc_option
@@ -113,6 +115,11 @@ def v4_swap(hook: str, one_for_zero: bool, amount: int, rpc: str, state_path: Pa
 
     stack = v4.V4Stack(**_load(state_path))
     pool = v4.Pool(stack.currency0, stack.currency1, v4.DYNAMIC_FEE_FLAG, v4.TICK_SPACING, connect(rpc).to_checksum_address(hook))
-    receipt = v4.swap(_sender(rpc), stack, pool, not one_for_zero, amount)
+    try:
+        receipt = v4.swap(_sender(rpc), stack, pool, not one_for_zero, amount)
+    except ChainError as exc:
+        if "PoolNotInitialized" in str(exc):
+            raise ChainError(f"{exc}: no pool with hook {hook} yet; create it with `coprocessor v4 pool {hook}`") from None
+        raise
     (event,) = v4.swap_events(receipt, stack.pool_manager)
     click.echo(f"swap in block {receipt['blockNumber']}: fee {event.fee} (hundredths of a bip), tick {event.tick}, gas {receipt['gasUsed']:,}")
