@@ -10,7 +10,7 @@ PORT ?= 8545
 STATE ?= .coprocessor
 DEV_ARGS = --state-dir $(STATE) dev --port $(PORT) --quote-port $(shell expr $(PORT) + 1)
 
-.PHONY: setup demo dev test test-solidity test-python bench clean
+.PHONY: setup demo dev test test-solidity test-python bench wheel clean
 
 setup: $(BIN)/coprocessor node_modules/.installed solidity/out/.built
 
@@ -43,10 +43,16 @@ test-solidity: setup
 test-python: setup
 	$(BIN)/pytest
 
+# An installable wheel in dist/: it carries the contracts' ABIs and bytecode and the template library
+# (coprocessor/shipped/, copied from the build), so it runs outside a checkout.
+wheel: setup
+	$(BIN)/python -c "from coprocessor.toolchain import ship_build_outputs; ship_build_outputs()"
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+
 bench: setup
 	$(BIN)/python benchmarks/node.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/templates.py
 	$(BIN)/python benchmarks/cli.py
 
 clean:
-	rm -rf $(VENV) node_modules solidity/out solidity/cache .coprocessor
+	rm -rf $(VENV) node_modules solidity/out solidity/cache .coprocessor coprocessor/shipped dist build

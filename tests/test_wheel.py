@@ -1,0 +1,115 @@
+"""The package installs and runs outside a checkout: a wheel built from the source carries the contracts'
+ABIs and bytecode and the template library (`coprocessor/shipped/`), and, installed in a fresh virtualenv
+and run from an empty folder, `deploy`, `enclave serve` and `node` work."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coprocessor import devnet
+from coprocessor.chain import ANVIL_KEYS, Deployment, connect
+from coprocessor.toolchain import PROJECT_ROOT, ship_build_outputs
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the wheel installed (its dependencies are this one's, through a .pth file)."""
+    root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, source / name)
+    for package in ("coprocessor", "coprocessor_enclave"):
+        shutil.copytree(PROJECT_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "shipped"))
+    ship_build_outputs(source / "coprocessor" / "shipped")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(source)],
+                   check=True, capture_output=True)
+    (wheel,) = (root / "dist").glob("coprocessor-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
+    # Only the dependencies come from here: a path in a .pth file is not a site dir, so this venv's editable finder stays out.
+    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True)
+    return venv
+
+
+@pytest.fixture
+def anvil() -> Iterator[str]:
+    port = devnet.free_port()
+    process = devnet.start_anvil(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        devnet.stop(process)
+
+
+def _env(cache: Path) -> dict[str, str]:
+    """Nothing of this checkout's environment, and a cache of the test's own (the library unpacks there)."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("COPROCESSOR_") and k != "PYTHONPATH"}
+    return {**kept, "XDG_CACHE_HOME": str(cache)}
+
+
+def test_installedWheel_outsideTheCheckout_usesWhatItShips(installed: Path, tmp_path: Path) -> None:
+    probe = "import coprocessor, coprocessor.toolchain as t; print(coprocessor.__file__, t.in_checkout(), t.TEMPLATES_DIR.is_dir(), t.artifact('Coprocessor')['abi'] != [])"
+    shown = subprocess.run([str(installed / "bin" / "python"), "-c", probe], cwd=tmp_path, env=_env(tmp_path / "cache"), capture_output=True, text=True, check=True).stdout.split()
+    assert shown[0].startswith(str(installed)), f"imported {shown[0]}, not the installed wheel"
+    assert shown[1:] == ["False", "True", "True"]
+
+
+def test_installedWheel_deployEnclaveServeAndNode_runFromAnEmptyFolder(installed: Path, anvil: str, tmp_path: Path) -> None:
+    coprocessor = str(installed / "bin" / "coprocessor")
+    env = _env(tmp_path / "cache")
+    deployed = subprocess.run([coprocessor, "--state-dir", str(tmp_path), "deploy", "--rpc", anvil], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert deployed.returncode == 0, deployed.stderr
+    deployment = Deployment.load(tmp_path / "deployment.json")
+    w3 = connect(anvil)
+    deployment.check_on(w3, "coprocessor", "registry", "template_registry", "consumer")  # contracts from the shipped bytecode
+
+    enclave = subprocess.Popen(
+        [coprocessor, "enclave", "serve", "--token-file", str(tmp_path / "enclave.token"), "--chain-id", str(deployment.chain_id),
+         "--coprocessor", deployment.coprocessor, "--registry", deployment.registry, "--payee", "0x" + "11" * 20,
+         "--port", "0", "--backend", "dev", "--dev-pki", str(tmp_path / "pki")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    node = None
+    try:
+        assert enclave.stdout is not None
+        line = enclave.stdout.readline().strip()
+        assert line.startswith("enclave listening on "), line
+        url = line.removeprefix("enclave listening on ")
+        node = subprocess.Popen(
+            [coprocessor, "--state-dir", str(tmp_path), "node", "--rpc", anvil, "--enclave", url],
+            cwd=tmp_path, env={**env, "COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE]}, stderr=subprocess.PIPE, text=True,
+        )
+        assert node.stderr is not None
+        deadline, seen = time.monotonic() + 60, []
+        while time.monotonic() < deadline:
+            text = node.stderr.readline()
+            if not text:
+                break
+            seen.append(text)
+            if "node serving" in text:
+                break
+        assert any("node serving" in s for s in seen), "".join(seen[-20:])
+        assert (tmp_path / "journal.sqlite").is_file()
+    finally:
+        for process in (node, enclave):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
