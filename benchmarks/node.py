@@ -56,11 +56,11 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from websockets.sync.client import connect as ws_connect
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
-from coprocessor.consumer import ExampleConsumerClient
-from coprocessor.enclave_client import EnclaveClient
-from coprocessor.toolchain import PROJECT_ROOT, TEMPLATES_DIR, forge_build, tool_path
+from coprocessor.dev.consumer import ExampleConsumerClient
+from coprocessor.node.enclave_client import EnclaveClient
+from coprocessor.dev.toolchain import PROJECT_ROOT, TEMPLATES_DIR, forge_build, tool_path
 from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
     REQUEST_FULFILLED_TOPIC,

@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 from eth_utils import keccak
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect
 from coprocessor_enclave.template import load_template
 from coprocessor.testing import LoopbackHttp, Reply, TemplateRunner, loopback_copy
-from coprocessor.toolchain import TEMPLATES_DIR, npm_artifact
+from coprocessor.dev.toolchain import TEMPLATES_DIR, npm_artifact
 
 SOURCE_PATHS = [f"/source{i}" for i in range(5)]
 

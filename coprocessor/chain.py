@@ -27,7 +27,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Transaction
 
 from .errors import ChainError
 from .keepalive import KeptAlive
-from .toolchain import artifact, npm_errors
+from .dev.toolchain import artifact, npm_errors
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,15 @@ import pytest
 from eth_abi import decode
 from web3 import Web3
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect
-from coprocessor.consumer import ExampleConsumerClient
-from coprocessor.enclave_client import EnclaveClient
-from coprocessor.journal import Journal
-from coprocessor.node import Node
+from coprocessor.dev.consumer import ExampleConsumerClient
+from coprocessor.node.enclave_client import EnclaveClient
+from coprocessor.node.journal import Journal
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Status
 from coprocessor_enclave.template import Template, find_template, load_templates
-from coprocessor.toolchain import TEMPLATES_DIR, forge_build
+from coprocessor.dev.toolchain import TEMPLATES_DIR, forge_build
 
 TEST_TEMPLATES = Path(__file__).resolve().parent / "templates"
 

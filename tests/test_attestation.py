@@ -12,7 +12,7 @@ import dcap_qvl
 import pytest
 
 from coprocessor_enclave import tdx
-from coprocessor.attestor import Claim, Policy, verify_evidence, verify_quote
+from coprocessor.attest.attestor import Claim, Policy, verify_evidence, verify_quote
 from coprocessor_enclave.attestation import DevBackend, DstackBackend, Evidence, dev_image_id
 from coprocessor_enclave.devpki import DevPki
 from coprocessor.errors import AttestationError

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from coprocessor.toolchain import PROJECT_ROOT
+from coprocessor.dev.toolchain import PROJECT_ROOT
 
 BASELINES = [
     "rpc_round_trip_p50_ms",

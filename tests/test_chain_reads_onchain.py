@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from eth_utils import to_checksum_address
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender
-from coprocessor.journal import State
-from coprocessor.node import Node
+from coprocessor.node.journal import State
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.template import encode_args
 

@@ -10,7 +10,7 @@ from eth_abi import decode
 from eth_utils import keccak
 from web3 import Web3
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor_enclave import chainread
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect, contract
 from coprocessor.chainread import Account, CallReverted, ChainDataError, VerifiedState, verify_header

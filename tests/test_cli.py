@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from eth_abi import encode
 from eth_utils import keccak
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import Deployment, decode_revert
 from coprocessor.cli import main
 
 # What made `coprocessor --help` take 1.3 s: web3 and eth-account (0.75 s), eth_abi, the node, the
 # enclave client, the verified chain reads, dcap-qvl, the attestor's crypto.
-HEAVY = ("web3", "eth_account", "eth_abi", "eth_keys", "coprocessor.node", "coprocessor.enclave_client", "coprocessor.devnet",
+HEAVY = ("web3", "eth_account", "eth_abi", "eth_keys", "coprocessor.node.pipeline", "coprocessor.node.enclave_client", "coprocessor.dev.devnet",
          "coprocessor_enclave.template", "coprocessor_enclave.chainread", "dcap_qvl", "cryptography.x509", "asyncio", "apscheduler")
 
 

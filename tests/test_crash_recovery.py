@@ -14,9 +14,9 @@ from pathlib import Path
 
 from eth_abi import decode, encode
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, contract
-from coprocessor.journal import Journal, State
+from coprocessor.node.journal import Journal, State
 from coprocessor_enclave.protocol import FULFILLMENT_SKIPPED_TOPIC, REQUEST_FULFILLED_TOPIC, REQUEST_SUBMITTED_TOPIC, Status
 
 from .conftest import Devnet

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from coprocessor.enclave_client import EnclaveClient, read_token
+from coprocessor.node.enclave_client import EnclaveClient, read_token
 from coprocessor.errors import EnclaveError
 from coprocessor.testing import TemplateRunner
 from coprocessor_enclave.server import write_token

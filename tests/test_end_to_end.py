@@ -7,12 +7,13 @@ from pathlib import Path
 
 from eth_abi import decode, encode
 
-from coprocessor import catalog, devnet
+from coprocessor.node import catalog
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
-from coprocessor.enclave_client import EnclaveClient
+from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor.errors import EnclaveError
-from coprocessor.journal import State
-from coprocessor.node import Node
+from coprocessor.node.journal import State
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Request, RequestState, Status
 from coprocessor_enclave.template import encode_args
 

@@ -23,7 +23,7 @@ from eth_utils import keccak
 from coprocessor_enclave import sandbox
 from coprocessor_enclave.attestation import DevBackend
 from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
-from coprocessor.node import Node
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Request, Status, recover_signer, response_digest
 from coprocessor_enclave.template import Template, encode_args, load_templates
 

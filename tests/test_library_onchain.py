@@ -17,13 +17,13 @@ import pytest
 from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender
-from coprocessor.node import Node
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Status
 from coprocessor_enclave.template import Template, encode_args, load_template
 from coprocessor.testing import LoopbackHttp, Reply, Seen, loopback_copy
-from coprocessor.toolchain import TEMPLATES_DIR, npm_artifact
+from coprocessor.dev.toolchain import TEMPLATES_DIR, npm_artifact
 
 from .conftest import Devnet, open_stack
 

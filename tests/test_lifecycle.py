@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect, contract
 from coprocessor_enclave.attestation import DevBackend, dev_image_id
-from coprocessor.enclave_client import EnclaveClient
+from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor_enclave.server import make_server, write_token
 from coprocessor_enclave.service import Enclave, EnclaveConfig
 from coprocessor.errors import ChainError
-from coprocessor.journal import Journal, State
-from coprocessor.node import Node, NodeConfig
+from coprocessor.node.journal import Journal, State
+from coprocessor.node.pipeline import Node, NodeConfig
 from coprocessor_enclave.protocol import RequestState
-from coprocessor.registration import KeyKeeper
+from coprocessor.attest.registration import KeyKeeper
 from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coprocessor.journal import Journal, State
-from coprocessor.listener import Listener
+from coprocessor.node.journal import Journal, State
+from coprocessor.node.listener import Listener
 from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet

@@ -19,13 +19,13 @@ import pytest
 from eth_abi import decode, encode
 from web3 import Web3
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
-from coprocessor.consumer import ExampleConsumerClient
-from coprocessor.enclave_client import EnclaveClient
-from coprocessor.journal import Journal, State
-from coprocessor.listener import Listener, decode_request_submitted
-from coprocessor.node import Node
+from coprocessor.dev.consumer import ExampleConsumerClient
+from coprocessor.node.enclave_client import EnclaveClient
+from coprocessor.node.journal import Journal, State
+from coprocessor.node.listener import Listener, decode_request_submitted
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
     REQUEST_FULFILLED_TOPIC,

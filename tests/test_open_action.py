@@ -15,12 +15,12 @@ from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 from web3.logs import DISCARD
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
 from coprocessor.errors import ChainError
-from coprocessor.node import Node
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Status
-from coprocessor.toolchain import artifact, npm_artifact
+from coprocessor.dev.toolchain import artifact, npm_artifact
 
 from .conftest import Devnet
 

@@ -9,7 +9,7 @@ import urllib.request
 from click.testing import CliRunner
 
 from coprocessor.cli import main
-from coprocessor.node import Node
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.template import encode_args
 

@@ -17,13 +17,13 @@ from eth_abi import decode
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from coprocessor import devnet, v4
+from coprocessor.dev import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract, decode_revert
-from coprocessor.enclave_client import EnclaveClient
+from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor_enclave.protocol import SignedQuote
-from coprocessor.quotes import QuoteService, fetch_quote, make_quote_server, web3_anchor
+from coprocessor.node.quotes import QuoteService, fetch_quote, make_quote_server, web3_anchor
 from coprocessor_enclave.template import encode_args
-from coprocessor.toolchain import artifact
+from coprocessor.dev.toolchain import artifact
 
 from .conftest import Devnet
 

@@ -12,8 +12,8 @@ import pytest
 from eth_utils import keccak
 
 from coprocessor.errors import ChainError
-from coprocessor.journal import Journal, State
-from coprocessor.submitter import Submitter, SubmitterConfig
+from coprocessor.node.journal import Journal, State
+from coprocessor.node.submitter import Submitter, SubmitterConfig
 from coprocessor_enclave.protocol import Request, RequestState, Status
 
 COPROCESSOR = "0x" + "cc" * 20

@@ -15,11 +15,11 @@ import pytest
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, ChainError, TxSender, contract, decode_revert
-from coprocessor.enclave_client import EnclaveClient
+from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor_enclave.protocol import SignedQuote, coprocessor_domain, quote_digest, recover_signer
-from coprocessor.quotes import QuoteService, RateLimiter, fetch_quote, make_quote_server, web3_anchor
+from coprocessor.node.quotes import QuoteService, RateLimiter, fetch_quote, make_quote_server, web3_anchor
 from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet

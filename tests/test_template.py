@@ -10,7 +10,7 @@ import pytest
 
 from coprocessor.errors import ManifestError
 from coprocessor_enclave.template import bundle_hash, encode_args, load_template
-from coprocessor.toolchain import TEMPLATES_DIR, tool_path
+from coprocessor.dev.toolchain import TEMPLATES_DIR, tool_path
 
 GOOD_MANIFEST = """
 name = "demo"

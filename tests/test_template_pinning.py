@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from coprocessor.testing import TemplateRunner
-from coprocessor.toolchain import TEMPLATES_DIR
+from coprocessor.dev.toolchain import TEMPLATES_DIR
 from coprocessor_enclave.errors import ManifestError
 from coprocessor_enclave.template import load_template
 

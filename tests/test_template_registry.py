@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from web3.contract import Contract
 
-from coprocessor import catalog, devnet
+from coprocessor.node import catalog
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
 from coprocessor.errors import ChainError
-from coprocessor.node import Node
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.template import Template, encode_args
 

@@ -3,11 +3,11 @@ a dynamic-fee pool, alternating swaps; the node's callbacks set the fee the next
 
 from __future__ import annotations
 
-from coprocessor import devnet, v4
+from coprocessor.dev import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender
-from coprocessor.node import Node
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC
-from coprocessor.toolchain import artifact
+from coprocessor.dev.toolchain import artifact
 
 from .conftest import Devnet
 

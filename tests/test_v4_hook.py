@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from eth_utils import to_checksum_address
 
-from coprocessor import devnet, v4
+from coprocessor.dev import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
-from coprocessor.node import Node
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC, Status
-from coprocessor.toolchain import artifact
+from coprocessor.dev.toolchain import artifact
 
 from .conftest import Devnet
 

@@ -19,7 +19,7 @@ import pytest
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-from coprocessor.toolchain import TEMPLATES_DIR
+from coprocessor.dev.toolchain import TEMPLATES_DIR
 from coprocessor_enclave import bundles
 from coprocessor_enclave.attestation import DevBackend
 from coprocessor_enclave.errors import EnclaveError

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from coprocessor import devnet
+from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, connect
-from coprocessor.toolchain import PROJECT_ROOT, ship_build_outputs
+from coprocessor.dev.toolchain import PROJECT_ROOT, ship_build_outputs
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def _env(cache: Path) -> dict[str, str]:
 
 
 def test_installedWheel_outsideTheCheckout_usesWhatItShips(installed: Path, tmp_path: Path) -> None:
-    probe = "import coprocessor, coprocessor.toolchain as t; print(coprocessor.__file__, t.in_checkout(), t.TEMPLATES_DIR.is_dir(), t.artifact('Coprocessor')['abi'] != [])"
+    probe = "import coprocessor, coprocessor.dev.toolchain as t; print(coprocessor.__file__, t.in_checkout(), t.TEMPLATES_DIR.is_dir(), t.artifact('Coprocessor')['abi'] != [])"
     shown = subprocess.run([str(installed / "bin" / "python"), "-c", probe], cwd=tmp_path, env=_env(tmp_path / "cache"), capture_output=True, text=True, check=True).stdout.split()
     assert shown[0].startswith(str(installed)), f"imported {shown[0]}, not the installed wheel"
     assert shown[1:] == ["False", "True", "True"]

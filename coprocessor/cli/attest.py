@@ -17,8 +17,8 @@ from .options import deployment_option, enclave_token_option, policy_kwargs, pol
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
     from web3 import Web3
 
-    from ..attestor import Policy
-    from ..registration import Attestation
+    from ..attest.attestor import Policy
+    from ..attest.registration import Attestation
 
 def _load_json(path: Path) -> Any:
     try:
@@ -49,7 +49,7 @@ def onchain_images(w3: Web3, registry: str, from_block: int) -> frozenset[bytes]
 
 def build_policy(options: dict[str, Any], onchain: Callable[[], frozenset[bytes]] | None) -> Policy:
     """A Policy from `policy_options` values; the allowlist is `--image`, or the chain's when none is given."""
-    from ..attestor import Policy
+    from ..attest.attestor import Policy
 
     if options["images"]:
         images = frozenset(bytes.fromhex(i.removeprefix("0x")) for i in options["images"])
@@ -110,9 +110,9 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
     and advisories, the RTMR3 event log, the report data binding and the image allowlist.
     Exits 1 with one line saying why when any check fails.
     """
-    from ..attestor import verify_evidence
+    from ..attest.attestor import verify_evidence
     from ..chain import Deployment, connect
-    from ..registration import Attestation
+    from ..attest.registration import Attestation
 
     options = {**policy_kwargs(kwargs), "now": now}
     attestation = Attestation.from_json(_load_json(attestation_path))
@@ -143,9 +143,9 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
     The claim must name this deployment's chain and registry. The output holds the record
     and the signature; gather the threshold's worth and pass them to `register`.
     """
-    from ..attestor import approve, record_for, verify_evidence
+    from ..attest.attestor import approve, record_for, verify_evidence
     from ..chain import Deployment, connect
-    from ..registration import Attestation
+    from ..attest.registration import Attestation
 
     options = policy_kwargs(kwargs)
     key = os.environ.get(key_env)
@@ -187,8 +187,8 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
 def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: Path, out: Path) -> None:
     """Ask the enclave for evidence over a fresh nonce and write it for attestors."""
     from ..chain import Deployment
-    from ..enclave_client import EnclaveClient
-    from ..registration import attest
+    from ..node.enclave_client import EnclaveClient
+    from ..attest.registration import attest
 
     deployment = Deployment.load(deployment_path)
     attestation = attest(EnclaveClient.with_token_file(enclave_url, enclave_token_file), deployment.chain_id, deployment.registry)
@@ -208,8 +208,8 @@ def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: 
 def enclave_register(enclave_url: str, enclave_token_file: Path, rpc: str, deployment_path: Path, attestor_envs: tuple[str, ...], key_env: str, validity: int, **kwargs: Any) -> None:
     """The whole flow: attest, verify with dcap-qvl, approve with each attestor key, register on-chain."""
     from ..chain import Deployment, TxSender, connect
-    from ..enclave_client import EnclaveClient
-    from ..registration import Registrar
+    from ..node.enclave_client import EnclaveClient
+    from ..attest.registration import Registrar
 
     options = policy_kwargs(kwargs)
     keys = [os.environ.get(name) for name in (key_env, *attestor_envs)]

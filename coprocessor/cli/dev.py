@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..config import default_state_dir
-from ..toolchain import TEMPLATES_DIR
+from ..dev.toolchain import TEMPLATES_DIR
 from .node import serve_metrics
 from .options import in_state_dir, load_template_dirs, node_config, node_options, rpc_option, setup_logging, templates_option, verbose_option
 
@@ -44,13 +44,13 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
     import threading
     from dataclasses import asdict
 
-    from .. import devnet, v4
+    from ..dev import devnet, v4
     from ..chain import ANVIL_KEYS, TxSender, connect
-    from ..journal import Journal
-    from ..node import Node
-    from ..quotes import start_quote_server
-    from ..registration import KeyKeeper
-    from ..toolchain import forge_build
+    from ..node.journal import Journal
+    from ..node.pipeline import Node
+    from ..node.quotes import start_quote_server
+    from ..attest.registration import KeyKeeper
+    from ..dev.toolchain import forge_build
     from coprocessor_enclave.attestation import DEV_BANNER
     from coprocessor_enclave.template import load_templates
     from coprocessor_enclave.text import inert
@@ -132,9 +132,9 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
     """Sends real requests through the example consumer and prints a table of the callbacks."""
     from eth_utils import keccak
 
-    from .. import devnet
+    from ..dev import devnet
     from ..chain import ANVIL_KEYS, TxSender
-    from ..consumer import Answer, ExampleConsumerClient
+    from ..dev.consumer import Answer, ExampleConsumerClient
     from coprocessor_enclave.protocol import Status
     from coprocessor_enclave.template import encode_args, find_template
 
@@ -182,7 +182,7 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
 
 def _run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:
     """A Uniswap v4 dynamic-fee hook on the real PoolManager: volatile swaps, a request, the callback's fee."""
-    from .. import devnet, v4
+    from ..dev import devnet, v4
     from ..chain import ANVIL_KEYS, TxSender
 
     click.echo("\nUniswap v4 CoprocessorFeeHook (the real PoolManager bytecode from @uniswap/v4-core):")
@@ -210,8 +210,8 @@ def _shorten(text: str, width: int = 60) -> str:
 @click.option("--no-dev", is_flag=True, help="Deploy a registry that refuses DEV enclaves forever (allowDev = false).")
 def deploy(rpc: str, out: Path, no_dev: bool) -> None:
     """Deploy the contracts to a dev chain with Anvil's well-known keys and write a deployment record."""
-    from .. import devnet
-    from ..toolchain import forge_build
+    from ..dev import devnet
+    from ..dev.toolchain import forge_build
 
     forge_build()
     deployment = devnet.deploy(rpc, allow_dev=not no_dev, templates=load_template_dirs(()).values())

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..toolchain import TEMPLATES_DIR
+from ..dev.toolchain import TEMPLATES_DIR
 from .attest import enclave_attest, enclave_register
 
 

@@ -16,13 +16,13 @@ from .options import (
 )
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
-    from ..node import Node
+    from ..node.pipeline import Node
 
 
 def serve_metrics(node: Node, port: int) -> None:
     if port:
         bound = node.metrics.serve(port)
-        logging.getLogger("coprocessor.node").info("metrics on http://127.0.0.1:%d/metrics", bound)
+        logging.getLogger("coprocessor.node.pipeline").info("metrics on http://127.0.0.1:%d/metrics", bound)
 
 
 
@@ -56,11 +56,11 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
 
     from ..chain import Deployment, TxSender, connect
     from .attest import build_policy, collateral_for, onchain_images
-    from ..enclave_client import EnclaveClient
-    from ..journal import Journal
-    from ..node import Node
-    from ..quotes import start_quote_server
-    from ..registration import KeyKeeper, Registrar
+    from ..node.enclave_client import EnclaveClient
+    from ..node.journal import Journal
+    from ..node.pipeline import Node
+    from ..node.quotes import start_quote_server
+    from ..attest.registration import KeyKeeper, Registrar
 
     setup_logging(verbose)
     config, metrics_port = node_config(kwargs, key_check_interval)
@@ -91,10 +91,10 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     )
     serve_metrics(node, metrics_port)
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
-    logging.getLogger("coprocessor.node").info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
+    logging.getLogger("coprocessor.node.pipeline").info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
     quote_server = start_quote_server(enclave, w3, quote_host, quote_port) if quote_port else None
     if quote_server is not None:
-        logging.getLogger("coprocessor.node").info("quote endpoint on http://%s:%d/quote", quote_host, quote_port)
+        logging.getLogger("coprocessor.node.pipeline").info("quote endpoint on http://%s:%d/quote", quote_host, quote_port)
     try:
         node.run()
     except KeyboardInterrupt:
@@ -117,7 +117,7 @@ def status(journal_path: Path, error_count: int, as_json: bool) -> None:
     """
     import time
 
-    from ..journal import Journal, State
+    from ..node.journal import Journal, State
     from coprocessor_enclave.text import inert
 
     if not journal_path.exists():

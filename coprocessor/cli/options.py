@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..config import NodeConfig, default_state_dir
-from ..toolchain import TEMPLATES_DIR
+from ..dev.toolchain import TEMPLATES_DIR
 
 if TYPE_CHECKING:
     from coprocessor_enclave.template import Template

@@ -28,9 +28,9 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
 
         coprocessor request median-price '[[100, 101, 250], 500]'
     """
-    from .. import devnet
+    from ..dev import devnet
     from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
-    from ..consumer import ExampleConsumerClient
+    from ..dev.consumer import ExampleConsumerClient
     from coprocessor_enclave.protocol import Status
     from coprocessor_enclave.template import encode_args, find_template
 
@@ -72,7 +72,7 @@ def quote(template: str, args: str, consumer: str, url: str, lifetime: int, as_j
     """
     import time
 
-    from ..quotes import fetch_quote
+    from ..node.quotes import fetch_quote
     from coprocessor_enclave.template import encode_args, find_template
 
     chosen = find_template(load_template_dirs(template_dirs), template)

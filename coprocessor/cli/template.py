@@ -16,7 +16,7 @@ from ..errors import CoprocessorError, ManifestError
 from .options import deployment_option, json_args, load_template_dirs, rpc_option, templates_option
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
-    from .. import catalog
+    from ..node import catalog
     from ..chain import TxSender
 
 LOCAL_CHAIN_ID = 31337
@@ -185,7 +185,7 @@ def template_test(template: str, pytest_args: tuple[str, ...], template_dirs: tu
 
 def _author(w3: Any, key_env: str) -> TxSender:
     """The publishing account: the key in `key_env`, or on a local Anvil chain its dev account #5."""
-    from .. import devnet
+    from ..dev import devnet
     from ..chain import ANVIL_KEYS, TxSender
 
     key = os.environ.get(key_env)
@@ -207,7 +207,7 @@ def _author(w3: Any, key_env: str) -> TxSender:
 @templates_option
 def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
     """Publish TEMPLATE (folder, name or id) in the on-chain TemplateRegistry under its content-hash id."""
-    from .. import catalog
+    from ..node import catalog
     from ..chain import Deployment, connect
     from coprocessor_enclave.template import load_template
 
@@ -227,7 +227,7 @@ def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, 
 @deployment_option
 def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path: Path) -> None:
     """Deprecate a published TEMPLATE_ID: new requests for it are refused; pending ones still settle."""
-    from .. import catalog
+    from ..node import catalog
     from ..chain import Deployment, connect
 
     deployment = Deployment.load(deployment_path)
@@ -244,7 +244,7 @@ def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path
 @templates_option
 def template_list(onchain: bool | None, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
     """List local templates (ids, versions, types) and the on-chain catalogue (authors, fees, status)."""
-    from .. import catalog
+    from ..node import catalog
     from ..chain import Deployment, connect
     from coprocessor_enclave.text import inert
 

@@ -24,7 +24,7 @@ _state_option = click.option(
 
 def _sender(rpc: str) -> TxSender:
     """Anvil's deployer account: these commands are for a local chain."""
-    from .. import devnet
+    from ..dev import devnet
     from ..chain import ANVIL_KEYS, TxSender, connect
 
     return TxSender(connect(rpc), ANVIL_KEYS[devnet.DEPLOYER])
@@ -46,7 +46,7 @@ def v4_group() -> None:
 @_state_option
 def v4_deploy(rpc: str, state_path: Path) -> None:
     """Deploy PoolManager, the test swap and liquidity routers and two test tokens."""
-    from .. import v4
+    from ..dev import v4
 
     stack = v4.deploy_v4_stack(_sender(rpc))
     state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,9 +69,9 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
     Its constructor must be (IPoolManager poolManager, ICoprocessor coprocessor, bytes32 templateId),
     as in docs/solidity.md.
     """
-    from .. import v4
+    from ..dev import v4
     from ..chain import Deployment
-    from ..toolchain import artifact
+    from ..dev.toolchain import artifact
     from coprocessor_enclave.template import find_template
 
     try:
@@ -96,7 +96,7 @@ def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str,
 @_state_option
 def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
     """Initialise a dynamic-fee pool of the two test tokens with HOOK, at price 1, with liquidity."""
-    from .. import v4
+    from ..dev import v4
 
     pool = v4.init_pool(_sender(rpc), v4.V4Stack(**_load(state_path)), hook)
     click.echo(f"pool 0x{pool.pool_id.hex()} initialised with hook {pool.hooks} (dynamic fee)")
@@ -110,7 +110,7 @@ def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
 @_state_option
 def v4_swap(hook: str, one_for_zero: bool, amount: int, rpc: str, state_path: Path) -> None:
     """Swap in the dynamic-fee pool of HOOK; print the LP fee from PoolManager's Swap event."""
-    from .. import v4
+    from ..dev import v4
     from ..chain import connect
 
     stack = v4.V4Stack(**_load(state_path))

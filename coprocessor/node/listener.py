@@ -15,7 +15,7 @@ from coprocessor_enclave.protocol import (
     Request,
 )
 
-from .chain import raw_log, rpc
+from ..chain import raw_log, rpc
 from .heads import Head
 from .journal import Journal, Settlement
 

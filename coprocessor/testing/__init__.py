@@ -36,7 +36,7 @@ from eth_utils import keccak
 from coprocessor_enclave.attestation import DevBackend
 from coprocessor_enclave.capabilities import BoundSecret, CapabilitySettings
 from coprocessor_enclave.service import Enclave, EnclaveConfig
-from .errors import ManifestError
+from ..errors import ManifestError
 from coprocessor_enclave.protocol import Request, Status
 from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
 

@@ -22,15 +22,15 @@ from web3 import Web3
 from coprocessor_enclave.protocol import RequestState
 from coprocessor_enclave.service import SignedResult
 
-from .chain import TxSender, contract
-from .config import NodeConfig as NodeConfig  # re-exported: its home is light, for the command line
+from ..chain import TxSender, contract
+from ..config import NodeConfig as NodeConfig  # re-exported: its home is light, for the command line
 from .enclave_client import EnclaveClient
-from .errors import EnclaveError, EnclaveUnreachable
+from ..errors import EnclaveError, EnclaveUnreachable
 from .heads import HeadSource, ws_url_for
 from .journal import Entry, Journal, State
 from .listener import Listener
 from .metrics import NodeMetrics
-from .registration import KeyKeeper
+from ..attest.registration import KeyKeeper
 from .submitter import InFlight, Submitter, SubmitterConfig
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from web3 import Web3
 from web3.logs import DISCARD
 from web3.contract import Contract
 
-from .chain import TxSender
-from .errors import ChainError
+from ..chain import TxSender
+from ..errors import ChainError
 from .toolchain import artifact, npm_artifact
 
 V4_CORE = "@uniswap/v4-core"

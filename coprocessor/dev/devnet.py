@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 
-from . import catalog
-from .attestor import Policy
-from .chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
-from .config import default_state_dir as default_state_dir  # re-exported: `dev`'s default
+from ..node import catalog
+from ..attest.attestor import Policy
+from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+from ..config import default_state_dir as default_state_dir  # re-exported: `dev`'s default
 from coprocessor_enclave.attestation import dev_image_id
-from coprocessor.enclave_client import EnclaveClient
-from .errors import ToolchainError
+from coprocessor.node.enclave_client import EnclaveClient
+from ..errors import ToolchainError
 from coprocessor_enclave.protocol import EnclaveRecord, TeeType
-from .registration import Registrar
+from ..attest.registration import Registrar
 from .toolchain import tool_path
 
 if TYPE_CHECKING:

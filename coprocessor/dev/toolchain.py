@@ -17,12 +17,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import ToolchainError
+from ..errors import ToolchainError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # coprocessor/dev/toolchain.py -> the checkout
 SOLIDITY_DIR = PROJECT_ROOT / "solidity"
 NODE_MODULES = PROJECT_ROOT / "node_modules"
-SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"  # in a wheel: artifacts/, npm/, templates.zip
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped"  # in a wheel: artifacts/, npm/, templates.zip
 
 
 def _shipped_templates() -> Path:

@@ -26,7 +26,7 @@ from coprocessor_enclave.protocol import (
     encode_fulfill,
 )
 
-from .errors import ChainError
+from ..errors import ChainError
 from .journal import Entry, Journal, State
 
 log = logging.getLogger(__name__)

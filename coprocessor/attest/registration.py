@@ -13,10 +13,10 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 
 from .attestor import Claim, Policy, Verdict, approve, record_for, verify_evidence
-from .chain import Deployment, TxSender, contract
+from ..chain import Deployment, TxSender, contract
 from coprocessor_enclave.attestation import Evidence
-from coprocessor.enclave_client import EnclaveClient
-from .errors import AttestationError, ChainError
+from coprocessor.node.enclave_client import EnclaveClient
+from ..errors import AttestationError, ChainError
 from coprocessor_enclave.protocol import EnclaveRecord
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from typing import Any
 
 from web3 import Web3
 
-from .chain import rpc
+from ..chain import rpc
 from websockets.sync.client import connect as ws_connect
 
 log = logging.getLogger(__name__)

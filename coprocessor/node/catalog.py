@@ -14,8 +14,8 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from .chain import TxSender, contract, decode_revert
-from .errors import ChainError
+from ..chain import TxSender, contract, decode_revert
+from ..errors import ChainError
 
 TEMPLATE_PUBLISHED_TOPIC = keccak(b"TemplatePublished(bytes32,address,string,string,string,uint96)")
 TEMPLATE_DEPRECATED_TOPIC = keccak(b"TemplateDeprecated(bytes32)")

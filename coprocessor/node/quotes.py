@@ -20,10 +20,10 @@ from typing import Any
 from eth_utils import is_address, to_checksum_address
 
 from coprocessor_enclave.frames import loads_bounded
-from coprocessor.enclave_client import EnclaveClient
+from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor_enclave.server import reply_json
 from coprocessor_enclave.service import QuoteRefused
-from .errors import CoprocessorError, EnclaveError, EnclaveUnreachable
+from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
 from coprocessor_enclave.protocol import SignedQuote
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from coprocessor_enclave.protocol import Request, SignedQuote, Status
 from coprocessor_enclave.server import TOKEN_HEADER
 from coprocessor_enclave.service import QuoteRefused, SignedResult
 
-from .errors import EnclaveError, EnclaveUnreachable
-from .keepalive import KeptAlive
+from ..errors import EnclaveError, EnclaveUnreachable
+from ..keepalive import KeptAlive
 
-from .config import DEFAULT_TOKEN_FILE as DEFAULT_TOKEN_FILE  # re-exported
+from ..config import DEFAULT_TOKEN_FILE as DEFAULT_TOKEN_FILE  # re-exported
 # Well inside the enclave's idle close (`coprocessor_enclave.server.IDLE_SECONDS`): no request races it.
 _REUSE_SECONDS = 10.0
 
