@@ -86,6 +86,17 @@ class Devnet:
         return node, thread
 
 
+@pytest.fixture
+def bare_anvil() -> Iterator[str]:
+    """A fresh Anvil with none of our contracts (chain 31337): its RPC URL."""
+    port = devnet.free_port()
+    process = devnet.start_anvil(port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        devnet.stop(process)
+
+
 @pytest.fixture(scope="session")
 def contracts_built() -> None:
     """Builds with the pinned forge; a missing tool fails here, never skips."""

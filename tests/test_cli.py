@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from eth_abi import encode
 from eth_utils import keccak
@@ -84,17 +82,6 @@ def test_everyOption_isAnEnvironmentVariable() -> None:
 
 
 # ---------------------------------------------------------------------------- mistakes: one line each, never a traceback
-
-
-@pytest.fixture
-def bare_anvil() -> Iterator[str]:
-    """A fresh Anvil with none of our contracts (chain 31337)."""
-    port = devnet.free_port()
-    process = devnet.start_anvil(port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        devnet.stop(process)
 
 
 def _record(path: Path, chain_id: int = 31337) -> Path:

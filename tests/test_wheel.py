@@ -4,7 +4,6 @@ and run from an empty folder, `deploy`, `enclave serve` and `node` work."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -12,7 +11,6 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,16 +44,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-@pytest.fixture
-def anvil() -> Iterator[str]:
-    port = devnet.free_port()
-    process = devnet.start_anvil(port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        devnet.stop(process)
-
-
 def _env(cache: Path) -> dict[str, str]:
     """Nothing of this checkout's environment, and a cache of the test's own (the library unpacks there)."""
     kept = {k: v for k, v in os.environ.items() if not k.startswith("COPROCESSOR_") and k != "PYTHONPATH"}
@@ -69,7 +57,8 @@ def test_installedWheel_outsideTheCheckout_usesWhatItShips(installed: Path, tmp_
     assert shown[1:] == ["False", "True", "True"]
 
 
-def test_installedWheel_deployEnclaveServeAndNode_runFromAnEmptyFolder(installed: Path, anvil: str, tmp_path: Path) -> None:
+def test_installedWheel_deployEnclaveServeAndNode_runFromAnEmptyFolder(installed: Path, bare_anvil: str, tmp_path: Path) -> None:
+    anvil = bare_anvil
     coprocessor = str(installed / "bin" / "coprocessor")
     env = _env(tmp_path / "cache")
     deployed = subprocess.run([coprocessor, "--state-dir", str(tmp_path), "deploy", "--rpc", anvil], cwd=tmp_path, env=env, capture_output=True, text=True)
