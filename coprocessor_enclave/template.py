@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import stat
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_abi import encode, grammar
+from eth_abi.registry import registry
 
 from . import abi
 # Re-exported: defined beside the bundle code, which the job process loads without this module.
@@ -130,6 +132,35 @@ def bundle_hash(folder: Path) -> bytes:
     return files_hash(read_bundle(folder))
 
 
+def _check_entry_function(source: bytes, module_file: str, function: str, manifest_path: Path) -> None:
+    """Refuses at load, not on the first request, an entry module that does not compile or does not
+    define the entry function at its top level. Parsed, never run."""
+    try:
+        tree = ast.parse(source, filename=module_file)
+    except SyntaxError as exc:
+        raise ManifestError(f"{manifest_path}: {module_file} does not compile: {exc.msg} (line {exc.lineno})") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ManifestError(f"{manifest_path}: {module_file} cannot be parsed: {type(exc).__name__}") from None
+    names: set[str] = set()
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:  # top-level statements, and those inside top-level if/try/with blocks
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(alias.name == "*" for alias in node.names):
+                return  # names we cannot see: the run will tell
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            pending += [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", [])]
+            pending += [s for handler in getattr(node, "handlers", []) for s in handler.body]
+    if function not in names:
+        raise ManifestError(f"{manifest_path}: entry function `{function}` is not defined at the top level of {module_file}")
+
+
 def _abi_type(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise ManifestError(f"{where}: expected an ABI type string, got {value!r}")
@@ -142,9 +173,18 @@ def _abi_type(value: Any, where: str) -> str:
         raise ManifestError(f"{where}: ABI type {shown!r} {exc}") from None
     try:
         grammar.parse(normalized).validate()
-    except Exception as exc:  # eth_abi raises several parse error types
-        raise ManifestError(f"{where}: {value!r} is not a valid ABI type ({exc})") from None
+        # The grammar takes any word as a base type ("strin"); the codec registry knows the real ones.
+        registry.get_encoder(normalized)
+    except Exception as exc:  # eth_abi raises several parse and lookup error types
+        detail = " ".join(str(exc).split())[:160]
+        raise ManifestError(f"{where}: {value!r} is not an ABI type; {_ABI_TYPES_HINT} ({detail})") from None
     return normalized
+
+
+_ABI_TYPES_HINT = (
+    "types are uint<M>, int<M> (M = 8..256 in steps of 8), address, bool, bytes<N> (N = 1..32), bytes, string,"
+    " fixed<M>x<N>, ufixed<M>x<N>, tuples (t1,t2,...) and arrays t[] or t[k]"
+)
 
 
 def _require(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
@@ -197,6 +237,7 @@ def load_template(folder: Path | str) -> Template:
     module_file = entry.split(":")[0].replace(".", "/") + ".py"
     if module_file not in files:
         raise ManifestError(f"{manifest_path}: entry module {module_file} not found in the template folder")
+    _check_entry_function(files[module_file], module_file, entry.split(":")[1], manifest_path)
     inputs = _require(data, "inputs", list, manifest_path)
     outputs = _require(data, "outputs", list, manifest_path)
     if not outputs:

@@ -286,9 +286,9 @@ def _folder(tmp_path: Path, outputs: str) -> Path:
         ("uint256" + "[]" * 800, r"'uint256\[\]\[\].*\.\.\.' is 1607 characters long, over the limit of 256"),
         ("(" * 600 + "uint256" + ")" * 600, r"characters long, over the limit of 256"),
         ("(" + ",".join(["uint"] * 33) + ")", r"is 265 characters long, over the limit of 256"),  # counted as `uint256`
-        ("()", "not a valid ABI type"),
-        ("uint256[0]", "not a valid ABI type"),
-        ("(uint256[0],bool)", "not a valid ABI type"),
+        ("()", "not an ABI type"),
+        ("uint256[0]", "not an ABI type"),
+        ("(uint256[0],bool)", "not an ABI type"),
     ],
 )
 def test_manifest_refusesTypesTooLongTooDeepOrEmpty(tmp_path: Path, type_str: str, message: str) -> None:

@@ -43,7 +43,9 @@ def test_loadTemplate_validManifest(tmp_path: Path) -> None:
         (GOOD_MANIFEST.replace('"demo"', '"Demo Template"'), "lowercase"),
         (GOOD_MANIFEST.replace('"main:run"', '"main"'), "module:function"),
         (GOOD_MANIFEST.replace('"main:run"', '"other:run"'), "other.py not found"),
-        (GOOD_MANIFEST.replace('inputs = ["uint256"]', 'inputs = ["uint257"]'), "not a valid ABI type"),
+        (GOOD_MANIFEST.replace('inputs = ["uint256"]', 'inputs = ["uint257"]'), "not an ABI type; types are uint<M>"),
+        (GOOD_MANIFEST.replace('inputs = ["uint256"]', 'inputs = ["strin"]'), "'strin' is not an ABI type"),  # the grammar alone took it
+        (GOOD_MANIFEST.replace('"main:run"', '"main:runn"'), "entry function `runn` is not defined at the top level of main.py"),
         (GOOD_MANIFEST.replace('outputs = ["uint256"]', "outputs = []"), "at least one ABI type"),
         (GOOD_MANIFEST + "[limits]\ntimeout_seconds = 600\n", r"\[limits\] out of range"),
         (GOOD_MANIFEST + "[limits]\ncpu = 1\n", r"unknown keys in \[limits\]: \['cpu'\]"),
@@ -125,3 +127,29 @@ def test_bundleHash_refusesSymbolicLinks(tmp_path: Path) -> None:
     (folder / "data.json").symlink_to("/etc/hostname")
     with pytest.raises(ManifestError, match="data.json is a symbolic link"):
         load_template(folder)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def run(ctx, x)\n    return x\n", "main.py does not compile: expected ':' \\(line 1\\)"),
+        ("def helper(ctx, x):\n    def run():\n        pass\n", "entry function `run` is not defined"),
+    ],
+)
+def test_loadTemplate_entryModuleBroken_refusedAtLoadNotAtTheFirstRequest(tmp_path: Path, source: str, message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        load_template(_make(tmp_path, GOOD_MANIFEST, {"main.py": source}))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from helpers import run\n",
+        "import math\nrun = lambda ctx, x: x\n",
+        "try:\n    from fast import run\nexcept ImportError:\n    def run(ctx, x):\n        return x\n",
+        "from helpers import *\n",
+    ],
+)
+def test_loadTemplate_entryBoundOtherwise_accepted(tmp_path: Path, source: str) -> None:
+    assert load_template(_make(tmp_path, GOOD_MANIFEST, {"main.py": source, "helpers.py": "def run(ctx, x):\n    return x\n", "fast.py": ""})).entry == "main:run"
+
