@@ -17,6 +17,8 @@ from coprocessor.dev import devnet
 from coprocessor.chain import Deployment, decode_revert
 from coprocessor.cli import main
 
+from .conftest import TEST_TEMPLATES, Devnet
+
 # What made `coprocessor --help` take 1.3 s: web3 and eth-account (0.75 s), eth_abi, the node, the
 # enclave client, the verified chain reads, dcap-qvl, the attestor's crypto.
 HEAVY = ("web3", "eth_account", "eth_abi", "eth_keys", "coprocessor.node.pipeline", "coprocessor.node.enclave_client", "coprocessor.dev.devnet",
@@ -137,3 +139,12 @@ def test_decodeRevert_wrappedError_showsTheHookAndTheReasonItWraps() -> None:
     hook = "0x" + "ab" * 20
     data = selector + encode(["address", "bytes4", "bytes", "bytes"], [hook, b"\x12\x34\x56\x78", inner, b""])
     assert decode_revert(data) == f"WrappedError: {hook} reverted in 0x12345678 with PoolNotInitialized()"
+
+
+def test_request_unpublishedTemplate_saysToPublishIt(stack: Devnet, tmp_path: Path) -> None:
+    stack.deployment.save(tmp_path / "deployment.json")
+    result = CliRunner().invoke(main, [
+        "request", "fee-echo", "[7]", "--rpc", stack.rpc_url, "--deployment", str(tmp_path / "deployment.json"),
+        "--templates", str(TEST_TEMPLATES / "fee-echo"),
+    ])
+    _one_line_error(result, "is not published on this chain: publish it first with `coprocessor template publish")

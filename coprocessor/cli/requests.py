@@ -29,7 +29,8 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
         coprocessor request median-price '[[100, 101, 250], 500]'
     """
     from ..dev import devnet
-    from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+    from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract, decode_revert
+    from ..errors import ChainError
     from ..dev.consumer import ExampleConsumerClient
     from coprocessor_enclave.protocol import Status
     from coprocessor_enclave.template import encode_args, find_template
@@ -40,11 +41,23 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
     w3 = connect(rpc)
     deployment.check_on(w3, "coprocessor", "consumer")
     client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)
-    if fee is None:
-        fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(chosen.template_id).call()
-        if fee:
-            click.echo(f"paying the request fee of {fee} wei (minimum fee plus the author's fee)", err=True)
-    request_id, sent_at = client.ask(chosen.template_id, encode_args(chosen, values), timeout, fee)
+    try:
+        if fee is None:
+            fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(chosen.template_id).call()
+            if fee:
+                click.echo(f"paying the request fee of {fee} wei (minimum fee plus the author's fee)", err=True)
+        request_id, sent_at = client.ask(chosen.template_id, encode_args(chosen, values), timeout, fee)
+    except Exception as exc:  # the Coprocessor's refusals, said with what to do
+        data = getattr(exc, "data", None)
+        reason = decode_revert(data) if isinstance(data, (str, bytes)) else str(exc)
+        if "UnknownTemplate" in reason:
+            raise ChainError(
+                f"template {chosen.name} ({chosen.id_hex}) is not published on this chain:"
+                f" publish it first with `coprocessor template publish {chosen.path}`"
+            ) from None
+        if "TemplateIsDeprecated" in reason:
+            raise ChainError(f"template {chosen.name} ({chosen.id_hex}) was deprecated by its author: the Coprocessor refuses new requests for it") from None
+        raise
     click.echo(f"request 0x{request_id.hex()} sent; waiting for the callback...", err=True)
     answer = client.wait(request_id, sent_at, wait_seconds)
     click.echo(f"{answer.status.name} in {answer.latency * 1000:.0f} ms: {answer.describe(chosen)}")
