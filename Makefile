@@ -15,18 +15,23 @@ DEV_ARGS = --state-dir $(STATE) dev --port $(PORT) --quote-port $(shell expr $(P
 setup: $(BIN)/coprocessor node_modules/.installed solidity/out/.built
 
 $(BIN)/coprocessor: pyproject.toml constraints.txt
+	@echo "== setup 1/3: Python packages into $(VENV) (pinned by constraints.txt)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --progress-bar off -c constraints.txt -e '.[dev]' | grep -E '^(Collecting|Successfully)' || true
+	@test -x $(BIN)/coprocessor || (echo "error: the Python install failed: run '$(BIN)/pip install -c constraints.txt -e .[dev]' to see why" && exit 1)
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
+	@echo "== setup 2/3: npm packages (Foundry's anvil and forge, solcjs, v4-core, OpenZeppelin)"
 	npm ci --no-audit --no-fund
 	chmod +x node_modules/@foundry-rs/*/bin/*
 	@touch $@
 
+# The contracts the commands use; forge's test and script files compile in `make test`.
 solidity/out/.built: node_modules/.installed $(shell find solidity/src -name '*.sol')
-	cd solidity && ../$(FORGE) build
+	@echo "== setup 3/3: compiling the contracts (forge, offline solcjs)"
+	cd solidity && ../$(FORGE) build --skip test --skip script
 	@touch $@
 
 demo: setup

@@ -99,8 +99,8 @@ def bare_anvil() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def contracts_built() -> None:
-    """Builds with the pinned forge; a missing tool fails here, never skips."""
-    forge_build()
+    """Builds with the pinned forge, tests' contracts included; a missing tool fails here, never skips."""
+    forge_build(tests=True)
 
 
 @contextmanager

@@ -68,15 +68,17 @@ def in_checkout() -> bool:
     return SOLIDITY_DIR.is_dir()
 
 
-def forge_build() -> None:
-    """Compiles the contracts with the pinned forge and solcjs; fast when nothing changed. Installed
-    from a wheel there is nothing to compile: the shipped artifacts are the build."""
+def forge_build(tests: bool = False) -> None:
+    """Compiles the contracts with the pinned forge and solcjs; fast when nothing changed. Without
+    `tests`, forge's test and script files (`.t.sol`, `.s.sol`) are left out: the commands need
+    none of them. Installed from a wheel there is nothing to compile: the shipped artifacts are the build."""
     if not in_checkout():
         return
     if shutil.which("node") is None:
         raise ToolchainError("node is not on PATH: the Solidity compiler (solcjs) needs Node.js")
     result = subprocess.run(
-        [str(tool_path("forge")), "build"], cwd=SOLIDITY_DIR, capture_output=True, text=True, check=False
+        [str(tool_path("forge")), "build", *([] if tests else ["--skip", "test", "--skip", "script"])],
+        cwd=SOLIDITY_DIR, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
         raise ToolchainError(f"forge build failed:\n{result.stdout}\n{result.stderr}")
