@@ -5,10 +5,12 @@ the leaves themselves as calldata or storage. A contract that has a list (allowl
 snapshot of balances) can ask for its root once, store 32 bytes, and verify claims later
 with OpenZeppelin's `MerkleProof.verify(proof, root, leaf)`.
 
-Tree: leaves in the order given; each level pairs nodes (0,1), (2,3), ... and hashes each pair
-as OpenZeppelin's `Hashes.commutativeKeccak256` does (the smaller word first); an unpaired last
-node moves up a level unchanged. Leaves should themselves be hashes, e.g.
-`keccak256(bytes.concat(keccak256(abi.encode(account, amount))))`, never 64-byte preimages.
+Tree: OpenZeppelin's, as its JavaScript library builds it (`SimpleMerkleTree.of(leaves, {sortLeaves:
+false})` in @openzeppelin/merkle-tree), so a root built there and one built here agree: a complete
+binary tree in an array of 2n-1 nodes, the leaves at its end in reverse order, node i the hash of
+nodes 2i+1 and 2i+2 as `Hashes.commutativeKeccak256` hashes a pair (the smaller word first).
+Leaves should themselves be hashes, e.g. `keccak256(bytes.concat(keccak256(abi.encode(account,
+amount))))`, never 64-byte preimages.
 """
 
 from __future__ import annotations
@@ -25,23 +27,24 @@ def hash_pair(a: bytes, b: bytes) -> bytes:
     return keccak(a + b) if a < b else keccak(b + a)
 
 
-def next_level(level: list[bytes]) -> list[bytes]:
-    """The parents of `level`: pairs hashed, an odd last node carried up as is."""
-    parents = [hash_pair(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-    if len(level) % 2:
-        parents.append(level[-1])
-    return parents
+def tree_of(leaves: list[bytes]) -> list[bytes]:
+    """The whole tree as OpenZeppelin lays it out: 2n-1 nodes, leaf i at position 2n-2-i, node i over nodes 2i+1 and 2i+2."""
+    tree = [b""] * (2 * len(leaves) - 1)
+    for i, leaf in enumerate(leaves):
+        tree[-1 - i] = leaf
+    for i in range(len(tree) - 1 - len(leaves), -1, -1):
+        tree[i] = hash_pair(tree[2 * i + 1], tree[2 * i + 2])
+    return tree
 
 
 def root_and_proof(leaves: list[bytes], index: int) -> tuple[bytes, list[bytes]]:
-    """The root over `leaves` and the siblings on the path from `leaves[index]` up (a level with none adds nothing)."""
-    level, proof = leaves, []
-    while len(level) > 1:
-        sibling = index ^ 1
-        if sibling < len(level):
-            proof.append(level[sibling])
-        level, index = next_level(level), index // 2
-    return level[0], proof
+    """The root over `leaves` and the siblings on the path from `leaves[index]` up to it."""
+    tree = tree_of(leaves)
+    position, proof = len(tree) - 1 - index, []
+    while position > 0:
+        proof.append(tree[position + 1 if position % 2 else position - 1])
+        position = (position - 1) // 2
+    return tree[0], proof
 
 
 def run(ctx: Context, leaves: tuple[bytes, ...], index: int) -> tuple[bytes, list[bytes]]:

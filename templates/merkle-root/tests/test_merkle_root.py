@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from eth_utils import keccak
 
 from coprocessor.protocol import Status
 from coprocessor.testing import TemplateRunner
+from coprocessor.toolchain import NODE_MODULES
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -106,3 +110,31 @@ def test_onChainInputLimit_509Leaves() -> None:
     # Coprocessor.maxInputBytes defaults to 16 KiB: offset, index and length words plus 32 bytes a leaf.
     assert len(encode(["bytes32[]", "uint256"], [leaves(509), 0])) == 16 * 1024
     assert len(encode(["bytes32[]", "uint256"], [leaves(510), 0])) > 16 * 1024
+
+
+# OpenZeppelin's JavaScript library, run by Node.js from the project's npm packages: the tool airdrop
+# and allowlist authors build roots with. `SimpleMerkleTree.of(leaves, {sortLeaves: false})` keeps the
+# leaves in their order, as this template does.
+_OZ_SCRIPT = """
+const {SimpleMerkleTree} = require(process.argv[1]);
+const [leaves, indexes] = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const tree = SimpleMerkleTree.of(leaves, {sortLeaves: false});
+console.log(JSON.stringify({root: tree.root, proofs: indexes.map(i => tree.getProof(i))}));
+"""
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8, 13, 256, 509, 1000, 1024])
+def test_rootAndProofs_matchOpenZeppelinsMerkleTree(runner: TemplateRunner, count: int) -> None:
+    node = shutil.which("node")
+    assert node, "Node.js is needed (the project's toolchain uses it): install it"
+    items = leaves(count, seed=count)
+    indexes = sorted({0, count // 3, count - 1})
+    answer = subprocess.run(
+        [node, "-e", _OZ_SCRIPT, str(NODE_MODULES / "@openzeppelin" / "merkle-tree")],
+        input=json.dumps([["0x" + leaf.hex() for leaf in items], indexes]), capture_output=True, text=True, check=True,
+    )
+    theirs = json.loads(answer.stdout)
+    for index, proof in zip(indexes, theirs["proofs"]):
+        root, ours = root_and_proof(runner, items, index)
+        assert "0x" + root.hex() == theirs["root"]
+        assert ["0x" + p.hex() for p in ours] == proof
