@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 
 import {ICoprocessor} from "./interfaces/ICoprocessor.sol";
@@ -13,7 +14,7 @@ import {Request, Fulfillment, Status, RequestLib} from "./libraries/RequestLib.s
 /// @notice Takes requests for off-chain work and settles enclave-signed responses.
 /// @dev Note: fees and refunds are credited and withdrawn (pull payments), so a payee, author or
 /// consumer that cannot receive ether never blocks settlement or cancellation.
-contract Coprocessor is ICoprocessor, EIP712, Ownable {
+contract Coprocessor is ICoprocessor, EIP712, Ownable2Step {
     using RequestLib for Request;
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
@@ -21,6 +22,9 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
     /// @notice Owner-set bounds, packed in one slot.
+    /// @notice The smallest output cap `setLimits` accepts: an error status's reason always fits.
+    uint32 public constant MIN_OUTPUT_BYTES = 256;
+
     struct Limits {
         uint32 maxInputBytes;
         uint32 maxOutputBytes;
@@ -165,7 +169,12 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable {
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
 
     /// @notice Sets every limit at once. A zero `maxTimeout` or `maxCallbackGas` pauses new requests.
+    /// @dev Refuses limits under which a request could never be answered: an output cap below
+    /// `MIN_OUTPUT_BYTES` (an error status carries its reason, up to 256 bytes), or a callback gas
+    /// cap above the block gas limit (no fulfil transaction could give the callback that much).
     function setLimits(Limits calldata newLimits) external onlyOwner {
+        if (newLimits.maxOutputBytes < MIN_OUTPUT_BYTES) revert InvalidLimits();
+        if (newLimits.maxCallbackGas > block.gaslimit) revert InvalidLimits();
         limits = newLimits;
         emit LimitsSet(
             newLimits.maxInputBytes,

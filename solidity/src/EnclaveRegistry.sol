@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
@@ -11,7 +12,7 @@ import {IEnclaveRegistry, EnclaveRecord} from "./interfaces/IEnclaveRegistry.sol
 /// @notice Allowlists enclave images and registers enclave keys approved by k-of-n attestors.
 /// @dev Note: `allowDev` is immutable. A production registry deployed with `allowDev = false`
 /// can never accept a development enclave, whoever owns it.
-contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
+contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable2Step {
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
     /*                          STORAGE                           */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
@@ -51,6 +52,9 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
     /// @notice Approvals needed to register a key.
     uint256 public threshold;
 
+    /// @notice How many attestors there are; `threshold` never exceeds it.
+    uint256 public attestorCount;
+
     /// @dev Allowlisted (or revoked) images. Read through `images`.
     mapping(bytes32 imageId => Image) private _images;
 
@@ -72,8 +76,7 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
     {
         allowDev = allowDev_;
         for (uint256 i; i < attestors.length; ++i) {
-            isAttestor[attestors[i]] = true;
-            emit AttestorSet(attestors[i], true);
+            _setAttestor(attestors[i], true);
         }
         _setThreshold(threshold_);
     }
@@ -133,10 +136,10 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
         emit EnclaveRevoked(enclave);
     }
 
-    /// @notice Adds or removes an attestor.
+    /// @notice Adds or removes an attestor; never leaves fewer attestors than `threshold`.
     function setAttestor(address attestor, bool allowed) external onlyOwner {
-        isAttestor[attestor] = allowed;
-        emit AttestorSet(attestor, allowed);
+        _setAttestor(attestor, allowed);
+        if (attestorCount < threshold) revert InvalidThreshold();
     }
 
     /// @notice Sets how many attestor approvals a registration needs.
@@ -217,8 +220,18 @@ contract EnclaveRegistry is IEnclaveRegistry, EIP712, Ownable {
         }
     }
 
+    function _setAttestor(address attestor, bool allowed) private {
+        if (attestor == address(0)) revert InvalidAttestor();
+        if (isAttestor[attestor] != allowed) {
+            isAttestor[attestor] = allowed;
+            if (allowed) ++attestorCount;
+            else --attestorCount;
+        }
+        emit AttestorSet(attestor, allowed);
+    }
+
     function _setThreshold(uint256 threshold_) private {
-        if (threshold_ == 0) revert InvalidThreshold();
+        if (threshold_ == 0 || threshold_ > attestorCount) revert InvalidThreshold();
         threshold = threshold_;
         emit ThresholdSet(threshold_);
     }

@@ -19,7 +19,7 @@ import {MockConsumer, EtherRejecter, WatchingConsumer} from "./utils/Mocks.sol";
 /// @notice Unit and fuzz tests of the request, fulfil, cancel and withdraw lifecycle.
 contract CoprocessorTest is CoprocessorTestBase {
     /// @dev Storage slot of `_commitments` (see `forge inspect Coprocessor storageLayout`).
-    uint256 internal constant COMMITMENTS_SLOT = 5;
+    uint256 internal constant COMMITMENTS_SLOT = 6;
     uint32 internal constant MOCK_GAS = 300_000;
     bytes internal constant OUTPUT = hex"000000000000000000000000000000000000000000000000000000000004cb2f";
 
@@ -421,13 +421,13 @@ contract CoprocessorTest is CoprocessorTestBase {
     }
 
     function test_fulfill_revertsWhenOutputTooLarge() public {
-        _setLimits(16 * 1024, 64, 2_000_000, 7 days, 0);
+        _setLimits(16 * 1024, 256, 2_000_000, 7 days, 0);
         Request memory r = _ask();
-        Fulfillment[] memory fs = _batch(_fulfillment(r, 0, new bytes(65), enclaveKey));
-        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.OutputTooLarge.selector, 65, 64));
+        Fulfillment[] memory fs = _batch(_fulfillment(r, 0, new bytes(257), enclaveKey));
+        vm.expectRevert(abi.encodeWithSelector(ICoprocessor.OutputTooLarge.selector, 257, 256));
         coprocessor.fulfill(fs);
         // The limit itself is inclusive.
-        coprocessor.fulfill(_batch(_fulfillment(r, 0, new bytes(64), enclaveKey)));
+        coprocessor.fulfill(_batch(_fulfillment(r, 0, new bytes(256), enclaveKey)));
         assertEq(consumer.callbackCount(), 1);
     }
 
@@ -943,14 +943,42 @@ contract CoprocessorTest is CoprocessorTestBase {
 
     function test_setLimits_updatesLimits() public {
         vm.expectEmit(true, true, true, true, address(coprocessor));
-        emit ICoprocessor.LimitsSet(100, 200, 300_000, 1 days, 5);
-        _setLimits(100, 200, 300_000, 1 days, 5);
+        emit ICoprocessor.LimitsSet(100, 300, 300_000, 1 days, 5);
+        _setLimits(100, 300, 300_000, 1 days, 5);
         (uint32 maxIn, uint32 maxOut, uint32 maxGas, uint64 maxTimeout, uint96 minFee) = coprocessor.limits();
         assertEq(maxIn, 100);
-        assertEq(maxOut, 200);
+        assertEq(maxOut, 300);
         assertEq(maxGas, 300_000);
         assertEq(maxTimeout, 1 days);
         assertEq(minFee, 5);
+    }
+
+    function test_setLimits_revertsWhenAnErrorReasonCouldNotFit() public {
+        vm.prank(owner);
+        vm.expectRevert(ICoprocessor.InvalidLimits.selector);
+        coprocessor.setLimits(Coprocessor.Limits(16 * 1024, 255, 2_000_000, 7 days, 0));
+        (, uint32 maxOut,,,) = coprocessor.limits();
+        assertEq(maxOut, 16 * 1024);
+    }
+
+    function test_setLimits_revertsWhenCallbackGasAboveTheBlockGasLimit() public {
+        vm.prank(owner);
+        vm.expectRevert(ICoprocessor.InvalidLimits.selector);
+        coprocessor.setLimits(Coprocessor.Limits(16 * 1024, 16 * 1024, uint32(block.gaslimit + 1), 7 days, 0));
+    }
+
+    function test_transferOwnership_takesEffectOnlyWhenAccepted() public {
+        address next = makeAddr("next owner");
+        vm.prank(owner);
+        coprocessor.transferOwnership(next);
+        assertEq(coprocessor.owner(), owner, "a typo'd address must not take the trust root");
+        assertEq(coprocessor.pendingOwner(), next);
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(Ownable.OwnableUnauthorizedAccount.selector, stranger));
+        coprocessor.acceptOwnership();
+        vm.prank(next);
+        coprocessor.acceptOwnership();
+        assertEq(coprocessor.owner(), next);
     }
 
     function test_setLimits_zeroTimeoutPausesRequests() public {
@@ -1166,6 +1194,8 @@ contract CoprocessorTest is CoprocessorTestBase {
         WatchingConsumer watcher = new WatchingConsumer(coprocessor, registry);
         vm.prank(owner);
         registry.transferOwnership(address(watcher));
+        vm.prank(address(watcher));
+        registry.acceptOwnership();
         watcher.setRevokeTarget(enclave);
 
         vm.recordLogs();

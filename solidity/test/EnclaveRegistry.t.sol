@@ -500,6 +500,46 @@ contract EnclaveRegistryTest is CoprocessorTestBase {
         assertTrue(registry.isActive(newEnclave));
     }
 
+    function test_setThreshold_revertsWhenAboveTheAttestors() public {
+        uint256 count = registry.attestorCount();
+        vm.prank(owner);
+        vm.expectRevert(IEnclaveRegistry.InvalidThreshold.selector);
+        registry.setThreshold(count + 1);
+        vm.prank(owner);
+        registry.setThreshold(count);
+        assertEq(registry.threshold(), count);
+    }
+
+    function test_setAttestor_revertsWhenRemovalLeavesFewerThanTheThreshold() public {
+        vm.startPrank(owner);
+        registry.setThreshold(registry.attestorCount());
+        vm.expectRevert(IEnclaveRegistry.InvalidThreshold.selector);
+        registry.setAttestor(attestors[0], false);
+        vm.stopPrank();
+        assertTrue(registry.isAttestor(attestors[0]));
+    }
+
+    function test_setAttestor_countsEachAttestorOnce_refusesTheZeroAddress() public {
+        uint256 count = registry.attestorCount();
+        vm.startPrank(owner);
+        registry.setAttestor(attestors[0], true); // already one
+        assertEq(registry.attestorCount(), count);
+        registry.setAttestor(stranger, false); // never was one
+        assertEq(registry.attestorCount(), count);
+        vm.expectRevert(IEnclaveRegistry.InvalidAttestor.selector);
+        registry.setAttestor(address(0), true);
+        vm.stopPrank();
+    }
+
+    function test_transferOwnership_takesEffectOnlyWhenAccepted() public {
+        vm.prank(owner);
+        registry.transferOwnership(stranger);
+        assertEq(registry.owner(), owner);
+        vm.prank(stranger);
+        registry.acceptOwnership();
+        assertEq(registry.owner(), stranger);
+    }
+
     function test_setThreshold_revertsWhenZero() public {
         vm.prank(owner);
         vm.expectRevert(IEnclaveRegistry.InvalidThreshold.selector);

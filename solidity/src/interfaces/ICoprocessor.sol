@@ -50,6 +50,9 @@ interface ICoprocessor {
     /// @notice Thrown when requesting a template its author deprecated.
     error TemplateIsDeprecated(bytes32 templateId);
 
+    /// @notice `setLimits` was given limits under which requests could never be answered.
+    error InvalidLimits();
+
     /// @notice Emitted for every request, with every field a node needs to rebuild it.
     event RequestSubmitted(
         bytes32 indexed requestId,

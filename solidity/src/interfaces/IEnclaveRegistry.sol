@@ -40,8 +40,10 @@ interface IEnclaveRegistry {
     error InvalidApproval(uint256 index);
     /// @notice Thrown when fewer than `threshold` approvals were given.
     error NotEnoughApprovals(uint256 given, uint256 threshold);
-    /// @notice Thrown when the threshold is zero.
+    /// @notice Thrown when the threshold would be zero or above the number of attestors.
     error InvalidThreshold();
+    /// @notice Thrown when an attestor to add or remove is the zero address.
+    error InvalidAttestor();
     /// @notice Thrown when revoking an enclave that was never registered.
     error UnknownEnclave(address enclave);
 
