@@ -53,6 +53,13 @@ class TeeType(enum.IntEnum):
     TDX = 2
 
 
+class SkipReason(enum.IntEnum):
+    """Why a fulfilment item was skipped, as `ICoprocessor.SkipReason` (`FulfillmentSkipped`)."""
+
+    ALREADY_SETTLED = 0
+    EXPIRED = 1
+
+
 class RequestState(enum.IntEnum):
     """Where a request stands on-chain, as `ICoprocessor.RequestState`."""
 

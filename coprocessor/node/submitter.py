@@ -19,6 +19,7 @@ from eth_abi import decode
 
 from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
+    SkipReason,
     REQUEST_FULFILLED_TOPIC,
     Fulfillment,
     RequestState,
@@ -370,7 +371,7 @@ class Submitter:
                 found.append(Outcome(request_id, "fulfilled", succeeded))
             elif topic == FULFILLMENT_SKIPPED_TOPIC:
                 (reason,) = decode(["uint8"], bytes(entry["data"]))
-                found.append(Outcome(request_id, "skipped-settled" if reason == 0 else "skipped-expired"))
+                found.append(Outcome(request_id, "skipped-settled" if reason == SkipReason.ALREADY_SETTLED else "skipped-expired"))
         return found
 
 
