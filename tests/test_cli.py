@@ -4,11 +4,13 @@ needs when it runs; benchmarks/cli.py times it), and it takes inputs too large f
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from eth_abi import encode
 from eth_utils import keccak
@@ -148,3 +150,16 @@ def test_request_unpublishedTemplate_saysToPublishIt(stack: Devnet, tmp_path: Pa
         "--templates", str(TEST_TEMPLATES / "fee-echo"),
     ])
     _one_line_error(result, "is not published on this chain: publish it first with `coprocessor template publish")
+
+
+def test_templateNew_theScaffoldReadmesCommandsRunAsWritten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    created = CliRunner().invoke(main, ["template", "new", "spread", "--dir", "my-templates"])
+    assert created.exit_code == 0, created.output
+    readme = (tmp_path / "my-templates" / "spread" / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("coprocessor template ")]
+    assert len(commands) == 2
+    run = CliRunner().invoke(main, shlex.split(commands[0])[1:])
+    assert run.exit_code == 0 and "OK" in run.stdout, run.output
+    tested = CliRunner().invoke(main, shlex.split(commands[1])[1:])  # pytest on the scaffold's own tests
+    assert tested.exit_code == 0, tested.output

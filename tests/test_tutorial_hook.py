@@ -7,7 +7,7 @@ from coprocessor.dev import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC
-from coprocessor.dev.toolchain import artifact
+from coprocessor.dev.toolchain import PROJECT_ROOT, artifact
 
 from .conftest import Devnet
 
@@ -30,3 +30,10 @@ def test_tutorialHook_callbacksSetTheFeeLaterSwapsPay(stack: Devnet, node: Node)
         assert request_id in stack.settled({request_id}, receipt["blockNumber"], timeout=60)
     assert fees[0] == 0, "a new dynamic-fee pool starts at fee 0"
     assert fees[-1] > 500, f"the callbacks never raised the fee: {fees}"
+
+
+def test_tutorialDoc_showsTheWholeContract() -> None:
+    """docs/solidity.md says "It is the whole contract": it shows the file, licence, pragma and imports included."""
+    doc = (PROJECT_ROOT / "docs" / "solidity.md").read_text()
+    shown = doc.split("It is the whole contract:\n\n```solidity\n", 1)[1].split("```\n", 1)[0]
+    assert shown == (PROJECT_ROOT / "solidity" / "src" / "tutorial" / "MyFeeHook.sol").read_text()

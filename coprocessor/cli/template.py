@@ -84,9 +84,11 @@ What it computes and why a contract would ask for it.
 - input: `(uint256[] values)`
 - output: `(uint256 mean, uint256 spread)`
 
+From the folder `coprocessor template new` ran in:
+
 ```
-coprocessor template run {name} --input '[[10, 20, 60]]'
-coprocessor template test {name}
+coprocessor template run {path} --input '[[10, 20, 60]]'
+coprocessor template test {path}
 ```
 '''
 
@@ -106,7 +108,7 @@ def template_new(name: str, parent: Path) -> None:
     (folder / "tests").mkdir(parents=True)
     (folder / MANIFEST).write_text(_SCAFFOLD_MANIFEST.format(name=name))
     (folder / "main.py").write_text(_SCAFFOLD_MAIN.format(name=name))
-    (folder / "README.md").write_text(_SCAFFOLD_README.format(name=name))
+    (folder / "README.md").write_text(_SCAFFOLD_README.format(name=name, path=folder.as_posix()))
     (folder / "tests" / f"test_{name.replace('-', '_')}.py").write_text(_SCAFFOLD_TEST.format(name=name))
     template = load_template(folder)
     click.echo(f"created {folder}/ ({template.id_hex})")
