@@ -58,22 +58,20 @@ def run(ctx: Context, values: tuple[int, ...]) -> tuple[int, int]:
     return sum(values) // len(values), max(values) - min(values)
 '''
 
-_SCAFFOLD_TEST = '''"""Runs {name} through the real enclave and worker path (no chain needed)."""
+_SCAFFOLD_TEST = '''"""Runs {name} through the real enclave and worker path (no chain needed).
 
-from pathlib import Path
+`template_runner` comes from the coprocessor package's pytest plugin: a runner over this template.
+"""
 
 from coprocessor.protocol import Status
-from coprocessor.testing import run_template
-
-HERE = Path(__file__).resolve().parent.parent
 
 
-def test_run_meanAndSpread() -> None:
-    assert run_template(HERE, [[10, 20, 60]]).values == (30, 50)
+def test_run_meanAndSpread(template_runner) -> None:
+    assert template_runner.run(args=[[10, 20, 60]]).values == (30, 50)
 
 
-def test_run_emptyInputIsInvalid() -> None:
-    result = run_template(HERE, [[]])
+def test_run_emptyInputIsInvalid(template_runner) -> None:
+    result = template_runner.run(args=[[]])
     assert result.status == Status.INVALID_INPUT and "at least one value" in result.reason
 '''
 
