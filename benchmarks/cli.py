@@ -1,6 +1,6 @@
 """Benchmark: how long the command line takes to answer `--help`, against `python -c pass` measured in the same run.
 
-    .venv/bin/python benchmarks/cli.py [--runs 15] [--out .coprocessor/bench-cli.json]   (part of `make bench`)
+.venv/bin/python benchmarks/cli.py [--runs 15] [--out .coprocessor/bench-cli.json]   (part of `make bench`)
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ import os
 import platform
 import random
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -56,11 +55,11 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from websockets.sync.client import connect as ws_connect
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+from coprocessor.dev import devnet
 from coprocessor.dev.consumer import ExampleConsumerClient
-from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor.dev.toolchain import PROJECT_ROOT, TEMPLATES_DIR, forge_build, tool_path
+from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
     REQUEST_FULFILLED_TOPIC,
@@ -102,12 +101,28 @@ class Settings:
 
 
 FULL = Settings(
-    rpc_calls=500, transfers=200, throughput_windows=10, idle_requests=100, sustained_txs=20, sustained_per_tx=100,
-    pending_txs=100, pending_per_tx=100, traces_per_size=3, phase_timeout=900.0,
+    rpc_calls=500,
+    transfers=200,
+    throughput_windows=10,
+    idle_requests=100,
+    sustained_txs=20,
+    sustained_per_tx=100,
+    pending_txs=100,
+    pending_per_tx=100,
+    traces_per_size=3,
+    phase_timeout=900.0,
 )
 QUICK = Settings(
-    rpc_calls=100, transfers=30, throughput_windows=2, idle_requests=15, sustained_txs=2, sustained_per_tx=10,
-    pending_txs=2, pending_per_tx=10, traces_per_size=2, phase_timeout=60.0,
+    rpc_calls=100,
+    transfers=30,
+    throughput_windows=2,
+    idle_requests=15,
+    sustained_txs=2,
+    sustained_per_tx=10,
+    pending_txs=2,
+    pending_per_tx=10,
+    traces_per_size=2,
+    phase_timeout=60.0,
 )
 
 
@@ -259,10 +274,16 @@ class LogWatcher:
         self._exit = ExitStack()
         self._ws = self._exit.enter_context(ws_connect(ws_url, max_size=None, open_timeout=10))
         topics = ["0x" + t.hex() for t in (REQUEST_SUBMITTED_TOPIC, REQUEST_FULFILLED_TOPIC, FULFILLMENT_SKIPPED_TOPIC)]
-        self._ws.send(json.dumps({
-            "jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
-            "params": ["logs", {"address": to_checksum_address(coprocessor), "topics": [topics]}],
-        }))
+        self._ws.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "eth_subscribe",
+                    "params": ["logs", {"address": to_checksum_address(coprocessor), "topics": [topics]}],
+                }
+            )
+        )
         reply = json.loads(self._ws.recv(timeout=10))
         if "result" not in reply:
             raise BenchError(f"eth_subscribe refused: {reply}")
@@ -377,12 +398,20 @@ class Stack:
     def start_node(self) -> None:
         """`coprocessor node` as its own process (the public CLI), logging to node.log."""
         command = [
-            sys.executable, "-m", "coprocessor", "node",
-            "--rpc", self.rpc_url,
-            "--deployment", str(self.folder / "deployment.json"),
-            "--enclave", self.enclave.url,
-            "--enclave-token-file", str(self.folder / "enclave.token"),
-            "--journal", str(self.folder / "journal.sqlite"),
+            sys.executable,
+            "-m",
+            "coprocessor",
+            "node",
+            "--rpc",
+            self.rpc_url,
+            "--deployment",
+            str(self.folder / "deployment.json"),
+            "--enclave",
+            self.enclave.url,
+            "--enclave-token-file",
+            str(self.folder / "enclave.token"),
+            "--journal",
+            str(self.folder / "journal.sqlite"),
             *NODE_ARGS,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("COPROCESSOR_")}
@@ -429,8 +458,10 @@ class Stack:
             ticks = [int(v) for v in f.readline().split()[1:]]
         busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
         return {
-            "node": tree_cpu_seconds(self.node.pid), "enclave": tree_cpu_seconds(self.enclave_process.pid),
-            "anvil": tree_cpu_seconds(self.anvil_pid), "bench (feed and watch)": me.user + me.system,
+            "node": tree_cpu_seconds(self.node.pid),
+            "enclave": tree_cpu_seconds(self.enclave_process.pid),
+            "anvil": tree_cpu_seconds(self.anvil_pid),
+            "bench (feed and watch)": me.user + me.system,
             "machine": busy / _TICKS,
         }
 
@@ -455,11 +486,26 @@ def fresh_stack(root: Path, name: str) -> Iterator[Stack]:
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         enclave_process, enclave = devnet.start_enclave(
-            deployment, payee, [t.path for t in templates.values()], folder / "dev-pki", folder / "enclave.token",
-            folder / "enclave.log", chain_rpc=rpc_url,
+            deployment,
+            payee,
+            [t.path for t in templates.values()],
+            folder / "dev-pki",
+            folder / "enclave.token",
+            folder / "enclave.log",
+            chain_rpc=rpc_url,
         )
         devnet.register_enclave(rpc_url, deployment, enclave, folder / "dev-pki")
-        stack = Stack(folder, rpc_url, f"ws://127.0.0.1:{port}", w3, deployment, find_template(templates, "median-price"), enclave_process, enclave, anvil.pid)
+        stack = Stack(
+            folder,
+            rpc_url,
+            f"ws://127.0.0.1:{port}",
+            w3,
+            deployment,
+            find_template(templates, "median-price"),
+            enclave_process,
+            enclave,
+            anvil.pid,
+        )
         stack.watcher = LogWatcher(stack.ws_url, deployment.coprocessor)
         yield stack
     finally:
@@ -521,7 +567,12 @@ class Report:
         base = self.value_of(baseline) if baseline in self.data["baselines"] or baseline in self.data["figures"] else None  # phase not run
         ratio = value / base if base else None
         self.data["figures"][key] = {
-            "label": label, "value": value, "unit": unit, "baseline": baseline, "baseline_value": base, "ratio": ratio,
+            "label": label,
+            "value": value,
+            "unit": unit,
+            "baseline": baseline,
+            "baseline_value": base,
+            "ratio": ratio,
         }
 
     @contextmanager
@@ -553,12 +604,14 @@ class Report:
         rows = self.data["gas_by_batch_size"]
         if rows:
             transfer = self.value_of("transfer_gas")
-            print(f"\n  gas per response by batch size (node's fulfil receipts; callback share from callTracer)")
+            print("\n  gas per response by batch size (node's fulfil receipts; callback share from callTracer)")
             print(f"  {'consumer':<16} {'batch':>5} {'txs':>5} {'gas/response':>13} {'x transfer':>11} {'callback/resp':>14} {'share':>7}")
             for r in rows:
                 cb = "-" if r["callback_gas_per_response"] is None else f"{r['callback_gas_per_response']:,.0f}"
                 share = "-" if r["callback_share"] is None else f"{r['callback_share']:.1%}"
-                print(f"  {r['consumer']:<16} {r['batch_size']:>5} {r['txs']:>5} {r['gas_per_response']:>13,.0f} {r['gas_per_response'] / transfer:>10.2f}x {cb:>14} {share:>7}")
+                print(
+                    f"  {r['consumer']:<16} {r['batch_size']:>5} {r['txs']:>5} {r['gas_per_response']:>13,.0f} {r['gas_per_response'] / transfer:>10.2f}x {cb:>14} {share:>7}"
+                )
 
     def _unit(self, key: str) -> str:
         for group in ("baselines", "figures"):
@@ -591,7 +644,9 @@ def _loadavg() -> list[float]:
 
 def _machine() -> dict[str, Any]:
     anvil = subprocess.run([str(tool_path("anvil")), "--version"], capture_output=True, text=True, check=False).stdout
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), ""
+    )
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False).stdout.strip()
     return {
@@ -644,8 +699,11 @@ def phase_baselines(report: Report, settings: Settings, root: Path) -> None:
             total = settings.throughput_windows * WINDOW
             report.baseline("raw_throughput_tx_per_s", f"raw throughput, windows of {WINDOW} pre-signed transfers", rate, "tx/s")
             record.update(
-                rpc_calls=settings.rpc_calls, transfers=settings.transfers, throughput_txs=total,
-                transfer_p90_ms=_pct(latencies, 0.9), window_rates_tx_per_s=[round(r, 1) for r in window_rates],
+                rpc_calls=settings.rpc_calls,
+                transfers=settings.transfers,
+                throughput_txs=total,
+                transfer_p90_ms=_pct(latencies, 0.9),
+                window_rates_tx_per_s=[round(r, 1) for r in window_rates],
             )
             _progress(
                 f"rtt p50 {statistics.median(rtts):.2f} ms, send+receipt p50 {statistics.median(latencies):.2f} ms,"
@@ -657,7 +715,15 @@ def phase_baselines(report: Report, settings: Settings, root: Path) -> None:
 
 
 def _signed_transfer(account: Any, to: str, nonce: int, chain_id: int = 31337) -> str:
-    tx = {"chainId": chain_id, "nonce": nonce, "to": to, "value": 1, "gas": 21_000, "maxFeePerGas": 10 * 10**9, "maxPriorityFeePerGas": 10**9}
+    tx = {
+        "chainId": chain_id,
+        "nonce": nonce,
+        "to": to,
+        "value": 1,
+        "gas": 21_000,
+        "maxFeePerGas": 10 * 10**9,
+        "maxPriorityFeePerGas": 10**9,
+    }
     return "0x" + account.sign_transaction(tx).raw_transaction.hex()
 
 
@@ -674,7 +740,7 @@ def windowed_throughput(rpc: Rpc, key: str, windows: int) -> tuple[float, list[f
     started = time.perf_counter()
     for w in range(windows):
         window_started = time.perf_counter()
-        hashes = [rpc.call("eth_sendRawTransaction", raw) for raw in raws[w * WINDOW:(w + 1) * WINDOW]]
+        hashes = [rpc.call("eth_sendRawTransaction", raw) for raw in raws[w * WINDOW : (w + 1) * WINDOW]]
         _poll_receipt(rpc, hashes[-1])  # consecutive nonces: the last mined means all mined
         window_rates.append(WINDOW / (time.perf_counter() - window_started))
     elapsed = time.perf_counter() - started
@@ -708,7 +774,10 @@ def _poll_receipt(rpc: Rpc, tx_hash: str, timeout: float = 30.0) -> dict[str, An
 
 
 def phase_idle(report: Report, settings: Settings, root: Path, seed: int) -> None:
-    with report.phase("idle", f"{settings.idle_requests} requests one at a time, random 5-50 ms gaps") as record, fresh_stack(root, "idle") as stack:
+    with (
+        report.phase("idle", f"{settings.idle_requests} requests one at a time, random 5-50 ms gaps") as record,
+        fresh_stack(root, "idle") as stack,
+    ):
         watcher = stack.watcher
         assert watcher is not None
         client = stack.user()
@@ -721,7 +790,7 @@ def phase_idle(report: Report, settings: Settings, root: Path, seed: int) -> Non
             time.sleep(rng.uniform(0.005, 0.05))
             rid, _ = client.ask(stack.median.template_id, stack.median_input(), REQUEST_TIMEOUT)
             rids.append(rid)
-            if not watcher.wait(lambda: rid in watcher.fulfilled, 30.0, stack.node_alive):
+            if not watcher.wait(lambda rid=rid: rid in watcher.fulfilled, 30.0, stack.node_alive):
                 missing += 1
                 _progress(f"request {i}: no callback within 30 s")
                 continue
@@ -739,18 +808,37 @@ def phase_idle(report: Report, settings: Settings, root: Path, seed: int) -> Non
         report.figure("idle_latency_max_ms", "idle latency max", max(latencies), "ms", base)
 
         ask_gas = [int(stack.rpc.call("eth_getTransactionReceipt", watcher.submitted_tx[r])["gasUsed"], 16) for r in rids[:20]]
-        report.figure("request_gas_example_consumer", "request gas, ExampleConsumer.ask (whole tx)", statistics.median(ask_gas), "gas", "transfer_gas")
+        report.figure(
+            "request_gas_example_consumer", "request gas, ExampleConsumer.ask (whole tx)", statistics.median(ask_gas), "gas", "transfer_gas"
+        )
         rows = _gas_by_batch(stack, stack.deployment.consumer, "ExampleConsumer", settings.traces_per_size)
         report.data["gas_by_batch_size"].extend(rows)
         single = next((r for r in rows if r["batch_size"] == 1), None)
         if single is not None:
-            report.figure("gas_per_response_single", "gas per response, batch of 1 (ExampleConsumer)", single["gas_per_response"], "gas", "transfer_gas")
+            report.figure(
+                "gas_per_response_single",
+                "gas per response, batch of 1 (ExampleConsumer)",
+                single["gas_per_response"],
+                "gas",
+                "transfer_gas",
+            )
             if single["callback_gas_per_response"]:
-                report.figure("callback_gas_single", "  of which the callback (ExampleConsumer, stores output)", single["callback_gas_per_response"], "gas", "gas_per_response_single")
+                report.figure(
+                    "callback_gas_single",
+                    "  of which the callback (ExampleConsumer, stores output)",
+                    single["callback_gas_per_response"],
+                    "gas",
+                    "gas_per_response_single",
+                )
         expected = settings.idle_requests + 1
         report.data["checks"]["idle"] = {
-            "requests": expected, "answered_on_chain": stack.callback_count(), "answered_seen": watcher.answered_by[stack.deployment.consumer],
-            **watcher.exactly_once(), "not_ok": watcher.not_ok, "callbacks_failed": watcher.callback_failed, "missing": missing,
+            "requests": expected,
+            "answered_on_chain": stack.callback_count(),
+            "answered_seen": watcher.answered_by[stack.deployment.consumer],
+            **watcher.exactly_once(),
+            "not_ok": watcher.not_ok,
+            "callbacks_failed": watcher.callback_failed,
+            "missing": missing,
         }
         record.update(requests=settings.idle_requests, answered=len(latencies), node_log=str(stack.folder / "node.log"))
 
@@ -765,7 +853,9 @@ def _deploy_load_consumer(stack: Stack) -> tuple[TxSender, Any]:
 
 def _feed(stack: Stack, sender: TxSender, load: Any, txs: int, per_tx: int, window: int) -> list[Any]:
     """Sends `txs` askMany(per_tx) transactions, at most `window` outstanding; returns their receipts."""
-    data = bytes.fromhex(load.encode_abi("askMany", args=[stack.median.template_id, stack.median_input(), per_tx, REQUEST_TIMEOUT]).removeprefix("0x"))
+    data = bytes.fromhex(
+        load.encode_abi("askMany", args=[stack.median.template_id, stack.median_input(), per_tx, REQUEST_TIMEOUT]).removeprefix("0x")
+    )
     gas = sender.estimate(load.address, data) * 6 // 5 + 50_000
     receipts = []
     for start in range(0, txs, window):
@@ -780,7 +870,12 @@ def _feed(stack: Stack, sender: TxSender, load: Any, txs: int, per_tx: int, wind
 
 def phase_sustained(report: Report, settings: Settings, root: Path) -> None:
     fed = settings.sustained_txs * settings.sustained_per_tx
-    with report.phase("sustained", f"{fed} requests fed at once ({settings.sustained_txs} txs x {settings.sustained_per_tx}, LoadConsumer)") as record, fresh_stack(root, "sustained") as stack:
+    with (
+        report.phase(
+            "sustained", f"{fed} requests fed at once ({settings.sustained_txs} txs x {settings.sustained_per_tx}, LoadConsumer)"
+        ) as record,
+        fresh_stack(root, "sustained") as stack,
+    ):
         watcher = stack.watcher
         assert watcher is not None
         sender, load = _deploy_load_consumer(stack)
@@ -818,30 +913,67 @@ def phase_sustained(report: Report, settings: Settings, root: Path) -> None:
         cpu_ms["template jobs and the rest"] = cpu_ms["machine"] - sum(v for k, v in cpu_ms.items() if k != "machine")
         record["cpu_ms_per_response"] = {name: round(ms, 2) for name, ms in cpu_ms.items()}
         _progress("CPU per response: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items()))
-        report.figure("sustained_responses_per_s", f"sustained responses/s ({fed} fed at once)", rate, "responses/s", "raw_throughput_tx_per_s")
-        report.figure("sustained_queueing_delay_mean_ms", "queueing delay mean (request mined -> callback)", statistics.fmean(delays), "ms", "idle_latency_p50_ms")
+        report.figure(
+            "sustained_responses_per_s", f"sustained responses/s ({fed} fed at once)", rate, "responses/s", "raw_throughput_tx_per_s"
+        )
+        report.figure(
+            "sustained_queueing_delay_mean_ms",
+            "queueing delay mean (request mined -> callback)",
+            statistics.fmean(delays),
+            "ms",
+            "idle_latency_p50_ms",
+        )
         report.figure("sustained_latency_p50_ms", "latency under load p50", statistics.median(delays), "ms", "idle_latency_p50_ms")
         report.figure("sustained_latency_p99_ms", "latency under load p99", _pct(delays, 0.99), "ms", "idle_latency_p50_ms")
         ask_gas = statistics.median(int(r["gasUsed"]) for r in receipts) / settings.sustained_per_tx
-        report.figure("request_gas_per_item_batched", f"request gas per request, askMany({settings.sustained_per_tx})", ask_gas, "gas", "transfer_gas")
+        report.figure(
+            "request_gas_per_item_batched", f"request gas per request, askMany({settings.sustained_per_tx})", ask_gas, "gas", "transfer_gas"
+        )
 
         rows = _gas_by_batch(stack, consumer, "LoadConsumer", settings.traces_per_size)
         report.data["gas_by_batch_size"].extend(rows)
         if rows:
             total_gas = sum(r["gas_per_response"] * r["batch_size"] * r["txs"] for r in rows)
             total_items = sum(r["batch_size"] * r["txs"] for r in rows)
-            report.figure("gas_per_response_sustained", "gas per response under load, mean (LoadConsumer)", total_gas / total_items, "gas", "transfer_gas")
+            report.figure(
+                "gas_per_response_sustained",
+                "gas per response under load, mean (LoadConsumer)",
+                total_gas / total_items,
+                "gas",
+                "transfer_gas",
+            )
             largest = rows[-1]
-            report.figure("gas_per_response_largest_batch", f"gas per response, largest batch ({largest['batch_size']}, LoadConsumer)", largest["gas_per_response"], "gas", "transfer_gas")
+            report.figure(
+                "gas_per_response_largest_batch",
+                f"gas per response, largest batch ({largest['batch_size']}, LoadConsumer)",
+                largest["gas_per_response"],
+                "gas",
+                "transfer_gas",
+            )
             if largest["callback_gas_per_response"]:
-                report.figure("callback_gas_largest_batch", "  of which the callback (LoadConsumer, counts)", largest["callback_gas_per_response"], "gas", "gas_per_response_largest_batch")
+                report.figure(
+                    "callback_gas_largest_batch",
+                    "  of which the callback (LoadConsumer, counts)",
+                    largest["callback_gas_per_response"],
+                    "gas",
+                    "gas_per_response_largest_batch",
+                )
         report.data["checks"]["sustained"] = {
-            "requests": fed, "answered_on_chain": load.functions.answered().call(), "answered_seen": len(answered),
-            "example_consumer_callbacks": stack.callback_count(), "example_consumer_requests": 1,
-            **watcher.exactly_once(), "not_ok": watcher.not_ok, "callbacks_failed": watcher.callback_failed, "complete": complete,
+            "requests": fed,
+            "answered_on_chain": load.functions.answered().call(),
+            "answered_seen": len(answered),
+            "example_consumer_callbacks": stack.callback_count(),
+            "example_consumer_requests": 1,
+            **watcher.exactly_once(),
+            "not_ok": watcher.not_ok,
+            "callbacks_failed": watcher.callback_failed,
+            "complete": complete,
         }
         record.update(
-            requests=fed, answered=len(answered), feed_seconds=round(last_sub - first, 3), drain_seconds=round(last - first, 3),
+            requests=fed,
+            answered=len(answered),
+            feed_seconds=round(last_sub - first, 3),
+            drain_seconds=round(last - first, 3),
             batches=sorted(Counter(watcher.tx_items[t] for t in watcher.tx_items if watcher.tx_consumers[t] == {consumer}).items()),
             node_log=str(stack.folder / "node.log"),
         )
@@ -879,10 +1011,17 @@ def _gas_by_batch(stack: Stack, consumer: str, label: str, traces_per_size: int)
             callback.append(_callback_gas(trace, consumer))
         per_response = statistics.fmean(gas) / size
         cb = statistics.fmean(callback) / size if callback else None
-        rows.append({
-            "consumer": label, "batch_size": size, "txs": len(txs), "gas_per_response": per_response,
-            "callback_gas_per_response": cb, "callback_share": cb / per_response if cb else None, "traced": len(callback),
-        })
+        rows.append(
+            {
+                "consumer": label,
+                "batch_size": size,
+                "txs": len(txs),
+                "gas_per_response": per_response,
+                "callback_gas_per_response": cb,
+                "callback_share": cb / per_response if cb else None,
+                "traced": len(callback),
+            }
+        )
     return rows
 
 
@@ -899,7 +1038,12 @@ def _samples(sampler: MemorySampler, count: int, gap: float = 0.25) -> list[dict
 
 def phase_pending(report: Report, settings: Settings, root: Path) -> None:
     fed = settings.pending_txs * settings.pending_per_tx
-    with report.phase("pending", f"{fed:,} requests pending ({settings.pending_txs} txs x {settings.pending_per_tx}): RSS at peak and after drain") as record, fresh_stack(root, "pending") as stack:
+    with (
+        report.phase(
+            "pending", f"{fed:,} requests pending ({settings.pending_txs} txs x {settings.pending_per_tx}): RSS at peak and after drain"
+        ) as record,
+        fresh_stack(root, "pending") as stack,
+    ):
         watcher = stack.watcher
         assert watcher is not None and stack.enclave_process is not None
         sender, load = _deploy_load_consumer(stack)
@@ -911,9 +1055,15 @@ def phase_pending(report: Report, settings: Settings, root: Path) -> None:
         sampler = MemorySampler(stack.node.pid, stack.enclave_process.pid, watcher.pending)
         time.sleep(1.0)
         idle = _samples(sampler, 4)
-        report.baseline("node_rss_idle_mb", "node RSS, idle after one request", statistics.median(s["node_rss_kb"] for s in idle) / MB, "MB")
-        report.baseline("enclave_rss_idle_mb", "enclave RSS, idle after one request", statistics.median(s["enclave_rss_kb"] for s in idle) / MB, "MB")
-        report.baseline("enclave_tree_pss_idle_mb", "enclave + children PSS, idle", statistics.median(s["enclave_tree_pss_kb"] for s in idle) / MB, "MB")
+        report.baseline(
+            "node_rss_idle_mb", "node RSS, idle after one request", statistics.median(s["node_rss_kb"] for s in idle) / MB, "MB"
+        )
+        report.baseline(
+            "enclave_rss_idle_mb", "enclave RSS, idle after one request", statistics.median(s["enclave_rss_kb"] for s in idle) / MB, "MB"
+        )
+        report.baseline(
+            "enclave_tree_pss_idle_mb", "enclave + children PSS, idle", statistics.median(s["enclave_tree_pss_kb"] for s in idle) / MB, "MB"
+        )
         # A backlog, as after an outage: the node is stopped while the requests are fed, then started
         # to catch up on all of them at once (a node that keeps up with the feed would never hold one).
         devnet.stop(stack.node, timeout=10)
@@ -936,9 +1086,13 @@ def phase_pending(report: Report, settings: Settings, root: Path) -> None:
 
             def progress() -> None:
                 done = watcher.answered_by[consumer]
-                _progress(f"{done:,}/{fed:,} answered; pending {watcher.pending():,}; node RSS {rss_kb(stack.node.pid) / MB:.0f} MB, enclave {rss_kb(stack.enclave_process.pid) / MB:.0f} MB")  # type: ignore[union-attr]
+                _progress(
+                    f"{done:,}/{fed:,} answered; pending {watcher.pending():,}; node RSS {rss_kb(stack.node.pid) / MB:.0f} MB, enclave {rss_kb(stack.enclave_process.pid) / MB:.0f} MB"
+                )  # type: ignore[union-attr]
 
-            drained = watcher.wait(lambda: watcher.answered_by[consumer] >= fed, settings.phase_timeout, stack.node_alive, progress, every=15.0)
+            drained = watcher.wait(
+                lambda: watcher.answered_by[consumer] >= fed, settings.phase_timeout, stack.node_alive, progress, every=15.0
+            )
             if not drained:
                 _progress(f"not drained after {settings.phase_timeout:g} s: reporting what was answered")
             with watcher.cond:
@@ -948,24 +1102,51 @@ def phase_pending(report: Report, settings: Settings, root: Path) -> None:
         after = _samples(sampler, 4)
         samples = sampler.samples or after
         peak = max(samples, key=lambda s: s["node_rss_kb"])
-        report.figure("pending_peak", f"requests pending at peak (of {fed:,} fed)", max(s["pending"] for s in samples), "requests", "pending_fed")
+        report.figure(
+            "pending_peak", f"requests pending at peak (of {fed:,} fed)", max(s["pending"] for s in samples), "requests", "pending_fed"
+        )
         report.figure("node_rss_peak_mb", "node RSS at peak", peak["node_rss_kb"] / MB, "MB", "node_rss_idle_mb")
         report.figure("node_rss_drained_mb", "node RSS after drain", after[-1]["node_rss_kb"] / MB, "MB", "node_rss_idle_mb")
-        report.figure("enclave_rss_peak_mb", "enclave RSS at peak", max(s["enclave_rss_kb"] for s in samples) / MB, "MB", "enclave_rss_idle_mb")
+        report.figure(
+            "enclave_rss_peak_mb", "enclave RSS at peak", max(s["enclave_rss_kb"] for s in samples) / MB, "MB", "enclave_rss_idle_mb"
+        )
         report.figure("enclave_rss_drained_mb", "enclave RSS after drain", after[-1]["enclave_rss_kb"] / MB, "MB", "enclave_rss_idle_mb")
-        report.figure("enclave_tree_pss_peak_mb", "enclave + children PSS at peak", max(s["enclave_tree_pss_kb"] for s in samples) / MB, "MB", "enclave_tree_pss_idle_mb")
+        report.figure(
+            "enclave_tree_pss_peak_mb",
+            "enclave + children PSS at peak",
+            max(s["enclave_tree_pss_kb"] for s in samples) / MB,
+            "MB",
+            "enclave_tree_pss_idle_mb",
+        )
         if answered:
-            report.figure("drain_responses_per_s", f"responses/s draining {fed:,} from a cold node start", answered / (last - first), "responses/s", "raw_throughput_tx_per_s")
+            report.figure(
+                "drain_responses_per_s",
+                f"responses/s draining {fed:,} from a cold node start",
+                answered / (last - first),
+                "responses/s",
+                "raw_throughput_tx_per_s",
+            )
         report.data["checks"]["pending"] = {
-            "requests": fed, "answered_on_chain": load.functions.answered().call(), "answered_seen": answered,
-            "example_consumer_callbacks": stack.callback_count(), "example_consumer_requests": 1,
-            **watcher.exactly_once(), "not_ok": watcher.not_ok, "callbacks_failed": watcher.callback_failed, "complete": drained,
+            "requests": fed,
+            "answered_on_chain": load.functions.answered().call(),
+            "answered_seen": answered,
+            "example_consumer_callbacks": stack.callback_count(),
+            "example_consumer_requests": 1,
+            **watcher.exactly_once(),
+            "not_ok": watcher.not_ok,
+            "callbacks_failed": watcher.callback_failed,
+            "complete": drained,
         }
         journal = stack.folder / "journal.sqlite"
         record.update(
-            requests=fed, answered=answered, feed_seconds=round(feed_seconds, 2), drain_seconds=round(last - first, 2),
-            peak_pending_at_node_rss_peak=peak["pending"], journal_bytes=sum(p.stat().st_size for p in journal.parent.glob("journal.sqlite*")),
-            samples=len(samples), node_log=str(stack.folder / "node.log"),
+            requests=fed,
+            answered=answered,
+            feed_seconds=round(feed_seconds, 2),
+            drain_seconds=round(last - first, 2),
+            peak_pending_at_node_rss_peak=peak["pending"],
+            journal_bytes=sum(p.stat().st_size for p in journal.parent.glob("journal.sqlite*")),
+            samples=len(samples),
+            node_log=str(stack.folder / "node.log"),
         )
         anvil_after(report, stack, "pending", record)
 
@@ -977,12 +1158,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small feeds (~55 requests, 20 pending): a smoke run, not a measurement")
     parser.add_argument("--out", type=Path, default=Path(".coprocessor/bench-node.json"), help="JSON report path")
-    parser.add_argument("--work-dir", type=Path, default=None, help="keep each phase's logs, journal and deployment here (default: a temporary folder, removed)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep each phase's logs, journal and deployment here (default: a temporary folder, removed)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the idle phase's random gaps")
     parser.add_argument("--no-build", action="store_true", help="skip `forge build` (the contracts are already built)")
-    parser.add_argument("--node-args", default="", help="extra options for `coprocessor node`, e.g. \"--max-batch 25\" (default: none, the node's defaults)")
-    parser.add_argument("--phases", default="baselines,idle,sustained,pending", help="the phases to run, comma-separated (default: all; the baselines always run, every ratio needs them)")
-    parser.add_argument("--phase-timeout", type=float, default=None, help="seconds a load phase waits for its callbacks (default 900, quick 60)")
+    parser.add_argument(
+        "--node-args", default="", help='extra options for `coprocessor node`, e.g. "--max-batch 25" (default: none, the node\'s defaults)'
+    )
+    parser.add_argument(
+        "--phases",
+        default="baselines,idle,sustained,pending",
+        help="the phases to run, comma-separated (default: all; the baselines always run, every ratio needs them)",
+    )
+    parser.add_argument(
+        "--phase-timeout", type=float, default=None, help="seconds a load phase waits for its callbacks (default 900, quick 60)"
+    )
     options = parser.parse_args()
     phases = {p.strip() for p in options.phases.split(",") if p.strip()}
     if unknown := phases - {"baselines", "idle", "sustained", "pending"}:
@@ -996,7 +1190,10 @@ def main() -> None:
     report = Report(settings, options.quick)
     report.data["node_args"] = NODE_ARGS
     started = time.perf_counter()
-    print(f"node benchmark ({report.data['mode']}): {report.data['machine']['nproc']} CPUs, Python {report.data['machine']['python']}, {report.data['machine']['anvil']}", flush=True)
+    print(
+        f"node benchmark ({report.data['mode']}): {report.data['machine']['nproc']} CPUs, Python {report.data['machine']['python']}, {report.data['machine']['anvil']}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-node-") as scratch:
         root = options.work_dir or Path(scratch)
         root = root / time.strftime("%Y%m%d-%H%M%S") if options.work_dir else root
@@ -1025,7 +1222,8 @@ def main() -> None:
         print(f"error: {failure}", file=sys.stderr)
         sys.exit(1)
     failed = {
-        name: c for name, c in report.data["checks"].items()
+        name: c
+        for name, c in report.data["checks"].items()
         if c["answered_on_chain"] != c["requests"] or c["settled_twice"] or c["skipped"]
     }
     if failed:

@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 from eth_utils import keccak
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect
-from coprocessor_enclave.template import load_template
-from coprocessor.testing import LoopbackHttp, Reply, TemplateRunner, loopback_copy
+from coprocessor.dev import devnet
 from coprocessor.dev.toolchain import TEMPLATES_DIR, npm_artifact
+from coprocessor.testing import LoopbackHttp, Reply, TemplateRunner, loopback_copy
+from coprocessor_enclave.template import load_template
 
 SOURCE_PATHS = [f"/source{i}" for i in range(5)]
 
@@ -78,7 +78,7 @@ def main() -> None:
         fixtures = _chain_fixtures(rpc_url)
         with LoopbackHttp() as server, tempfile.TemporaryDirectory() as scratch:
             server.routes["/doc"] = Reply.json({"data": {"items": [{"price": "3456.78"}]}})
-            for path, price in zip(SOURCE_PATHS, ["3001.5", "3000.25", "2999.75", "3000.5", "4200"]):
+            for path, price in zip(SOURCE_PATHS, ["3001.5", "3000.25", "2999.75", "3000.5", "4200"], strict=True):
                 server.routes[path] = Reply.json({"price": price})
             server.routes["/v1/chat/completions"] = Reply.json(
                 {"choices": [{"message": {"content": '{"allowed": true, "category": "none"}'}}]}

@@ -39,25 +39,34 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .chain import Deployment, TxSender, connect
-    from .errors import AttestationError, ChainError, CoprocessorError, EnclaveError, ManifestError, ToolchainError
-    from .node.journal import Journal, State
-    from .config import NodeConfig
-    from .node.pipeline import Node
     from coprocessor_enclave.protocol import Fulfillment, Request, Status, TeeType
     from coprocessor_enclave.sdk import Context, InvalidInput
     from coprocessor_enclave.template import Template, load_template, load_templates
+
+    from .chain import Deployment, TxSender, connect
+    from .config import NodeConfig
+    from .errors import AttestationError, ChainError, CoprocessorError, EnclaveError, ManifestError, ToolchainError
+    from .node.journal import Journal, State
+    from .node.pipeline import Node
 
 
 # Modules that lived at the package root before it was laid out by stage: `from coprocessor import devnet`
 # and `import coprocessor.toolchain` (as published templates' tests do) still work, as the same module
 # objects. New code imports them from their folder.
 _MOVED = {
-    "heads": "coprocessor.node.heads", "listener": "coprocessor.node.listener", "journal": "coprocessor.node.journal",
-    "enclave_client": "coprocessor.node.enclave_client", "submitter": "coprocessor.node.submitter",
-    "metrics": "coprocessor.node.metrics", "quotes": "coprocessor.node.quotes", "catalog": "coprocessor.node.catalog",
-    "attestor": "coprocessor.attest.attestor", "registration": "coprocessor.attest.registration",
-    "devnet": "coprocessor.dev.devnet", "v4": "coprocessor.dev.v4", "consumer": "coprocessor.dev.consumer",
+    "heads": "coprocessor.node.heads",
+    "listener": "coprocessor.node.listener",
+    "journal": "coprocessor.node.journal",
+    "enclave_client": "coprocessor.node.enclave_client",
+    "submitter": "coprocessor.node.submitter",
+    "metrics": "coprocessor.node.metrics",
+    "quotes": "coprocessor.node.quotes",
+    "catalog": "coprocessor.node.catalog",
+    "attestor": "coprocessor.attest.attestor",
+    "registration": "coprocessor.attest.registration",
+    "devnet": "coprocessor.dev.devnet",
+    "v4": "coprocessor.dev.v4",
+    "consumer": "coprocessor.dev.consumer",
     "toolchain": "coprocessor.dev.toolchain",
 }
 

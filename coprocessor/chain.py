@@ -25,9 +25,9 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, TransactionNotFound, Web3RPCError
 
+from .dev.toolchain import artifact, npm_errors
 from .errors import ChainError
 from .keepalive import KeptAlive
-from .dev.toolchain import artifact, npm_errors
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,15 @@ ANVIL_KEYS = (
 )
 
 _CONTRACTS_WITH_ERRORS = (
-    "Coprocessor", "EnclaveRegistry", "TemplateRegistry", "ExampleConsumer", "ExactGasCall", "SignedQuoteConsumer",
-    "SignedFeeHook", "CoprocessorFeeHook", "CoprocessorGatedAction",
+    "Coprocessor",
+    "EnclaveRegistry",
+    "TemplateRegistry",
+    "ExampleConsumer",
+    "ExactGasCall",
+    "SignedQuoteConsumer",
+    "SignedFeeHook",
+    "CoprocessorFeeHook",
+    "CoprocessorGatedAction",
 )
 
 
@@ -183,9 +190,7 @@ def _revert_reason(exc: Exception) -> str:
     return str(exc)
 
 
-def sign_eip1559(
-    key: coincurve.PrivateKey, chain_id: int, nonce: int, tip: int, max_fee: int, gas: int, to: str, data: bytes
-) -> bytes:
+def sign_eip1559(key: coincurve.PrivateKey, chain_id: int, nonce: int, tip: int, max_fee: int, gas: int, to: str, data: bytes) -> bytes:
     """A signed EIP-1559 transaction (no value, no access list), as eth_account would make it.
 
     The node signs every fulfil with this: eth_account's general path validates and converts each
@@ -394,4 +399,9 @@ class Deployment:
                 )
 
 
-_CONTRACT_NAMES = {"registry": "EnclaveRegistry", "template_registry": "TemplateRegistry", "coprocessor": "Coprocessor", "consumer": "ExampleConsumer"}
+_CONTRACT_NAMES = {
+    "registry": "EnclaveRegistry",
+    "template_registry": "TemplateRegistry",
+    "coprocessor": "Coprocessor",
+    "consumer": "ExampleConsumer",
+}

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
 DEFAULT_TOKEN_FILE = Path(".coprocessor/enclave.token")  # where `enclave serve` writes its token by default
 
 

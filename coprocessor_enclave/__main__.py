@@ -48,16 +48,33 @@ def _parser() -> argparse.ArgumentParser:
     option("--coprocessor", required=True, help="Coprocessor address (the EIP-712 verifying contract)")
     option("--registry", required=True, help="EnclaveRegistry address (bound into the attestation)")
     option("--payee", required=True, help="account credited with fees for this enclave's responses")
-    option("--backend", choices=["dstack", "dev"], required=True,
-           help="dstack: Intel TDX in a dstack CVM; dev: development quotes from a local PKI (NOT SECURE). No default: dev is never a fallback")
+    option(
+        "--backend",
+        choices=["dstack", "dev"],
+        required=True,
+        help="dstack: Intel TDX in a dstack CVM; dev: development quotes from a local PKI (NOT SECURE). No default: dev is never a fallback",
+    )
     option("--templates", action="append", required=True, type=Path, help="folder of templates (or one template folder); repeatable")
-    option("--token-file", type=Path, default=Path(".coprocessor/enclave.token"),
-           help="where to write the token callers must present (mode 0600); default .coprocessor/enclave.token")
+    option(
+        "--token-file",
+        type=Path,
+        default=Path(".coprocessor/enclave.token"),
+        help="where to write the token callers must present (mode 0600); default .coprocessor/enclave.token",
+    )
     option("--host", default="127.0.0.1", help="address to bind; default 127.0.0.1")
     option("--port", type=int, default=0, help="0 picks a free port; the URL is printed on stdout")
-    option("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help=f"template runs at once (the worst case in memory is this many times a template's memory_mb); default {DEFAULT_CONCURRENCY}")
-    option("--warm-templates", type=int, default=DEFAULT_WARM_TEMPLATES,
-           help=f"templates kept warm (a zygote and a spare worker each, about 5 MB); the least recently run goes first; default {DEFAULT_WARM_TEMPLATES}")
+    option(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"template runs at once (the worst case in memory is this many times a template's memory_mb); default {DEFAULT_CONCURRENCY}",
+    )
+    option(
+        "--warm-templates",
+        type=int,
+        default=DEFAULT_WARM_TEMPLATES,
+        help=f"templates kept warm (a zygote and a spare worker each, about 5 MB); the least recently run goes first; default {DEFAULT_WARM_TEMPLATES}",
+    )
     option("--dev-pki", type=Path, default=Path(".coprocessor/dev-pki"), help="dev: where the development PKI lives (created if missing)")
     option("--dstack-endpoint", default=None, help="dstack: guest agent socket or URL (default: dstack-sdk's)")
     option("--chain-rpc", default=None, help="JSON-RPC URL templates read chain state from (untrusted: every answer is verified)")

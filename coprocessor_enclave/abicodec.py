@@ -264,7 +264,7 @@ def _encode(t: _Type, value: Any) -> bytes:
                 raise AbiError(f"{t.text}: the sequence changed while it was encoded")
             components = (t.item,) * count  # type: ignore[assignment]
         heads, tails, tail_at = [], [], sum(c.head_size for c in components)
-        for component, item in zip(components, value):
+        for component, item in zip(components, value, strict=False):  # lengths checked above; a lying sequence stops early
             encoded = _encode(component, item)
             if component.dynamic:
                 heads.append(tail_at.to_bytes(_WORD, "big"))

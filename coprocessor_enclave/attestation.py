@@ -21,8 +21,8 @@ from eth_utils import keccak
 from . import tdx
 from .errors import AttestationError, EnclaveUnreachable
 from .protocol import TeeType
-from .template import files_hash
 from .tdx import TdMeasurements
+from .template import files_hash
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPORT_DATA_BYTES = 64
@@ -175,9 +175,7 @@ class DstackBackend:
             tcb = self._client.info().tcb_info
         except Exception as exc:  # httpx, pydantic: the agent is down or speaks something else
             raise EnclaveUnreachable(f"dstack guest agent Info failed: {exc}") from None
-        measurements = TdMeasurements(
-            *(bytes.fromhex(getattr(tcb, name)) for name in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"))
-        )
+        measurements = TdMeasurements(*(bytes.fromhex(getattr(tcb, name)) for name in ("mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3")))
         event_log = [event.model_dump() for event in tcb.event_log]
         return tdx.image_id(measurements, tdx.compose_hash(event_log, measurements.rtmr3))
 

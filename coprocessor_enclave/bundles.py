@@ -42,10 +42,18 @@ def files_hash(files: Mapping[str, bytes]) -> bytes:
 
 # What a zygote may import before forking jobs, when the enclave names it for a template: heavy
 # modules of ours and the libraries they bring, never anything a template names freely.
-PRELOADS = frozenset({
-    "eth_abi", "eth_utils", "eth_hash", "eth_keys", "eth_typing",
-    "coprocessor_enclave.chainread", "coprocessor_enclave.protocol", "coprocessor_enclave.template",
-})
+PRELOADS = frozenset(
+    {
+        "eth_abi",
+        "eth_utils",
+        "eth_hash",
+        "eth_keys",
+        "eth_typing",
+        "coprocessor_enclave.chainread",
+        "coprocessor_enclave.protocol",
+        "coprocessor_enclave.template",
+    }
+)
 _IMPORTED = re.compile(rb"^[ \t]*(?:from|import)[ \t]+([A-Za-z_][A-Za-z0-9_.]*)", re.MULTILINE)
 _READS_CHAIN = re.compile(rb"\.chain\b|chainread")
 

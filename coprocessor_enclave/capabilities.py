@@ -28,10 +28,10 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 
 from .errors import CapabilityError, EnclaveUnreachable, ManifestError
-from .protocol import Request
-from .template import Template
 from .frames import FrameError, loads_bounded
 from .outbound import guarded_pool
+from .protocol import Request
+from .template import Template
 from .text import MAX_LINE, inert
 
 HTTP_METHODS = frozenset({"GET", "POST", "HEAD"})
@@ -99,11 +99,11 @@ def load_secrets(path: Path | str) -> dict[str, BoundSecret]:
         elif isinstance(entry.get("value"), str):
             value = entry["value"]
         else:
-            raise ManifestError(f"{path}: [{name}] needs `value = \"...\"` or `env = \"VARIABLE\"`")
+            raise ManifestError(f'{path}: [{name}] needs `value = "..."` or `env = "VARIABLE"`')
         bound = tuple(str(t).lower() for t in entry["templates"])
         wrong = [t for t in bound if t != "*" and not _ID.match(t)]
         if wrong:
-            raise ManifestError(f"{path}: [{name}] templates must be 0x template ids (or \"*\"), not {wrong}")
+            raise ManifestError(f'{path}: [{name}] templates must be 0x template ids (or "*"), not {wrong}')
         secrets[name] = BoundSecret(value, bound)
     return secrets
 
@@ -275,8 +275,7 @@ class JobCapabilities:
         # Bound to the request's commitment, so re-running a request cannot grind for another value.
         label = self.request.commitment() + self._random_calls.to_bytes(4, "big")
         stream = b"".join(
-            hmac.new(self._random_seed, label + block.to_bytes(4, "big"), hashlib.sha256).digest()
-            for block in range((size + 31) // 32)
+            hmac.new(self._random_seed, label + block.to_bytes(4, "big"), hashlib.sha256).digest() for block in range((size + 31) // 32)
         )
         return stream[:size].hex()
 
@@ -335,7 +334,9 @@ class JobCapabilities:
         limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         headers = [(b"Content-Type", b"application/json")]
         try:
-            with self._pool("chain").stream("POST", self.settings.chain_rpc, headers=headers, content=body, extensions={"timeout": limits}) as response:
+            with self._pool("chain").stream(
+                "POST", self.settings.chain_rpc, headers=headers, content=body, extensions={"timeout": limits}
+            ) as response:
                 status = response.status
                 reply = bytearray()
                 for chunk in response.iter_stream():

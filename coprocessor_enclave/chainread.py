@@ -301,9 +301,7 @@ class VerifiedState:
         self._by_hash.update(nodes)
         self._accounts[(addr, number)] = account
 
-    def call(
-        self, to: str | bytes, data: bytes, block: int | None = None, sender: str | bytes = ZERO, gas: int = 30_000_000
-    ) -> bytes:
+    def call(self, to: str | bytes, data: bytes, block: int | None = None, sender: str | bytes = ZERO, gas: int = 30_000_000) -> bytes:
         """The return data of a message call run in py-evm over verified state; CallReverted if it fails."""
         number = self._number(block)
         to_addr, from_addr = _address(to), _address(sender)
@@ -317,9 +315,7 @@ class VerifiedState:
             code, delegate = executor.get_code_at_address(to_addr)
         else:
             code, delegate = state.get_code(to_addr), None
-        message = Message(
-            gas=gas, to=to_addr, sender=from_addr, value=0, data=bytes(data), code=code, is_delegation=bool(delegate)
-        )
+        message = Message(gas=gas, to=to_addr, sender=from_addr, value=0, data=bytes(data), code=code, is_delegation=bool(delegate))
         transaction_context = state.get_transaction_context_class()(gas_price=0, origin=from_addr)
         computation = state.computation_class.apply_message(state, message, transaction_context)
         if computation.is_error:

@@ -111,10 +111,7 @@ class DevPki:
         present = [path.exists() for path in paths]
         if all(present):
             keys = {role: _load_key(directory / f"{role}.key.pem") for role in _ROLES}
-            certs = {
-                role: x509.load_pem_x509_certificate((directory / f"{role}.pem").read_bytes())
-                for role in _CERT_ROLES
-            }
+            certs = {role: x509.load_pem_x509_certificate((directory / f"{role}.pem").read_bytes()) for role in _CERT_ROLES}
             return cls(keys, certs)
         if any(present):
             missing = ", ".join(path.name for path, ok in zip(paths, present, strict=True) if not ok)
@@ -122,9 +119,7 @@ class DevPki:
         pki = cls.generate()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         for role, key in pki._keys.items():
-            pem = key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
             _write(directory / f"{role}.key.pem", pem, 0o600)
         for role, cert in pki._certs.items():
             _write(directory / f"{role}.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -184,8 +179,8 @@ class DevPki:
 
     def _attestation_public_key(self) -> bytes:
         """The quoting enclave's attestation key as raw x||y (64 bytes)."""
-        point = self._keys["attestation"].public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        point = (
+            self._keys["attestation"].public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
         )
         return point[1:]
 

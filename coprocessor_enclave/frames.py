@@ -52,9 +52,7 @@ def _read_exactly(conn: socket.socket, size: int, deadline: float | None) -> byt
     return bytes(chunks)
 
 
-def recv_frame(
-    conn: socket.socket, max_bytes: int = MAX_FRAME_BYTES, deadline: float | None = None, bounded: bool = True
-) -> Any:
+def recv_frame(conn: socket.socket, max_bytes: int = MAX_FRAME_BYTES, deadline: float | None = None, bounded: bool = True) -> Any:
     """Reads one frame by `deadline` (a time.monotonic(); TimeoutError after it).
 
     Raises `FrameError` on a closed channel, an oversized length or bad JSON; with `bounded`

@@ -134,7 +134,9 @@ class GuardedBackend(httpcore.NetworkBackend):
             raise CapabilityError(f"host {host} resolves to non-public address {ip}; this enclave refuses those")
         return address
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
         raise CapabilityError("templates cannot reach UNIX sockets")
 
     def sleep(self, seconds: float) -> None:

@@ -26,17 +26,13 @@ REQUEST_TYPES = ("bytes32", "address", "bytes32", "bytes32", "uint32", "uint96",
 REQUEST_TUPLE = "(" + ",".join(REQUEST_TYPES) + ")"
 FULFILLMENT_TUPLE = f"({REQUEST_TUPLE},uint8,bytes,bytes)"
 
-EIP712_DOMAIN_TYPEHASH = keccak(
-    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-)
+EIP712_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 RESPONSE_TYPEHASH = keccak(b"Response(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash)")
 REGISTRATION_TYPEHASH = keccak(
     b"Registration(address enclave,bytes32 imageId,uint8 teeType,address payee,uint64 expiresAt,bytes32 quoteHash)"
 )
 
-REQUEST_SUBMITTED_TOPIC = keccak(
-    b"RequestSubmitted(bytes32,address,bytes32,bytes,bytes32,uint32,uint96,uint64,uint64,bytes32)"
-)
+REQUEST_SUBMITTED_TOPIC = keccak(b"RequestSubmitted(bytes32,address,bytes32,bytes,bytes32,uint32,uint96,uint64,uint64,bytes32)")
 REQUEST_FULFILLED_TOPIC = keccak(b"RequestFulfilled(bytes32,address,uint8,bool)")
 FULFILLMENT_SKIPPED_TOPIC = keccak(b"FulfillmentSkipped(bytes32,uint8)")
 REQUEST_CANCELLED_TOPIC = keccak(b"RequestCancelled(bytes32,address,uint96)")
@@ -107,11 +103,19 @@ class Request:
         if not _ADDRESS.fullmatch(self.consumer):  # bytes.fromhex alone would skip spaces
             raise ValueError(f"consumer {self.consumer!r} is not a 0x-prefixed 20-byte hex address")
         consumer = bytes.fromhex(self.consumer[2:])
-        return b"".join((
-            _bytes32(self.request_id), b"\0" * 12 + consumer, _bytes32(self.template_id), _bytes32(self.input_hash),
-            _uint(self.callback_gas_limit, 32), _uint(self.fee, 96), _uint(self.deadline, 64), _uint(self.anchor_block, 64),
-            _bytes32(self.anchor_hash),
-        ))
+        return b"".join(
+            (
+                _bytes32(self.request_id),
+                b"\0" * 12 + consumer,
+                _bytes32(self.template_id),
+                _bytes32(self.input_hash),
+                _uint(self.callback_gas_limit, 32),
+                _uint(self.fee, 96),
+                _uint(self.deadline, 64),
+                _uint(self.anchor_block, 64),
+                _bytes32(self.anchor_hash),
+            )
+        )
 
     def commitment(self) -> bytes:
         """keccak256(abi.encode(request)): the one slot the Coprocessor stores."""
@@ -192,9 +196,7 @@ def request_id(chain_id: int, coprocessor: str, nonce: int) -> bytes:
 
 def response_digest(domain: Domain, request: Request, status: Status, output: bytes) -> bytes:
     """The EIP-712 digest of `Response(requestId, commitment, status, outputHash)`."""
-    struct_hash = keccak(
-        RESPONSE_TYPEHASH + _bytes32(request.request_id) + request.commitment() + _uint(int(status), 8) + keccak(output)
-    )
+    struct_hash = keccak(RESPONSE_TYPEHASH + _bytes32(request.request_id) + request.commitment() + _uint(int(status), 8) + keccak(output))
     return domain.digest(struct_hash)
 
 
@@ -293,10 +295,18 @@ def encode_fulfill(fulfillments: list[Fulfillment]) -> bytes:
     items = []
     for f in fulfillments:
         output = _padded(f.output)
-        items.append(b"".join((
-            f.request.encoded(), _uint(int(f.status), 8), _FULFILLMENT_HEAD.to_bytes(32, "big"),
-            (_FULFILLMENT_HEAD + len(output)).to_bytes(32, "big"), output, _padded(f.signature),
-        )))
+        items.append(
+            b"".join(
+                (
+                    f.request.encoded(),
+                    _uint(int(f.status), 8),
+                    _FULFILLMENT_HEAD.to_bytes(32, "big"),
+                    (_FULFILLMENT_HEAD + len(output)).to_bytes(32, "big"),
+                    output,
+                    _padded(f.signature),
+                )
+            )
+        )
     offsets, position = [], 32 * len(items)
     for item in items:
         offsets.append(position.to_bytes(32, "big"))
@@ -380,8 +390,15 @@ class Quote:
             return value
 
         return cls(
-            raw("templateId"), raw("inputHash"), raw("outputHash"), to_checksum_address(data["consumer"]),
-            int(data["chainId"]), int(data["deadline"]), int(data["anchorBlock"]), raw("anchorHash"), raw("nonce"),
+            raw("templateId"),
+            raw("inputHash"),
+            raw("outputHash"),
+            to_checksum_address(data["consumer"]),
+            int(data["chainId"]),
+            int(data["deadline"]),
+            int(data["anchorBlock"]),
+            raw("anchorHash"),
+            raw("nonce"),
         )
 
 

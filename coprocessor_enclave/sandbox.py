@@ -75,17 +75,49 @@ _MIN_ABI_UNPRIVILEGED = 6
 # a template could use to escape, to reach beyond its job, or to change the host.
 REFUSED_SYSCALLS = (
     "setns",  # joining another namespace
-    "io_uring_setup", "io_uring_enter", "io_uring_register",  # file and socket operations this filter never sees
-    "add_key", "keyctl", "request_key",  # keyrings are per uid, so shared by every job: a channel, and kernel surface
-    "ptrace", "process_vm_readv", "process_vm_writev",  # other processes' memory
-    "mount", "umount2", "pivot_root", "chroot",
-    "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",  # the new mount API
-    "bpf", "perf_event_open", "userfaultfd",  # frequent in kernel exploits
-    "sethostname", "setdomainname", "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "reboot", "swapon", "swapoff", "acct", "quotactl",  # host administration
-    "name_to_handle_at", "open_by_handle_at", "lookup_dcookie",  # by handle: around path-based checks
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",  # file and socket operations this filter never sees
+    "add_key",
+    "keyctl",
+    "request_key",  # keyrings are per uid, so shared by every job: a channel, and kernel surface
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",  # other processes' memory
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",  # the new mount API
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",  # frequent in kernel exploits
+    "sethostname",
+    "setdomainname",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "acct",
+    "quotactl",  # host administration
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "lookup_dcookie",  # by handle: around path-based checks
     # Locks and change notification on files every job can read: covert channels between concurrent jobs.
-    "flock", "inotify_init", "inotify_init1", "fanotify_init",
+    "flock",
+    "inotify_init",
+    "inotify_init1",
+    "fanotify_init",
 )
 # fcntl commands refused for the same reason: record locks (classic and open-file-description),
 # leases and directory notification. F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK,
@@ -441,7 +473,10 @@ def _landlock_ruleset(read_paths: list[str]) -> int:
         handled_access_net=_NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 else 0,
         scoped=_SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0,
     )
-    ruleset = _check(_libc.syscall(ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), 0), "landlock_create_ruleset")
+    ruleset = _check(
+        _libc.syscall(ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), 0),
+        "landlock_create_ruleset",
+    )
     try:
         for path in read_paths:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)

@@ -93,9 +93,7 @@ class Http:
         """A GET request."""
         return self.request("GET", url, headers=headers)
 
-    def post(
-        self, url: str, *, json: Any = None, body: bytes | str | None = None, headers: dict[str, str] | None = None
-    ) -> HttpResponse:
+    def post(self, url: str, *, json: Any = None, body: bytes | str | None = None, headers: dict[str, str] | None = None) -> HttpResponse:
         """A POST request with a JSON or raw body."""
         return self.request("POST", url, headers=headers, body=body, json=json)
 

@@ -203,5 +203,3 @@ def reply_json(handler: BaseHTTPRequestHandler, code: int, body: dict[str, Any],
         handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(data)
-
-

@@ -16,6 +16,8 @@ from eth_utils import to_checksum_address
 from . import bundles
 from .abi import NonCanonicalAbi, check_canonical
 from .abicodec import keccak  # pycryptodome directly, as protocol.py
+from .attestation import AttestationBackend, Evidence
+from .capabilities import CapabilitySettings, JobCapabilities
 from .errors import CapabilityError, EnclaveError
 from .protocol import (
     Quote,
@@ -28,12 +30,9 @@ from .protocol import (
     response_digest,
     sign_digest,
 )
-from .template import Template
-from .attestation import AttestationBackend, Evidence
-from .capabilities import CapabilitySettings, JobCapabilities
 from .sandbox import protect_enclave
+from .template import Template
 from .workers import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
-
 
 # Template runs at once. Each is mostly a process's start and teardown, which the kernel does while
 # other runs compute, so 8 keep two cores busy where 2 left them a third idle (docs/node.md). The
@@ -97,7 +96,12 @@ class Enclave:
         # What a template's zygote loads once (the bundle the id was computed from); job frames carry no code.
         self._images = {
             t.template_id: TemplateImage(
-                t.id_hex, bundles.pack(t.files), t.inputs, t.outputs, t.limits.memory_mb, t.limits.timeout_seconds,
+                t.id_hex,
+                bundles.pack(t.files),
+                t.inputs,
+                t.outputs,
+                t.limits.memory_mb,
+                t.limits.timeout_seconds,
                 bundles.preloads(t.files, [*t.inputs, *t.outputs]),
             )
             for t in templates.values()
@@ -130,9 +134,7 @@ class Enclave:
             "payee": to_checksum_address(self.config.payee),
             "teeType": int(self.backend.tee_type),
             "imageId": "0x" + self.backend.image_id().hex(),
-            "templates": [
-                {"id": t.id_hex, "name": t.name, "version": t.version} for t in self.templates.values()
-            ],
+            "templates": [{"id": t.id_hex, "name": t.name, "version": t.version} for t in self.templates.values()],
         }
 
     def attest(self, nonce: bytes, address: str | None = None) -> Evidence:
@@ -218,24 +220,27 @@ class Enclave:
             raise EnclaveError(f"unknown template 0x{template_id.hex()}")
         nonce = secrets.token_bytes(32)
         # The job sees a request-shaped context: the nonce stands in for the request id.
-        request = Request(
-            nonce, to_checksum_address(consumer), template_id, keccak(input_data), 0, 0, deadline, anchor_block, anchor_hash
-        )
+        request = Request(nonce, to_checksum_address(consumer), template_id, keccak(input_data), 0, 0, deadline, anchor_block, anchor_hash)
         # Quotes are free to ask for: they never take the last slot, which on-chain requests keep.
         with self._quote_slots, self._slots:
             status, output = self._execute(template, request, input_data, sync=True)
         if status != Status.OK:
             raise QuoteRefused(status, output.decode(errors="replace"))
         quote = Quote(
-            template_id, request.input_hash, keccak(output), request.consumer, self.config.chain_id, deadline,
-            anchor_block, anchor_hash, nonce,
+            template_id,
+            request.input_hash,
+            keccak(output),
+            request.consumer,
+            self.config.chain_id,
+            deadline,
+            anchor_block,
+            anchor_hash,
+            nonce,
         )
         address, _, signer = self._active
         return SignedQuote(quote, output, address, sign_digest(signer, quote_digest(self._domain, quote)))
 
-    def _execute(
-        self, template: Template, request: Request, input_data: bytes, sync: bool = False
-    ) -> tuple[Status, bytes]:
+    def _execute(self, template: Template, request: Request, input_data: bytes, sync: bool = False) -> tuple[Status, bytes]:
         limit = min(template.limits.output_bytes, self.config.max_output_bytes)
         job = {
             "template_id": template.id_hex,

@@ -16,6 +16,7 @@ from eth_abi import encode, grammar
 from eth_abi.registry import registry
 
 from . import abi
+
 # Re-exported: defined beside the bundle code, which the job process loads without this module.
 from .bundles import MAX_BUNDLE_BYTES as MAX_BUNDLE_BYTES
 from .bundles import files_hash as files_hash
@@ -259,9 +260,7 @@ def load_template(folder: Path | str) -> Template:
         raise ManifestError(f"{manifest_path}: [limits] out of range (output_bytes 1-1048576, log_bytes 0-1048576)")
     http = _table(data, "http", HttpPolicy, manifest_path)
     if not isinstance(http.hosts, (list, tuple)) or not all(isinstance(h, str) and _HOST.match(h) for h in http.hosts):
-        raise ManifestError(
-            f"{manifest_path}: [http] hosts must be a list like [\"api.example.com\", \"*.example.org\", \"127.0.0.1:8080\"]"
-        )
+        raise ManifestError(f'{manifest_path}: [http] hosts must be a list like ["api.example.com", "*.example.org", "127.0.0.1:8080"]')
     # An unset HTTP timeout is the template's own timeout when that is shorter.
     timeout = http.timeout_seconds if "timeout_seconds" in data.get("http", {}) else min(5.0, limits.timeout_seconds)
     http = HttpPolicy(tuple(http.hosts), http.max_requests, http.max_response_bytes, timeout)
@@ -271,7 +270,7 @@ def load_template(folder: Path | str) -> Template:
         raise ManifestError(f"{manifest_path}: [http] timeout_seconds must be above 0 and at most [limits] timeout_seconds")
     secrets = data.get("secrets", [])
     if not isinstance(secrets, list) or not all(isinstance(n, str) and _SECRET.match(n) for n in secrets):
-        raise ManifestError(f"{manifest_path}: `secrets` must be a list of names like \"OPENAI_API_KEY\"")
+        raise ManifestError(f'{manifest_path}: `secrets` must be a list of names like "OPENAI_API_KEY"')
     config = data.get("config", {})
     if not isinstance(config, dict):
         raise ManifestError(f"{manifest_path}: [config] must be a table")

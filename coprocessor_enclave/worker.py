@@ -37,8 +37,8 @@ from typing import Any
 # pydantic, or py-evm for chain reads, tripled it; a zygote imports them only for a template that
 # needs them (`bundles.preloads`, chosen by the enclave from the template's types and sources).
 from coprocessor_enclave import abicodec, bundles, errors, sandbox, sdk, values
-from coprocessor_enclave.frames import loads_bounded, recv_frame, send_frame
 from coprocessor_enclave.errors import CapabilityError, ChainDataError
+from coprocessor_enclave.frames import loads_bounded, recv_frame, send_frame
 from coprocessor_enclave.sdk import Caller, Context, InvalidInput
 from coprocessor_enclave.status import Status
 
@@ -147,7 +147,11 @@ def _child(conn: socket.socket, image: dict[str, Any], files: Mapping[str, bytes
     if rehearse and not select.select([conn], [], [], 0)[0]:  # not when its job is already there
         _rehearse(image)
     job = recv_frame(conn, bounded=False)  # from the enclave, which bounded whatever it relays; a spare waits here
-    if job["template_id"] != image["template_id"] or job["limits"]["memory_mb"] != limits["memory_mb"] or job["limits"]["timeout_seconds"] != limits["timeout_seconds"]:
+    if (
+        job["template_id"] != image["template_id"]
+        or job["limits"]["memory_mb"] != limits["memory_mb"]
+        or job["limits"]["timeout_seconds"] != limits["timeout_seconds"]
+    ):
         print("worker: a job for another template or other limits reached this zygote's child; not running it", file=sys.stderr, flush=True)
         raise ValueError("job does not match the zygote's template")
     if lowered:
@@ -268,10 +272,21 @@ def _rehearse(image: dict[str, Any]) -> None:
         zero_inputs = [_zero(abicodec.parse(t), budget) for t in inputs]
         zero_outputs = [_zero(abicodec.parse(t), budget) for t in outputs]
         job = {
-            "inputs": inputs, "outputs": outputs, "input": abicodec.encode(inputs, zero_inputs).hex(), "entry": f"{_REHEARSAL_MODULE}:run",
+            "inputs": inputs,
+            "outputs": outputs,
+            "input": abicodec.encode(inputs, zero_inputs).hex(),
+            "entry": f"{_REHEARSAL_MODULE}:run",
             "limits": {"output_bytes": 1 << 30},
-            "context": {"request_id": "00" * 32, "consumer": "0x" + "00" * 20, "template_id": "00" * 32, "anchor_block": 0,
-                        "anchor_hash": "00" * 32, "chain_id": 0, "deadline": 0, "config": {}},
+            "context": {
+                "request_id": "00" * 32,
+                "consumer": "0x" + "00" * 20,
+                "template_id": "00" * 32,
+                "anchor_block": 0,
+                "anchor_hash": "00" * 32,
+                "chain_id": 0,
+                "deadline": 0,
+                "config": {},
+            },
         }
         job = loads_bounded(json.dumps(job).encode())
         context = job["context"]
@@ -347,7 +362,9 @@ def _start_compiler(image: dict[str, Any], files: Mapping[str, bytes]) -> tuple[
         try:
             ours.close()
             os.setsid()
-            sandbox.confine(int(limits["memory_mb"]) * 1024 * 1024, max(1, int(limits["timeout_seconds"] + 0.999)), keep=(0, 1, 2, theirs.fileno()))
+            sandbox.confine(
+                int(limits["memory_mb"]) * 1024 * 1024, max(1, int(limits["timeout_seconds"] + 0.999)), keep=(0, 1, 2, theirs.fileno())
+            )
             theirs.sendall(bundles.compile_bundle(files))
         finally:
             os._exit(0)

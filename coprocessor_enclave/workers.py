@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
-from .protocol import Status
 from .frames import FrameError, FrameTooLarge, recv_frame, recv_frame_sized, send_frame
+from .protocol import Status
 from .text import MAX_LINE, inert, utf8_prefix
 
 # The fork server gets nothing of the enclave's environment: no key, no operator settings.
@@ -248,14 +248,17 @@ class WorkerPool:
                         self._restart_server()  # it died (killed, crashed): start a fresh one once
             theirs.close()
             ours.settimeout(_SERVER_START_SECONDS + image.timeout_seconds)  # it compiles the sources under that timeout
-            send_frame(ours, {
-                "template_id": image.template_id,
-                "bundle": dict(image.bundle),
-                "inputs": list(image.inputs),
-                "outputs": list(image.outputs),
-                "limits": {"memory_mb": image.memory_mb, "timeout_seconds": image.timeout_seconds},
-                "preload": list(image.preload),
-            })
+            send_frame(
+                ours,
+                {
+                    "template_id": image.template_id,
+                    "bundle": dict(image.bundle),
+                    "inputs": list(image.inputs),
+                    "outputs": list(image.outputs),
+                    "limits": {"memory_mb": image.memory_mb, "timeout_seconds": image.timeout_seconds},
+                    "preload": list(image.preload),
+                },
+            )
             reply = recv_frame(ours, bounded=False)  # the timeout stays: a zygote that stops answering is replaced
         except (OSError, FrameError) as exc:
             ours.close()
@@ -268,7 +271,9 @@ class WorkerPool:
         if not isinstance(reply, dict) or "error" in reply:
             ours.close()
             # Never runs: the enclave computed the id from these very bytes. Nothing is signed.
-            raise EnclaveError(f"the zygote of template {image.template_id} refused its bundle: {reply.get('error') if isinstance(reply, dict) else reply!r}")
+            raise EnclaveError(
+                f"the zygote of template {image.template_id} refused its bundle: {reply.get('error') if isinstance(reply, dict) else reply!r}"
+            )
         return pid, ours
 
     def _restart_server(self) -> None:

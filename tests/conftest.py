@@ -13,15 +13,15 @@ import pytest
 from eth_abi import decode
 from web3 import Web3
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect
+from coprocessor.dev import devnet
 from coprocessor.dev.consumer import ExampleConsumerClient
+from coprocessor.dev.toolchain import TEMPLATES_DIR, forge_build
 from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor.node.journal import Journal
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Status
 from coprocessor_enclave.template import Template, find_template, load_templates
-from coprocessor.dev.toolchain import TEMPLATES_DIR, forge_build
 
 TEST_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -124,8 +124,14 @@ def open_stack(
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         enclave_process, client = devnet.start_enclave(
-            deployment, payee, template_dirs, state / "dev-pki", state / "enclave.token", state / "enclave.log",
-            chain_rpc=enclave_chain_rpc(rpc_url), secrets_file=secrets_file,
+            deployment,
+            payee,
+            template_dirs,
+            state / "dev-pki",
+            state / "enclave.token",
+            state / "enclave.log",
+            chain_rpc=enclave_chain_rpc(rpc_url),
+            secrets_file=secrets_file,
         )
         devnet.register_enclave(rpc_url, deployment, client, state / "dev-pki")
         yield Devnet(rpc_url, w3, deployment, client.url, state / "enclave.token", templates, payee, state / "dev-pki")

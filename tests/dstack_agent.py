@@ -136,11 +136,25 @@ def _info(source: QuoteSource) -> dict[str, Any]:
     """An `Info` reply in dstack 0.5's shape (tcb_info is a JSON string)."""
     m = source.measurements
     tcb_info = {
-        "mrtd": m.mr_td.hex(), "rtmr0": m.rtmr0.hex(), "rtmr1": m.rtmr1.hex(), "rtmr2": m.rtmr2.hex(), "rtmr3": m.rtmr3.hex(),
-        "app_compose": "{}", "event_log": source.event_log, "mr_aggregated": "", "os_image_hash": "",
-        "compose_hash": source.compose_hash.hex(), "device_id": "",
+        "mrtd": m.mr_td.hex(),
+        "rtmr0": m.rtmr0.hex(),
+        "rtmr1": m.rtmr1.hex(),
+        "rtmr2": m.rtmr2.hex(),
+        "rtmr3": m.rtmr3.hex(),
+        "app_compose": "{}",
+        "event_log": source.event_log,
+        "mr_aggregated": "",
+        "os_image_hash": "",
+        "compose_hash": source.compose_hash.hex(),
+        "device_id": "",
     }
     return {
-        "app_id": "00" * 20, "instance_id": "00" * 20, "app_cert": "", "tcb_info": json.dumps(tcb_info),
-        "app_name": "coprocessor", "device_id": "", "key_provider_info": "", "compose_hash": source.compose_hash.hex(),
+        "app_id": "00" * 20,
+        "instance_id": "00" * 20,
+        "app_cert": "",
+        "tcb_info": json.dumps(tcb_info),
+        "app_name": "coprocessor",
+        "device_id": "",
+        "key_provider_info": "",
+        "compose_hash": source.compose_hash.hex(),
     }

@@ -44,12 +44,42 @@ def golden_vectors() -> dict:
     """The vectors as a JSON-ready dict (deterministic)."""
     enclave = keys.PrivateKey(ENCLAVE_KEY).public_key.to_checksum_address()
     cases = [
-        (0, "0x1111111111111111111111111111111111111111", b"\x01" * 32, encode(["uint256[]", "uint16"], [[3, 1, 2], 500]),
-         200_000, 0, 1_700_000_000, 41, Status.OK, encode(["uint256", "uint16"], [2, 3])),
-        (7, "0xA0Cf798816D4b9b9866b5330EEa46a18382f251e", keccak(b"template"), b"\x01\x02\x03",
-         1, 10**18, 2**40, 2**32, Status.INVALID_INPUT, b"input does not decode"),
-        (2**64, "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF", b"\xff" * 32, b"",
-         2**32 - 1, 2**96 - 1, 2**64 - 1, 2**64 - 1, Status.RESOURCE_LIMIT, b""),
+        (
+            0,
+            "0x1111111111111111111111111111111111111111",
+            b"\x01" * 32,
+            encode(["uint256[]", "uint16"], [[3, 1, 2], 500]),
+            200_000,
+            0,
+            1_700_000_000,
+            41,
+            Status.OK,
+            encode(["uint256", "uint16"], [2, 3]),
+        ),
+        (
+            7,
+            "0xA0Cf798816D4b9b9866b5330EEa46a18382f251e",
+            keccak(b"template"),
+            b"\x01\x02\x03",
+            1,
+            10**18,
+            2**40,
+            2**32,
+            Status.INVALID_INPUT,
+            b"input does not decode",
+        ),
+        (
+            2**64,
+            "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF",
+            b"\xff" * 32,
+            b"",
+            2**32 - 1,
+            2**96 - 1,
+            2**64 - 1,
+            2**64 - 1,
+            Status.RESOURCE_LIMIT,
+            b"",
+        ),
     ]
     vectors = []
     for nonce, consumer, template_id, input_data, gas, fee, deadline, anchor_block, status, output in cases:
@@ -107,10 +137,28 @@ def golden_vectors() -> dict:
 def _quote_vectors(enclave: str) -> list[dict]:
     """Sync-mode quotes: struct hash, digest in the Coprocessor's domain, signature and `abi.encode(SignedQuote)`."""
     cases = [
-        (keccak(b"median-price"), encode(["uint256[]", "uint16"], [[3, 1, 2], 500]), encode(["uint256", "uint16"], [2, 3]),
-         "0x1111111111111111111111111111111111111111", CHAIN_ID, 1_700_000_000, 0, b"\0" * 32, keccak(b"nonce 0")),
-        (b"\xff" * 32, b"", b"", "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF", 2**256 - 1, 2**64 - 1, 2**64 - 1,
-         keccak(b"anchor"), b"\xff" * 32),
+        (
+            keccak(b"median-price"),
+            encode(["uint256[]", "uint16"], [[3, 1, 2], 500]),
+            encode(["uint256", "uint16"], [2, 3]),
+            "0x1111111111111111111111111111111111111111",
+            CHAIN_ID,
+            1_700_000_000,
+            0,
+            b"\0" * 32,
+            keccak(b"nonce 0"),
+        ),
+        (
+            b"\xff" * 32,
+            b"",
+            b"",
+            "0xFFfFfFffFFfffFFfFFfFFFFFffFFFffffFfFFFfF",
+            2**256 - 1,
+            2**64 - 1,
+            2**64 - 1,
+            keccak(b"anchor"),
+            b"\xff" * 32,
+        ),
     ]
     vectors = []
     for template_id, input_data, output, consumer, chain_id, deadline, anchor_block, anchor_hash, nonce in cases:

@@ -1,10 +1,10 @@
 """A loopback JSON-RPC proxy in front of a real node that lies on request, and a small JSON-RPC client.
 
-    with LyingRpc(anvil_url) as proxy:
-        proxy.lie = "balance"        # any of LIES; None answers honestly
-        proxy.stall_seconds = 30     # or: every answer comes this late
-        use(proxy.url)
-        assert proxy.lies_told > 0   # the lie was actually served
+with LyingRpc(anvil_url) as proxy:
+    proxy.lie = "balance"        # any of LIES; None answers honestly
+    proxy.stall_seconds = 30     # or: every answer comes this late
+    use(proxy.url)
+    assert proxy.lies_told > 0   # the lie was actually served
 """
 
 from __future__ import annotations

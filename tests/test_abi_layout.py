@@ -138,10 +138,17 @@ def test_walk_agreesWithTheRoundTripOnRandomWordMutations() -> None:
         mutated = bytearray(data)
         at = 32 * rng.randrange(count)
         old = int.from_bytes(data[at : at + 32], "big")
-        new = rng.choice([
-            old + 32, max(old - 32, 0), old + 1, 0, 2**256 - 1, len(data),
-            int.from_bytes(data[(i := 32 * rng.randrange(count)) : i + 32], "big"),  # another word: aliasing
-        ])
+        new = rng.choice(
+            [
+                old + 32,
+                max(old - 32, 0),
+                old + 1,
+                0,
+                2**256 - 1,
+                len(data),
+                int.from_bytes(data[(i := 32 * rng.randrange(count)) : i + 32], "big"),  # another word: aliasing
+            ]
+        )
         mutated[at : at + 32] = (new % 2**256).to_bytes(32, "big")
         for candidate in (bytes(mutated), data[:-32], data + bytes(32), data + b"\x00"):
             walked = not refused(types, candidate)

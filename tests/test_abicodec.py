@@ -14,7 +14,22 @@ from eth_utils import to_checksum_address
 
 from coprocessor_enclave import abicodec
 
-_BASES = ["uint8", "uint16", "uint64", "uint256", "int8", "int24", "int256", "address", "bool", "bytes1", "bytes4", "bytes32", "bytes", "string"]
+_BASES = [
+    "uint8",
+    "uint16",
+    "uint64",
+    "uint256",
+    "int8",
+    "int24",
+    "int256",
+    "address",
+    "bool",
+    "bytes1",
+    "bytes4",
+    "bytes32",
+    "bytes",
+    "string",
+]
 
 
 def random_type(rng: random.Random, depth: int = 0) -> str:
@@ -92,25 +107,54 @@ def test_decode_mutatedData_refusedOrDecodedExactlyAsEthAbi() -> None:
         assert ours == theirs, (types, bytes(data).hex())
 
 
-@pytest.mark.parametrize(("types", "values"), [
-    (["uint8"], [256]), (["uint8"], [-1]), (["uint8"], [True]), (["uint256"], [1.0]), (["uint256"], ["1"]),
-    (["int8"], [128]), (["int8"], [-129]), (["bool"], [1]), (["bool"], [None]),
-    (["address"], ["0x" + "ab" * 19]), (["address"], [b"\x01" * 19]), (["address"], ["0x" + "ab" * 21]), (["address"], [1]),
-    (["address"], ["0x" + "ag" * 20]), (["address"], ["0x0x" + "ab" * 19]),
-    (["bytes2"], [b"abc"]), (["bytes2"], ["ab"]), (["bytes"], ["x"]), (["string"], [b"x"]),
-    (["uint8[2]"], [[1]]), (["uint8[]"], [1]), (["uint8[]"], ["ab"]), (["(uint8,bool)"], [(1,)]), (["(uint8,bool)"], [{"a": 1}]),
-    (["uint8", "bool"], [1]),
-])
+@pytest.mark.parametrize(
+    ("types", "values"),
+    [
+        (["uint8"], [256]),
+        (["uint8"], [-1]),
+        (["uint8"], [True]),
+        (["uint256"], [1.0]),
+        (["uint256"], ["1"]),
+        (["int8"], [128]),
+        (["int8"], [-129]),
+        (["bool"], [1]),
+        (["bool"], [None]),
+        (["address"], ["0x" + "ab" * 19]),
+        (["address"], [b"\x01" * 19]),
+        (["address"], ["0x" + "ab" * 21]),
+        (["address"], [1]),
+        (["address"], ["0x" + "ag" * 20]),
+        (["address"], ["0x0x" + "ab" * 19]),
+        (["bytes2"], [b"abc"]),
+        (["bytes2"], ["ab"]),
+        (["bytes"], ["x"]),
+        (["string"], [b"x"]),
+        (["uint8[2]"], [[1]]),
+        (["uint8[]"], [1]),
+        (["uint8[]"], ["ab"]),
+        (["(uint8,bool)"], [(1,)]),
+        (["(uint8,bool)"], [{"a": 1}]),
+        (["uint8", "bool"], [1]),
+    ],
+)
 def test_encode_badValue_refusedLikeEthAbi(types: list[str], values: list[Any]) -> None:
     assert outcome(eth_encode, types, values)[0] == "error", "eth_abi accepts it: this case tests nothing"
     with pytest.raises(abicodec.AbiError):
         abicodec.encode(types, values)
 
 
-@pytest.mark.parametrize(("types", "values"), [
-    (["address"], [bytearray(b"\x01" * 20)]), (["address"], ["ab" * 20]), (["address"], ["0X" + "aB" * 20]),
-    (["bytes"], [bytearray(b"x")]), (["bytes3"], [b""]), (["uint8[]"], [(1, 2)]), (["uint8[]"], [range(3)]),
-])
+@pytest.mark.parametrize(
+    ("types", "values"),
+    [
+        (["address"], [bytearray(b"\x01" * 20)]),
+        (["address"], ["ab" * 20]),
+        (["address"], ["0X" + "aB" * 20]),
+        (["bytes"], [bytearray(b"x")]),
+        (["bytes3"], [b""]),
+        (["uint8[]"], [(1, 2)]),
+        (["uint8[]"], [range(3)]),
+    ],
+)
 def test_encode_valuesEthAbiAccepts_accepted(types: list[str], values: list[Any]) -> None:
     assert abicodec.encode(types, values) == eth_encode(types, values)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import dcap_qvl
 import pytest
 
-from coprocessor_enclave import tdx
 from coprocessor.attest.attestor import Claim, Policy, verify_evidence, verify_quote
+from coprocessor.errors import AttestationError
+from coprocessor_enclave import tdx
 from coprocessor_enclave.attestation import DevBackend, DstackBackend, Evidence, dev_image_id
 from coprocessor_enclave.devpki import DevPki
-from coprocessor.errors import AttestationError
 from tests.dstack_agent import DCAP_DATA, DevPkiQuotes, FixtureQuotes, GuestAgent, start_agent
 
 # (quote, collateral, first valid second, last valid second, TCB status, advisories): see tests/data/dcap/README.md.
@@ -24,8 +24,12 @@ from tests.dstack_agent import DCAP_DATA, DevPkiQuotes, FixtureQuotes, GuestAgen
 FIXTURES = {
     "tdx": ("tdx_quote", "tdx_quote_collateral.json", 1750329147, 1752919234, "UpToDate", ()),
     "sgx": (
-        "sgx_quote", "sgx_quote_collateral.json", 1750330571, 1752919278,
-        "ConfigurationAndSWHardeningNeeded", ("INTEL-SA-00289", "INTEL-SA-00615"),
+        "sgx_quote",
+        "sgx_quote_collateral.json",
+        1750330571,
+        1752919278,
+        "ConfigurationAndSWHardeningNeeded",
+        ("INTEL-SA-00289", "INTEL-SA-00615"),
     ),
 }
 TDX_NOW = 1750329147 + 3600
@@ -33,9 +37,7 @@ HEADER, BODY = 48, 584
 REPORT_DATA_AT = HEADER + 520  # TD10 body: report_data is its last 64 bytes
 MR_TD_AT = HEADER + 136
 SIGNATURE_AT = HEADER + BODY + 4  # after the u32 signature-data length
-CLAIM = Claim(
-    enclave="0x" + "11" * 20, payee="0x" + "22" * 20, chain_id=31337, registry="0x" + "33" * 20, nonce=bytes(range(32))
-)
+CLAIM = Claim(enclave="0x" + "11" * 20, payee="0x" + "22" * 20, chain_id=31337, registry="0x" + "33" * 20, nonce=bytes(range(32)))
 
 
 def _fixture(name: str) -> tuple[bytes, dict[str, str]]:
@@ -133,9 +135,7 @@ def test_verifyEvidence_statusNotAllowed_refused() -> None:
 
 def test_verifyEvidence_rejectedAdvisory_refused() -> None:
     evidence, collateral = _sgx_evidence()
-    policy = Policy(
-        frozenset(), frozenset({"ConfigurationAndSWHardeningNeeded"}), frozenset({"INTEL-SA-00615"}), now=FIXTURES["sgx"][2]
-    )
+    policy = Policy(frozenset(), frozenset({"ConfigurationAndSWHardeningNeeded"}), frozenset({"INTEL-SA-00615"}), now=FIXTURES["sgx"][2])
     with pytest.raises(AttestationError, match="rejected advisories: INTEL-SA-00615"):
         verify_evidence(evidence, CLAIM, policy, collateral)
 
@@ -228,8 +228,13 @@ def test_dstackBackend_eventLogTampered_refused(dev_agent: GuestAgent, pki: DevP
 )
 def test_composeHash_ambiguousOrMissing_refused(events: list[tuple[str, bytes]], reason: str) -> None:
     log = [
-        {"imr": 3, "event_type": tdx.RUNTIME_EVENT_TYPE, "event": name, "event_payload": payload.hex(),
-         "digest": tdx.event_digest(tdx.RUNTIME_EVENT_TYPE, name, payload).hex()}
+        {
+            "imr": 3,
+            "event_type": tdx.RUNTIME_EVENT_TYPE,
+            "event": name,
+            "event_payload": payload.hex(),
+            "digest": tdx.event_digest(tdx.RUNTIME_EVENT_TYPE, name, payload).hex(),
+        }
         for name, payload in events
     ]
     rtmr3 = tdx.replay_rtmr([bytes.fromhex(e["digest"]) for e in log])

@@ -50,7 +50,11 @@ def test_bench_node_quick(contracts_built: None, tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "benchmarks" / "node.py"), "--quick", "--no-build", "--out", str(out)],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=TIME_LIMIT + 30, check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT + 30,
+        check=False,
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, f"bench failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"

@@ -21,16 +21,14 @@ import pytest
 from eth_abi import decode
 from eth_utils import keccak
 
+from coprocessor.errors import EnclaveUnreachable, ManifestError
+from coprocessor.testing import LoopbackHttp, Reply, TemplateRunner
 from coprocessor_enclave.capabilities import host_allowed, load_secrets
 from coprocessor_enclave.frames import FrameError, loads_bounded
 from coprocessor_enclave.outbound import is_public
-from coprocessor_enclave.service import QuoteRefused
-from coprocessor.errors import EnclaveUnreachable, ManifestError
 from coprocessor_enclave.protocol import Request, Status
+from coprocessor_enclave.service import QuoteRefused
 from coprocessor_enclave.template import encode_args, load_template
-from coprocessor.testing import TemplateRunner
-
-from coprocessor.testing import LoopbackHttp, Reply
 
 TEST_TEMPLATES = Path(__file__).resolve().parent / "templates"
 PROBE = TEST_TEMPLATES / "capability-probe"
@@ -138,8 +136,10 @@ def test_loadSecrets_bindsToNamedTemplatesOnly(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("PROBE_KEY_FOR_TEST", "from-env")
     path = tmp_path / "secrets.toml"
     probe_template = load_template(PROBE)
-    path.write_text(f'[API_KEY]\nenv = "PROBE_KEY_FOR_TEST"\ntemplates = ["{probe_template.id_hex}"]\n'
-                    '[OTHER]\nvalue = "v"\ntemplates = ["0x' + "ab" * 32 + '"]\n')
+    path.write_text(
+        f'[API_KEY]\nenv = "PROBE_KEY_FOR_TEST"\ntemplates = ["{probe_template.id_hex}"]\n'
+        '[OTHER]\nvalue = "v"\ntemplates = ["0x' + "ab" * 32 + '"]\n'
+    )
     secrets = load_secrets(path)
     assert secrets["API_KEY"].value == "from-env" and secrets["API_KEY"].allows(probe_template)
     assert not secrets["OTHER"].allows(probe_template)
@@ -332,21 +332,36 @@ def test_https_trustsMozillaRootsNotACaFromTheEnclaveEnvironment(
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "operator CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
-    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(2).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "leaf.key").write_bytes(leaf_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "leaf.key").write_bytes(
+        leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
     class Hello(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from eth_utils import to_checksum_address
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender
+from coprocessor.dev import devnet
 from coprocessor.node.journal import State
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Status

@@ -10,11 +10,11 @@ from eth_abi import decode
 from eth_utils import keccak
 from web3 import Web3
 
-from coprocessor.dev import devnet
-from coprocessor_enclave import chainread
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect, contract
 from coprocessor.chainread import Account, CallReverted, ChainDataError, VerifiedState, verify_header
+from coprocessor.dev import devnet
 from coprocessor.errors import CoprocessorError
+from coprocessor_enclave import chainread
 from tests.lying_rpc import LIES, LyingRpc, json_rpc
 
 FRESH = "0x00000000000000000000000000000000C0FFEE01"  # an EOA that only ever receives ETH here
@@ -308,7 +308,11 @@ def test_call_block_context_comes_from_verified_header(chain: Chain) -> None:
     number, timestamp, parent, great_grandparent, randao, chain_id, base_fee, gas_limit = decode(types, result)
     header = state.header()
     assert (number, timestamp, chain_id, base_fee, gas_limit) == (
-        chain.anchor, header.timestamp, chain.chain_id, header.base_fee_per_gas, header.gas_limit
+        chain.anchor,
+        header.timestamp,
+        chain.chain_id,
+        header.base_fee_per_gas,
+        header.gas_limit,
     )
     assert parent == header.parent_hash == bytes(chain.w3.eth.get_block(chain.anchor - 1).hash)
     assert great_grandparent == bytes(chain.w3.eth.get_block(chain.anchor - 3).hash)

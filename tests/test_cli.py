@@ -15,16 +15,29 @@ from click.testing import CliRunner
 from eth_abi import encode
 from eth_utils import keccak
 
-from coprocessor.dev import devnet
 from coprocessor.chain import Deployment, decode_revert
 from coprocessor.cli import main
+from coprocessor.dev import devnet
 
 from .conftest import TEST_TEMPLATES, Devnet
 
 # What made `coprocessor --help` take 1.3 s: web3 and eth-account (0.75 s), eth_abi, the node, the
 # enclave client, the verified chain reads, dcap-qvl, the attestor's crypto.
-HEAVY = ("web3", "eth_account", "eth_abi", "eth_keys", "coprocessor.node.pipeline", "coprocessor.node.enclave_client", "coprocessor.dev.devnet",
-         "coprocessor_enclave.template", "coprocessor_enclave.chainread", "dcap_qvl", "cryptography.x509", "asyncio", "apscheduler")
+HEAVY = (
+    "web3",
+    "eth_account",
+    "eth_abi",
+    "eth_keys",
+    "coprocessor.node.pipeline",
+    "coprocessor.node.enclave_client",
+    "coprocessor.dev.devnet",
+    "coprocessor_enclave.template",
+    "coprocessor_enclave.chainread",
+    "dcap_qvl",
+    "cryptography.x509",
+    "asyncio",
+    "apscheduler",
+)
 
 
 def test_cliImport_withEveryCommandGroup_loadsNoneOfWhatCommandsRun() -> None:
@@ -78,7 +91,9 @@ def test_stateDir_optionOrEnvironment_everyCommandReadsItsFilesThere(tmp_path: P
 
 
 def test_everyOption_isAnEnvironmentVariable() -> None:
-    result = CliRunner().invoke(main, ["template", "run", "median-price", "--json"], env={"COPROCESSOR_TEMPLATE_RUN_INPUT_JSON": "[[1, 2, 3], 500]"})
+    result = CliRunner().invoke(
+        main, ["template", "run", "median-price", "--json"], env={"COPROCESSOR_TEMPLATE_RUN_INPUT_JSON": "[[1, 2, 3], 500]"}
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["output"] == [2, 1]  # 1 and 3 lie 50 % from the median
     shown = "".join(CliRunner().invoke(main, ["template", "run", "--help"]).output.split())
@@ -114,8 +129,18 @@ def test_deploymentRecordOfAnotherChain_request_saysWhichChains(tmp_path: Path) 
     port = devnet.free_port()
     process = devnet.start_anvil(port, ["--chain-id", "999"])
     try:
-        result = CliRunner().invoke(main, ["request", "median-price", "[[1, 2], 500]", "--rpc", f"http://127.0.0.1:{port}",
-                                           "--deployment", str(_record(tmp_path / "d.json"))])
+        result = CliRunner().invoke(
+            main,
+            [
+                "request",
+                "median-price",
+                "[[1, 2], 500]",
+                "--rpc",
+                f"http://127.0.0.1:{port}",
+                "--deployment",
+                str(_record(tmp_path / "d.json")),
+            ],
+        )
     finally:
         devnet.stop(process)
     _one_line_error(result, "the deployment record is for chain 31337, but the RPC serves chain 999")
@@ -130,8 +155,21 @@ def test_v4_wrongInputs_oneLineErrorsWithV4sOwnErrorsDecoded(bare_anvil: str, tm
     unknown_pool = CliRunner().invoke(main, ["v4", "swap", "0x" + "00" * 18 + "dead", *state])
     _one_line_error(unknown_pool, "PoolNotInitialized(): no pool with hook")
     _one_line_error(CliRunner().invoke(main, ["v4", "pool", "0x" + "00" * 18 + "dead", *state]), "HookAddressNotValid(0x")
-    missing = CliRunner().invoke(main, ["v4", "hook", "NoSuchHook", "--flags", "after-swap", "--template", "median-price",
-                                        *state, "--deployment", str(_record(tmp_path / "d.json"))])
+    missing = CliRunner().invoke(
+        main,
+        [
+            "v4",
+            "hook",
+            "NoSuchHook",
+            "--flags",
+            "after-swap",
+            "--template",
+            "median-price",
+            *state,
+            "--deployment",
+            str(_record(tmp_path / "d.json")),
+        ],
+    )
     _one_line_error(missing, "no Coprocessor at")
 
 
@@ -145,10 +183,20 @@ def test_decodeRevert_wrappedError_showsTheHookAndTheReasonItWraps() -> None:
 
 def test_request_unpublishedTemplate_saysToPublishIt(stack: Devnet, tmp_path: Path) -> None:
     stack.deployment.save(tmp_path / "deployment.json")
-    result = CliRunner().invoke(main, [
-        "request", "fee-echo", "[7]", "--rpc", stack.rpc_url, "--deployment", str(tmp_path / "deployment.json"),
-        "--templates", str(TEST_TEMPLATES / "fee-echo"),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "request",
+            "fee-echo",
+            "[7]",
+            "--rpc",
+            stack.rpc_url,
+            "--deployment",
+            str(tmp_path / "deployment.json"),
+            "--templates",
+            str(TEST_TEMPLATES / "fee-echo"),
+        ],
+    )
     _one_line_error(result, "is not published on this chain: publish it first with `coprocessor template publish")
 
 

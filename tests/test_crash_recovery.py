@@ -14,8 +14,8 @@ from pathlib import Path
 
 from eth_abi import decode, encode
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, contract
+from coprocessor.dev import devnet
 from coprocessor.node.journal import Journal, State
 from coprocessor_enclave.protocol import FULFILLMENT_SKIPPED_TOPIC, REQUEST_FULFILLED_TOPIC, REQUEST_SUBMITTED_TOPIC, Status
 
@@ -27,12 +27,20 @@ SLEEP_MS = 400
 
 def _start_node(stack: Devnet, deployment_path: Path, journal_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "coprocessor", "node",
-        "--rpc", stack.rpc_url,
-        "--deployment", str(deployment_path),
-        "--enclave", stack.enclave_url,
-        "--enclave-token-file", str(stack.enclave_token_file),
-        "--journal", str(journal_path),
+        sys.executable,
+        "-m",
+        "coprocessor",
+        "node",
+        "--rpc",
+        stack.rpc_url,
+        "--deployment",
+        str(deployment_path),
+        "--enclave",
+        stack.enclave_url,
+        "--enclave-token-file",
+        str(stack.enclave_token_file),
+        "--journal",
+        str(journal_path),
     ]
     env = {**os.environ, "COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE]}
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"))  # noqa: SIM115
@@ -49,9 +57,7 @@ def _mid_batch(journal_path: Path) -> tuple[str, int] | None:
                 "SELECT tx_hash, COUNT(*) FROM requests WHERE state = 'submitted' AND mined_block IS NULL"
                 " GROUP BY tx_hash HAVING COUNT(*) >= 2"
             ).fetchall()
-            (waiting,) = db.execute(
-                "SELECT COUNT(*) FROM requests WHERE state IN ('seen', 'running', 'signed')"
-            ).fetchone()
+            (waiting,) = db.execute("SELECT COUNT(*) FROM requests WHERE state IN ('seen', 'running', 'signed')").fetchone()
     except sqlite3.OperationalError:  # the node is still creating the schema
         return None
     return (batches[0][0], batches[0][1]) if batches and waiting else None
@@ -121,9 +127,11 @@ def test_node_sigkillMidBatchSettlesEveryRequestExactlyOnce(stack: Devnet, tmp_p
     assert consumer.functions.callbackCount().call() - callbacks_before == REQUESTS
 
     def logs(topic: bytes) -> list[dict]:
-        return list(w3.eth.get_logs(
-            {"address": stack.deployment.coprocessor, "fromBlock": start_block, "toBlock": "latest", "topics": ["0x" + topic.hex()]}
-        ))
+        return list(
+            w3.eth.get_logs(
+                {"address": stack.deployment.coprocessor, "fromBlock": start_block, "toBlock": "latest", "topics": ["0x" + topic.hex()]}
+            )
+        )
 
     fulfilled = logs(REQUEST_FULFILLED_TOPIC)
     settled_ids = [bytes(entry["topics"][1]) for entry in fulfilled]

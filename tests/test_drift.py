@@ -31,9 +31,15 @@ def _upper_snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
 
 
-@pytest.mark.parametrize(("python", "solidity"), [
-    (Status, "Status"), (protocol.RequestState, "RequestState"), (protocol.TeeType, "TeeType"), (protocol.SkipReason, "SkipReason"),
-])
+@pytest.mark.parametrize(
+    ("python", "solidity"),
+    [
+        (Status, "Status"),
+        (protocol.RequestState, "RequestState"),
+        (protocol.TeeType, "TeeType"),
+        (protocol.SkipReason, "SkipReason"),
+    ],
+)
 def test_enum_matchesItsSolidityDeclaration(python: type[enum.IntEnum], solidity: str) -> None:
     members = _solidity_enum(solidity)
     assert [(m.name, m.value) for m in python] == [(_upper_snake(name), i) for i, name in enumerate(members)]
@@ -42,8 +48,9 @@ def test_enum_matchesItsSolidityDeclaration(python: type[enum.IntEnum], solidity
 def _signature(item: dict) -> str:
     def kind(arg: dict) -> str:
         if arg["type"].startswith("tuple"):
-            return "(" + ",".join(kind(c) for c in arg["components"]) + ")" + arg["type"][len("tuple"):]
+            return "(" + ",".join(kind(c) for c in arg["components"]) + ")" + arg["type"][len("tuple") :]
         return arg["type"]
+
     return f"{item['name']}({','.join(kind(a) for a in item['inputs'])})"
 
 
@@ -52,14 +59,17 @@ def _abi_item(contract: str, kind: str, name: str) -> dict:
     return item
 
 
-@pytest.mark.parametrize(("constant", "contract", "event"), [
-    (protocol.REQUEST_SUBMITTED_TOPIC, "Coprocessor", "RequestSubmitted"),
-    (protocol.REQUEST_FULFILLED_TOPIC, "Coprocessor", "RequestFulfilled"),
-    (protocol.FULFILLMENT_SKIPPED_TOPIC, "Coprocessor", "FulfillmentSkipped"),
-    (protocol.REQUEST_CANCELLED_TOPIC, "Coprocessor", "RequestCancelled"),
-    (catalog.TEMPLATE_PUBLISHED_TOPIC, "TemplateRegistry", "TemplatePublished"),
-    (catalog.TEMPLATE_DEPRECATED_TOPIC, "TemplateRegistry", "TemplateDeprecated"),
-])
+@pytest.mark.parametrize(
+    ("constant", "contract", "event"),
+    [
+        (protocol.REQUEST_SUBMITTED_TOPIC, "Coprocessor", "RequestSubmitted"),
+        (protocol.REQUEST_FULFILLED_TOPIC, "Coprocessor", "RequestFulfilled"),
+        (protocol.FULFILLMENT_SKIPPED_TOPIC, "Coprocessor", "FulfillmentSkipped"),
+        (protocol.REQUEST_CANCELLED_TOPIC, "Coprocessor", "RequestCancelled"),
+        (catalog.TEMPLATE_PUBLISHED_TOPIC, "TemplateRegistry", "TemplatePublished"),
+        (catalog.TEMPLATE_DEPRECATED_TOPIC, "TemplateRegistry", "TemplateDeprecated"),
+    ],
+)
 def test_eventTopic_matchesTheAbi(constant: bytes, contract: str, event: str) -> None:
     assert constant == keccak(_signature(_abi_item(contract, "event", event)).encode())
 

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from coprocessor.node.enclave_client import EnclaveClient, read_token
 from coprocessor.errors import EnclaveError
+from coprocessor.node.enclave_client import EnclaveClient, read_token
 from coprocessor.testing import TemplateRunner
 from coprocessor_enclave.server import write_token
 
@@ -145,7 +145,9 @@ def test_enclave_runMany_eachRunItsOwnOutcomeInOneCall(stack: Devnet) -> None:
     client = stack.enclave()
 
     def made_up(data: bytes, input_hash: bytes | None = None) -> tuple[Request, bytes]:
-        request = Request(os.urandom(32), "0x" + "44" * 20, median.template_id, input_hash or keccak(data), 200_000, 0, 2**40, 1, b"\0" * 32)
+        request = Request(
+            os.urandom(32), "0x" + "44" * 20, median.template_id, input_hash or keccak(data), 200_000, 0, 2**40, 1, b"\0" * 32
+        )
         return request, data
 
     good = made_up(encode_args(median, [[100, 104, 98], 500]))
@@ -187,9 +189,14 @@ def test_enclave_runMany_aSlowRunHoldsBackNoOtherResult(stack: Devnet) -> None:
     assert arrivals[0][1] < 1.0 <= arrivals[1][1], arrivals
 
 
-@pytest.mark.parametrize("headers", [
-    [("Transfer-Encoding", "chunked")], [("Content-Length", "0"), ("Content-Length", "40")], [("Content-Length", "\u00b2")],
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Transfer-Encoding", "chunked")],
+        [("Content-Length", "0"), ("Content-Length", "40")],
+        [("Content-Length", "\u00b2")],
+    ],
+)
 def test_enclave_ambiguousFraming_refusedAndClosed(stack: Devnet, headers: list[tuple[str, str]]) -> None:
     port = urlparse(stack.enclave_url).port
     assert port is not None

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from eth_abi import decode, encode
 
-from coprocessor.node import catalog
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
-from coprocessor.node.enclave_client import EnclaveClient
+from coprocessor.dev import devnet
 from coprocessor.errors import EnclaveError
+from coprocessor.node import catalog
 from coprocessor.node.journal import State
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Request, RequestState, Status

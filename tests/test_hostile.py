@@ -20,11 +20,11 @@ import pytest
 from eth_abi import decode, encode
 from eth_utils import keccak
 
+from coprocessor.node.pipeline import Node
 from coprocessor_enclave import sandbox
 from coprocessor_enclave.attestation import DevBackend
+from coprocessor_enclave.protocol import Request, Status, recover_signer, response_digest
 from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
-from coprocessor.node.pipeline import Node
-from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Request, Status, recover_signer, response_digest
 from coprocessor_enclave.template import Template, encode_args, load_templates
 
 from .conftest import TEST_TEMPLATES, Devnet
@@ -205,7 +205,9 @@ def probe(enclave: Enclave) -> dict[str, Any]:
 
 def test_hostileTemplates_inProcessEnclave_neverLeakKeyOrEnvironmentAndSignEveryOutcome(enclave: Enclave, canary: str) -> None:
     with ThreadPoolExecutor(max_workers=2) as runners:  # the enclave's own concurrency
-        outcomes = dict(zip((n for n, _ in HOSTILE), runners.map(lambda case: run_template(enclave, case[0], os.getpid(), 0), HOSTILE)))
+        outcomes = dict(
+            zip((n for n, _ in HOSTILE), runners.map(lambda case: run_template(enclave, case[0], os.getpid(), 0), HOSTILE), strict=True)
+        )
 
     key = enclave._key
     secrets_as_bytes = [key, key.hex().encode(), key.hex().upper().encode(), canary.encode()]
@@ -313,7 +315,9 @@ import ctypes
 header, data = (ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()
 assert ctypes.CDLL(None).syscall(126, header, data) == 0  # capset: same uid, no capabilities
 """
-_DUMPABLE_TARGET = _DROP_CAPABILITIES + """
+_DUMPABLE_TARGET = (
+    _DROP_CAPABILITIES
+    + """
 import sys
 from coprocessor_enclave import sandbox
 if sys.argv[1] == "protect":
@@ -321,13 +325,17 @@ if sys.argv[1] == "protect":
 print("ready", flush=True)
 sys.stdin.read()
 """
-_READER_WITHOUT_CAPABILITIES = _DROP_CAPABILITIES + """
+)
+_READER_WITHOUT_CAPABILITIES = (
+    _DROP_CAPABILITIES
+    + """
 import sys
 try:
     sys.stdout.write(open(f"/proc/{sys.argv[1]}/environ", "rb").read().decode(errors="replace"))
 except OSError as exc:
     sys.stdout.write(f"refused: {exc.strerror}")
 """
+)
 
 
 @pytest.mark.parametrize("mode", ["protect", "control"])
@@ -336,7 +344,9 @@ def test_protectEnclave_sameUidWithoutCapabilitiesCannotReadItsEnvironment(mode:
     target = subprocess.Popen([sys.executable, "-c", _DUMPABLE_TARGET, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     try:
         assert target.stdout is not None and target.stdout.readline() == b"ready\n"
-        seen = subprocess.run([sys.executable, "-c", _READER_WITHOUT_CAPABILITIES, str(target.pid)], capture_output=True, text=True, check=True).stdout
+        seen = subprocess.run(
+            [sys.executable, "-c", _READER_WITHOUT_CAPABILITIES, str(target.pid)], capture_output=True, text=True, check=True
+        ).stdout
     finally:
         target.kill()
         target.wait()
@@ -350,4 +360,3 @@ def test_protectEnclave_refusesToStartWithoutLandlock(monkeypatch: pytest.Monkey
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 0)
     with pytest.raises(sandbox.SandboxError, match="Landlock"):
         sandbox.protect_enclave()
-

@@ -63,7 +63,9 @@ def test_cli_templateRun_outputAndReasonEscaped() -> None:
     for flag, status in (("true", "INVALID_INPUT"), ("false", "OK")):
         shown = subprocess.run(
             [sys.executable, "-m", "coprocessor", "template", "run", str(TEMPLATE), "--input", f"[{flag}]"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert shown.stdout.startswith(status), shown.stdout + shown.stderr
         assert "\x1b" not in shown.stdout + shown.stderr
@@ -82,7 +84,7 @@ def test_loadTemplate_manifestTextShownToOperators_mustBePrintable(tmp_path: Pat
     folder = tmp_path / "t"
     folder.mkdir()
     key = line.split(" = ")[0]
-    manifest = f'name = "t"\nversion = "1.0.0"\nentry = "main:run"\ninputs = []\noutputs = ["uint8"]\n'
+    manifest = 'name = "t"\nversion = "1.0.0"\nentry = "main:run"\ninputs = []\noutputs = ["uint8"]\n'
     manifest = "\n".join(line if row.startswith(key) else row for row in manifest.splitlines()) if key == "version" else manifest + line
     (folder / "template.toml").write_text(manifest + "\n")
     (folder / "main.py").write_text("def run(ctx):\n    return 1\n")

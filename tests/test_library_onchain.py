@@ -8,22 +8,20 @@ also reads the gas the consumer's callback used from a call trace of the fulfil 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_abi import decode
 from eth_utils import keccak, to_checksum_address
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender
+from coprocessor.dev import devnet
+from coprocessor.dev.toolchain import TEMPLATES_DIR, npm_artifact
 from coprocessor.node.pipeline import Node
+from coprocessor.testing import LoopbackHttp, Reply, Seen, loopback_copy
 from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC, Status
 from coprocessor_enclave.template import Template, encode_args, load_template
-from coprocessor.testing import LoopbackHttp, Reply, Seen, loopback_copy
-from coprocessor.dev.toolchain import TEMPLATES_DIR, npm_artifact
 
 from .conftest import Devnet, open_stack
 

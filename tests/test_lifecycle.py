@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from coprocessor.dev import devnet
+from coprocessor.attest.registration import KeyKeeper
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect, contract
-from coprocessor_enclave.attestation import DevBackend, dev_image_id
-from coprocessor.node.enclave_client import EnclaveClient
-from coprocessor_enclave.server import make_server, write_token
-from coprocessor_enclave.service import Enclave, EnclaveConfig
+from coprocessor.dev import devnet
 from coprocessor.errors import ChainError
+from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor.node.journal import Journal, State
 from coprocessor.node.pipeline import Node, NodeConfig
+from coprocessor_enclave.attestation import DevBackend, dev_image_id
 from coprocessor_enclave.protocol import RequestState
-from coprocessor.attest.registration import KeyKeeper
+from coprocessor_enclave.server import make_server, write_token
+from coprocessor_enclave.service import Enclave, EnclaveConfig
 from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet
@@ -55,7 +55,10 @@ def _serve(stack: Devnet, registry: str, pki_dir: Path, token_file: Path) -> Ite
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "coprocessor", *args], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "coprocessor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, **(env or {})},
     )
 
@@ -97,8 +100,18 @@ def test_cli_attestVerifyAndRegister_devEnclave(stack: Devnet, spare_enclave: tu
     assert not _registry(stack).functions.isActive(enclave.address).call()
     keys = {"COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE], "COPROCESSOR_ATTESTOR_KEY": ANVIL_KEYS[devnet.ATTESTOR]}
     registered = _cli(
-        "enclave", "register", "--enclave", url, *token, "--rpc", stack.rpc_url, "--deployment", str(deployment_file),
-        "--insecure-dev-root", root, env=keys,  # no --image: the registry's own allowlist
+        "enclave",
+        "register",
+        "--enclave",
+        url,
+        *token,
+        "--rpc",
+        stack.rpc_url,
+        "--deployment",
+        str(deployment_file),
+        "--insecure-dev-root",
+        root,
+        env=keys,  # no --image: the registry's own allowlist
     )
     assert registered.returncode == 0, registered.stderr
     assert f"enclave {enclave.address} registered as DEV" in registered.stdout
@@ -124,8 +137,14 @@ def test_register_allowDevFalseRegistry_refusesDevEnclave(stack: Devnet, tmp_pat
 def _node_with_keeper(stack: Devnet, keeper: KeyKeeper, journal: Path) -> tuple[Node, threading.Thread]:
     w3 = connect(stack.rpc_url)
     node = Node(
-        w3, stack.deployment.coprocessor, Journal(journal), keeper.enclave, TxSender(w3, ANVIL_KEYS[devnet.NODE]),
-        w3.eth.block_number + 1, NodeConfig(key_check_interval=0.1), keeper,
+        w3,
+        stack.deployment.coprocessor,
+        Journal(journal),
+        keeper.enclave,
+        TxSender(w3, ANVIL_KEYS[devnet.NODE]),
+        w3.eth.block_number + 1,
+        NodeConfig(key_check_interval=0.1),
+        keeper,
     )
     thread = threading.Thread(target=node.run, daemon=True)
     thread.start()

@@ -13,7 +13,10 @@ from coprocessor_enclave.template import files_hash
 
 # What the key holder and its workers load: the entry point, the key holder, the fork server and the SDK.
 ENCLAVE_MODULES = [
-    "coprocessor_enclave.__main__", "coprocessor_enclave.worker", "coprocessor_enclave.sdk", "coprocessor_enclave.chainread",
+    "coprocessor_enclave.__main__",
+    "coprocessor_enclave.worker",
+    "coprocessor_enclave.sdk",
+    "coprocessor_enclave.chainread",
     "coprocessor_enclave.devpki",
 ]
 NODE_ONLY = ("coprocessor", "web3", "click", "apscheduler", "dcap_qvl", "dstack_sdk", "httpx")
@@ -22,7 +25,13 @@ NODE_ONLY = ("coprocessor", "web3", "click", "apscheduler", "dcap_qvl", "dstack_
 def test_enclavePackage_importsNothingOfTheNode() -> None:
     for path in Path(coprocessor_enclave.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             assert not [n for n in names if n.split(".")[0] == "coprocessor"], f"{path.name} imports the node's package"
 
 
@@ -55,7 +64,10 @@ def test_enclaveServe_runsIsolated_noSitecustomizeOrPythonpath(tmp_path: Path) -
     (tmp_path / "sitecustomize.py").write_text("import os\nos.write(1, b'UNMEASURED CODE RAN\\n')\n")
     shown = subprocess.run(
         [sys.executable, "-m", "coprocessor", "enclave", "serve", "--help"],
-        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
     )
     assert "usage: coprocessor-enclave serve" in shown.stdout
     assert shown.stdout.count("UNMEASURED CODE RAN") == 1  # the CLI's process, before exec; not the enclave's

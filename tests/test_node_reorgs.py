@@ -19,8 +19,8 @@ import pytest
 from eth_abi import decode, encode
 from web3 import Web3
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+from coprocessor.dev import devnet
 from coprocessor.dev.consumer import ExampleConsumerClient
 from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor.node.journal import Journal, State
@@ -66,10 +66,16 @@ def _echo_input(value: int, sleep_ms: int = 0) -> bytes:
 
 
 def _logs(w3: Web3, coprocessor: str, topic: bytes, request_id: bytes, from_block: int) -> list[Any]:
-    return list(w3.eth.get_logs({
-        "address": coprocessor, "fromBlock": from_block, "toBlock": "latest",
-        "topics": ["0x" + topic.hex(), "0x" + request_id.hex()],
-    }))
+    return list(
+        w3.eth.get_logs(
+            {
+                "address": coprocessor,
+                "fromBlock": from_block,
+                "toBlock": "latest",
+                "topics": ["0x" + topic.hex(), "0x" + request_id.hex()],
+            }
+        )
+    )
 
 
 def _journal_state(journal: Journal, request_id: bytes) -> State | None:
@@ -168,8 +174,10 @@ def test_reorg_removingFulfilBelowOneInFlightFillsTheNonceGap(stack: Devnet, nod
     callbacks_before = _callbacks(stack)
 
     with _manual_mining(w3):
-        asks = [_ask_unmined(client, echo.template_id, _echo_input(1)),
-                _ask_unmined(client, echo.template_id, _echo_input(2, sleep_ms=1500))]
+        asks = [
+            _ask_unmined(client, echo.template_id, _echo_input(1)),
+            _ask_unmined(client, echo.template_id, _echo_input(2, sleep_ms=1500)),
+        ]
         _rpc(w3, "evm_mine")  # both requests in one block
         first_id, second_id = (_request_id(client, tx) for tx in asks)
         request_block = w3.eth.block_number
@@ -364,7 +372,12 @@ def restartable(contracts_built: None, tmp_path: Path) -> Iterator[tuple[_Restar
         deployment = devnet.deploy(chain.rpc_url, templates=[template])
         payee = TxSender(connect(chain.rpc_url), ANVIL_KEYS[devnet.PAYEE]).address
         enclave_process, enclave = devnet.start_enclave(
-            deployment, payee, [folder], tmp_path / "dev-pki", tmp_path / "enclave.token", tmp_path / "enclave.log",
+            deployment,
+            payee,
+            [folder],
+            tmp_path / "dev-pki",
+            tmp_path / "enclave.token",
+            tmp_path / "enclave.log",
             chain_rpc=chain.rpc_url,
         )
         devnet.register_enclave(chain.rpc_url, deployment, enclave, tmp_path / "dev-pki")
@@ -378,8 +391,14 @@ def test_anvilRestartFromState_nothingLost(restartable: tuple[_RestartableChain,
     chain, deployment, enclave, echo = restartable
     w3 = connect(chain.rpc_url)
     start_block = w3.eth.block_number + 1
-    node = Node(connect(chain.rpc_url), deployment.coprocessor, Journal(tmp_path / "journal.sqlite"), enclave,
-                TxSender(connect(chain.rpc_url), ANVIL_KEYS[devnet.NODE]), start_block)
+    node = Node(
+        connect(chain.rpc_url),
+        deployment.coprocessor,
+        Journal(tmp_path / "journal.sqlite"),
+        enclave,
+        TxSender(connect(chain.rpc_url), ANVIL_KEYS[devnet.NODE]),
+        start_block,
+    )
     thread = threading.Thread(target=node.run, daemon=True)
     thread.start()
     try:
@@ -408,10 +427,10 @@ def test_anvilRestartFromState_nothingLost(restartable: tuple[_RestartableChain,
             assert node.listener.reorgs == 0, "an RPC outage was taken for a reorg"
 
         # A reorg on the reloaded chain removes the last fulfilment: it is fulfilled again.
-        last_block = max(_logs(w3, deployment.coprocessor, REQUEST_FULFILLED_TOPIC, rid, start_block)[0]["blockNumber"]
-                         for rid in request_ids)
-        _wait_for("the journal to settle everything",
-                  lambda: all(_settled_in_journal(node.journal, rid) for rid in request_ids), 10)
+        last_block = max(
+            _logs(w3, deployment.coprocessor, REQUEST_FULFILLED_TOPIC, rid, start_block)[0]["blockNumber"] for rid in request_ids
+        )
+        _wait_for("the journal to settle everything", lambda: all(_settled_in_journal(node.journal, rid) for rid in request_ids), 10)
         _rpc(w3, "anvil_reorg", w3.eth.block_number - last_block + 1, [])
 
         def all_settled_once() -> bool:

@@ -15,12 +15,12 @@ from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 from web3.logs import DISCARD
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
+from coprocessor.dev import devnet
+from coprocessor.dev.toolchain import artifact, npm_artifact
 from coprocessor.errors import ChainError
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Status
-from coprocessor.dev.toolchain import artifact, npm_artifact
 
 from .conftest import Devnet
 
@@ -44,7 +44,9 @@ class Lens:
         self.hub = contract(stack.w3, "MockLensHub", hub_address)
         self.module = contract(stack.w3, "CoprocessorGatedAction", module_address)
         self.publisher_profile = self.profile(self.publisher)
-        self.publisher.call_function(self.hub, "post", self.publisher_profile, module_address, encode(["address", "uint256"], [self.token, MINIMUM]))
+        self.publisher.call_function(
+            self.hub, "post", self.publisher_profile, module_address, encode(["address", "uint256"], [self.token, MINIMUM])
+        )
         self.pub_id = self.hub.functions.pubCount(self.publisher_profile).call()
         self.publisher.call_function(self.module, "fund", self.publisher_profile, self.pub_id, value=10**17)
 

@@ -17,12 +17,12 @@ from typing import TypeVar
 import pytest
 from eth_utils import keccak
 
+from coprocessor.dev.toolchain import TEMPLATES_DIR
 from coprocessor_enclave.attestation import DevBackend
 from coprocessor_enclave.errors import ManifestError
 from coprocessor_enclave.protocol import Request, Status, recover_signer, response_digest
 from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.template import encode_args, find_template, load_templates
-from coprocessor.dev.toolchain import TEMPLATES_DIR
 
 from .conftest import TEST_TEMPLATES
 
@@ -102,7 +102,7 @@ def test_pointerBomb_overTheEnclavesSizeLimit_isRefusedForItsSizeFirst(tmp_path:
     service = start_enclave(tmp_path, EnclaveConfig.max_output_bytes)  # the default, 16 KiB
     try:
         for name in BOMBS:
-            _, result, seconds = within(3, lambda: ask(service, name))
+            _, result, seconds = within(3, lambda name=name: ask(service, name))
             assert result.status == Status.RESOURCE_LIMIT, result.output[:200]
             assert re.fullmatch(rb"output of 98\d{3} bytes exceeds the limit of 16384", result.output), result.output[:200]
             assert seconds < 1
@@ -179,6 +179,4 @@ def test_manifest_declaringATypeTooDeep_isRefusedAtLoad(tmp_path: Path) -> None:
     manifest.write_text(manifest.read_text().replace('outputs = ["uint256[][][][][][][][]"]', f'outputs = ["{too_deep}"]'))
     with pytest.raises(ManifestError) as refusal:
         load_templates([tmp_path])
-    assert str(refusal.value) == (
-        f"{manifest}: outputs[0]: ABI type '{too_deep}' nests 9 levels of arrays and tuples, over the limit of 8"
-    )
+    assert str(refusal.value) == (f"{manifest}: outputs[0]: ABI type '{too_deep}' nests 9 levels of arrays and tuples, over the limit of 8")

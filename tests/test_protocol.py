@@ -13,8 +13,18 @@ from eth_utils import keccak
 
 from coprocessor.chain import contract
 from coprocessor_enclave.protocol import (
-    FULFILL_SELECTOR, FULFILLMENT_TUPLE, REQUEST_TUPLE, Fulfillment, Request, Status, coprocessor_domain, encode_fulfill,
-    recover_signer, request_id, response_digest, sign_digest,
+    FULFILL_SELECTOR,
+    FULFILLMENT_TUPLE,
+    REQUEST_TUPLE,
+    Fulfillment,
+    Request,
+    Status,
+    coprocessor_domain,
+    encode_fulfill,
+    recover_signer,
+    request_id,
+    response_digest,
+    sign_digest,
 )
 
 from .conftest import Devnet
@@ -42,14 +52,26 @@ def test_signDigest_anyKeyForm_signsAsEthKeys() -> None:
         digest = keccak(i.to_bytes(4, "big"))
         theirs = keys.PrivateKey(key).sign_msg_hash(digest)
         expected = theirs.to_bytes()[:64] + bytes([theirs.v + 27])  # deterministic (RFC 6979): the same bytes
-        assert sign_digest(key, digest) == sign_digest(keys.PrivateKey(key), digest) == sign_digest(coincurve.PrivateKey(key), digest) == expected
+        assert (
+            sign_digest(key, digest)
+            == sign_digest(keys.PrivateKey(key), digest)
+            == sign_digest(coincurve.PrivateKey(key), digest)
+            == expected
+        )
 
 
 def test_responseDigest_matchesDeployedCoprocessor(stack: Devnet) -> None:
     coprocessor = contract(stack.w3, "Coprocessor", stack.deployment.coprocessor)
     request = Request(
         request_id(stack.deployment.chain_id, stack.deployment.coprocessor, 5),
-        stack.deployment.consumer, b"\x07" * 32, keccak(b"in"), 123_456, 10**9, 2**33, 77, b"\x09" * 32,
+        stack.deployment.consumer,
+        b"\x07" * 32,
+        keccak(b"in"),
+        123_456,
+        10**9,
+        2**33,
+        77,
+        b"\x09" * 32,
     )
     output = b"\x00" * 31 + b"\x2a"
     expected = coprocessor.functions.responseDigest(request.request_id, request.commitment(), int(Status.OK), output).call()
@@ -65,8 +87,15 @@ def test_request_roundTripsThroughJson() -> None:
 def _random_request(rng: random.Random) -> Request:
     word = lambda: rng.randbytes(32)  # noqa: E731
     return Request(
-        word(), "0x" + rng.randbytes(20).hex(), word(), word(), rng.choice([0, 1, 2**32 - 1, rng.getrandbits(32)]),
-        rng.choice([0, 2**96 - 1, rng.getrandbits(96)]), rng.getrandbits(64), rng.choice([0, 2**64 - 1, rng.getrandbits(64)]), word(),
+        word(),
+        "0x" + rng.randbytes(20).hex(),
+        word(),
+        word(),
+        rng.choice([0, 1, 2**32 - 1, rng.getrandbits(32)]),
+        rng.choice([0, 2**96 - 1, rng.getrandbits(96)]),
+        rng.getrandbits(64),
+        rng.choice([0, 2**64 - 1, rng.getrandbits(64)]),
+        word(),
     )
 
 
@@ -77,7 +106,12 @@ def test_packedEncodings_equalEthAbis() -> None:
         assert request.encoded() == encode([REQUEST_TUPLE], [request.as_tuple()])
     for size in (0, 1, 2, 7, 33):
         batch = [
-            Fulfillment(_random_request(rng), Status(rng.randrange(len(Status))), rng.randbytes(rng.choice([0, 1, 31, 32, 33, 200])), rng.randbytes(65))
+            Fulfillment(
+                _random_request(rng),
+                Status(rng.randrange(len(Status))),
+                rng.randbytes(rng.choice([0, 1, 31, 32, 33, 200])),
+                rng.randbytes(65),
+            )
             for _ in range(size)
         ]
         expected = FULFILL_SELECTOR + encode([f"{FULFILLMENT_TUPLE}[]"], [[f.as_tuple() for f in batch]])

@@ -17,13 +17,12 @@ from eth_abi import decode
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from coprocessor.dev import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract, decode_revert
-from coprocessor.node.enclave_client import EnclaveClient
-from coprocessor_enclave.protocol import SignedQuote
-from coprocessor.node.quotes import QuoteService, fetch_quote, make_quote_server, web3_anchor
-from coprocessor_enclave.template import encode_args
+from coprocessor.dev import devnet, v4
 from coprocessor.dev.toolchain import artifact
+from coprocessor.node.quotes import QuoteService, fetch_quote, make_quote_server, web3_anchor
+from coprocessor_enclave.protocol import SignedQuote
+from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet
 
@@ -84,11 +83,23 @@ def hooked(stack: Devnet) -> Iterator[HookStack]:
     deployer = TxSender(stack.w3, ANVIL_KEYS[devnet.DEPLOYER])
     v4_stack = v4.deploy_v4_stack(deployer)
     config = (
-        stack.template("v4-volatility").template_id, MIN_FEE, MAX_FEE, DEFAULT_FEE, SAMPLES, BLOCKS_BETWEEN, MAX_ANCHOR_AGE,
+        stack.template("v4-volatility").template_id,
+        MIN_FEE,
+        MAX_FEE,
+        DEFAULT_FEE,
+        SAMPLES,
+        BLOCKS_BETWEEN,
+        MAX_ANCHOR_AGE,
     )
     hook = v4.deploy_hook(
-        deployer, artifact("SignedFeeHook"), v4.BEFORE_SWAP_FLAG,
-        v4_stack.pool_manager, stack.deployment.registry, stack.deployment.coprocessor, config, deployer.address,
+        deployer,
+        artifact("SignedFeeHook"),
+        v4.BEFORE_SWAP_FLAG,
+        v4_stack.pool_manager,
+        stack.deployment.registry,
+        stack.deployment.coprocessor,
+        config,
+        deployer.address,
     )
     pool = v4.init_pool(deployer, v4_stack, hook)
     server = make_quote_server(QuoteService(stack.enclave(), web3_anchor(stack.w3)))

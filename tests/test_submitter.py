@@ -88,8 +88,14 @@ class Clock:
 
 def _request(n: int) -> Request:
     return Request(
-        request_id=keccak(b"id" + n.to_bytes(4, "big")), consumer="0x" + "11" * 20, template_id=b"\x22" * 32,
-        input_hash=keccak(b"input"), callback_gas_limit=50_000, fee=0, deadline=10**9, anchor_block=1,
+        request_id=keccak(b"id" + n.to_bytes(4, "big")),
+        consumer="0x" + "11" * 20,
+        template_id=b"\x22" * 32,
+        input_hash=keccak(b"input"),
+        callback_gas_limit=50_000,
+        fee=0,
+        deadline=10**9,
+        anchor_block=1,
         anchor_hash=b"\x33" * 32,
     )
 
@@ -106,7 +112,14 @@ def _signed_journal(path: Path, count: int) -> tuple[Journal, list[Request]]:
 def _submitter(journal: Journal, account: FakeAccount, clock: Clock, **config: Any) -> Submitter:
     settings = {"max_batch": 4, "max_in_flight": 4, "drop_check_after": 0.5, "bump_after": 15.0, **config}
     states: dict[bytes, RequestState] = {}
-    return Submitter(account, COPROCESSOR, journal, SubmitterConfig(**settings), request_state=lambda rid: states.get(rid, RequestState.PENDING), clock=clock)
+    return Submitter(
+        account,
+        COPROCESSOR,
+        journal,
+        SubmitterConfig(**settings),
+        request_state=lambda rid: states.get(rid, RequestState.PENDING),
+        clock=clock,
+    )
 
 
 def _states(journal: Journal, requests: list[Request]) -> list[State]:
@@ -307,10 +320,18 @@ def test_signEip1559_matchesEthAccountByteForByte() -> None:
     key = coincurve.PrivateKey(bytes(account.key))
     for nonce, data in [(0, b""), (7, b"\x01" * 40_000), (2**40, bytes(range(256)))]:
         ours = sign_eip1559(key, 31337, nonce, 10**9, 3 * 10**9 + 7, 123_456, COPROCESSOR, data)
-        theirs = account.sign_transaction({
-            "chainId": 31337, "nonce": nonce, "maxPriorityFeePerGas": 10**9, "maxFeePerGas": 3 * 10**9 + 7,
-            "gas": 123_456, "to": to_checksum_address(COPROCESSOR), "value": 0, "data": data,
-        }).raw_transaction
+        theirs = account.sign_transaction(
+            {
+                "chainId": 31337,
+                "nonce": nonce,
+                "maxPriorityFeePerGas": 10**9,
+                "maxFeePerGas": 3 * 10**9 + 7,
+                "gas": 123_456,
+                "to": to_checksum_address(COPROCESSOR),
+                "value": 0,
+                "data": data,
+            }
+        ).raw_transaction
         assert ours == bytes(theirs)
 
 

@@ -15,11 +15,10 @@ import pytest
 from eth_abi import decode, encode
 from eth_utils import keccak
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, ChainError, TxSender, contract, decode_revert
-from coprocessor.node.enclave_client import EnclaveClient
-from coprocessor_enclave.protocol import SignedQuote, coprocessor_domain, quote_digest, recover_signer
+from coprocessor.dev import devnet
 from coprocessor.node.quotes import QuoteService, RateLimiter, fetch_quote, make_quote_server, web3_anchor
+from coprocessor_enclave.protocol import SignedQuote, coprocessor_domain, quote_digest, recover_signer
 from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet
@@ -181,7 +180,6 @@ def test_quote_rateLimit_andBusy(quotes: QuoteStack) -> None:
     service.quote(quotes.body(PRICES), client="c")
     with pytest.raises(Exception, match="too many"):
         service.quote(quotes.body(PRICES), client="c")
-
 
 
 def test_quoteEndpoint_deeplyNestedBody_isAJsonErrorNotACrash(quotes: QuoteStack) -> None:

@@ -33,27 +33,86 @@ from coprocessor_enclave.template import load_templates
 
 from .conftest import TEST_TEMPLATES
 
-
 TEMPLATE = "hostile-syscalls"
 PROBE = TEST_TEMPLATES / TEMPLATE / "main.py"
 PROBE_GLOBALS = runpy.run_path(str(PROBE))  # its syscall numbers, IPC key and queue name
 
-NAMESPACE_FLAGS = ["CLONE_NEWNS", "CLONE_NEWCGROUP", "CLONE_NEWUTS", "CLONE_NEWIPC", "CLONE_NEWUSER", "CLONE_NEWPID", "CLONE_NEWNET", "CLONE_NEWTIME"]
+NAMESPACE_FLAGS = [
+    "CLONE_NEWNS",
+    "CLONE_NEWCGROUP",
+    "CLONE_NEWUTS",
+    "CLONE_NEWIPC",
+    "CLONE_NEWUSER",
+    "CLONE_NEWPID",
+    "CLONE_NEWNET",
+    "CLONE_NEWTIME",
+]
 FAMILIES = ["AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET", "AF_ALG", "AF_VSOCK"]
 # What a template must be refused, as its attempt is named in hostile-syscalls, and the errno it must get.
 REFUSED: dict[str, str] = {
-    **{name: "EPERM" for name in [
-        "setns", "io_uring_setup", "io_uring_enter", "io_uring_register", "add_key", "keyctl", "request_key",
-        "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount2", "pivot_root", "chroot",
-        "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
-        "bpf", "perf_event_open", "userfaultfd", "sethostname", "setdomainname", "kexec_load", "kexec_file_load",
-        "init_module", "finit_module", "delete_module", "reboot", "swapon", "swapoff", "acct", "quotactl",
-        "name_to_handle_at", "open_by_handle_at", "lookup_dcookie", "personality(PER_LINUX32)",
-        "flock", "inotify_init", "inotify_init1", "fanotify_init",
-    ]},
-    **{f"fcntl({command})": "EPERM" for command in [
-        "F_GETLK", "F_SETLK", "F_SETLKW", "F_OFD_GETLK", "F_OFD_SETLK", "F_OFD_SETLKW", "F_SETLEASE", "F_GETLEASE", "F_NOTIFY",
-    ]},
+    **{
+        name: "EPERM"
+        for name in [
+            "setns",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "add_key",
+            "keyctl",
+            "request_key",
+            "ptrace",
+            "process_vm_readv",
+            "process_vm_writev",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "chroot",
+            "fsopen",
+            "fsconfig",
+            "fsmount",
+            "fspick",
+            "move_mount",
+            "open_tree",
+            "mount_setattr",
+            "bpf",
+            "perf_event_open",
+            "userfaultfd",
+            "sethostname",
+            "setdomainname",
+            "kexec_load",
+            "kexec_file_load",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "reboot",
+            "swapon",
+            "swapoff",
+            "acct",
+            "quotactl",
+            "name_to_handle_at",
+            "open_by_handle_at",
+            "lookup_dcookie",
+            "personality(PER_LINUX32)",
+            "flock",
+            "inotify_init",
+            "inotify_init1",
+            "fanotify_init",
+        ]
+    },
+    **{
+        f"fcntl({command})": "EPERM"
+        for command in [
+            "F_GETLK",
+            "F_SETLK",
+            "F_SETLKW",
+            "F_OFD_GETLK",
+            "F_OFD_SETLK",
+            "F_OFD_SETLKW",
+            "F_SETLEASE",
+            "F_GETLEASE",
+            "F_NOTIFY",
+        ]
+    },
     **{f"{call}({flag})": "EPERM" for flag in NAMESPACE_FLAGS for call in ("unshare", "clone")},
     **{f"{call}({family})": "EPERM" for family in FAMILIES for call in ("socket", "socketpair")},
     "clone3": "ENOSYS",  # so that glibc falls back to clone, whose flags the filter can see
@@ -105,7 +164,10 @@ def test_template_triesNothingElse(attempts: dict[str, str]) -> None:
 
 def test_template_stillHasWhatOrdinaryCodeNeeds(enclave: Enclave) -> None:
     allowed = json.loads(answer(run_template(enclave, "allowed")))
-    assert allowed == {name: "ok" for name in ("thread", "fork", "socket(AF_UNIX)", "socketpair(AF_UNIX)", "personality(PER_LINUX)", "unshare(CLONE_FILES)")}
+    assert allowed == {
+        name: "ok"
+        for name in ("thread", "fork", "socket(AF_UNIX)", "socketpair(AF_UNIX)", "personality(PER_LINUX)", "unshare(CLONE_FILES)")
+    }
 
 
 @pytest.mark.parametrize("abi", ["i386", "x32"])
@@ -220,7 +282,12 @@ def _old_kernel(patch: pytest.MonkeyPatch) -> None:
     patch.setattr("pyseccomp.get_api", lambda: 2)  # no kill-process action: before Linux 4.14
 
 
-_BLOCKERS = {"no binding": _no_binding, "no libseccomp.so": _no_library, "a syscall it does not know": _old_library, "an old kernel": _old_kernel}
+_BLOCKERS = {
+    "no binding": _no_binding,
+    "no libseccomp.so": _no_library,
+    "a syscall it does not know": _old_library,
+    "an old kernel": _old_kernel,
+}
 
 
 @pytest.mark.parametrize("missing", _BLOCKERS)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from coprocessor.dev.toolchain import TEMPLATES_DIR, tool_path
 from coprocessor.errors import ManifestError
 from coprocessor_enclave.template import bundle_hash, encode_args, load_template
-from coprocessor.dev.toolchain import TEMPLATES_DIR, tool_path
 
 GOOD_MANIFEST = """
 name = "demo"
@@ -49,11 +49,11 @@ def test_loadTemplate_validManifest(tmp_path: Path) -> None:
         (GOOD_MANIFEST.replace('outputs = ["uint256"]', "outputs = []"), "at least one ABI type"),
         (GOOD_MANIFEST + "[limits]\ntimeout_seconds = 600\n", r"\[limits\] out of range"),
         (GOOD_MANIFEST + "[limits]\ncpu = 1\n", r"unknown keys in \[limits\]: \['cpu'\]"),
-        (GOOD_MANIFEST + "[limits]\nmemory_mb = \"lots\"\n", r"\[limits\] memory_mb must be a int"),
-        (GOOD_MANIFEST + "secret = [\"KEY\"]\n", r"unknown keys \['secret'\]"),
-        (GOOD_MANIFEST + "secrets = [\"lower\"]\n", "`secrets` must be a list of names"),
-        (GOOD_MANIFEST + "[http]\nhosts = \"api.example.com\"\n", r"\[http\] hosts must be a list, got"),
-        (GOOD_MANIFEST + "[http]\nhosts = [\"https://api.example.com\"]\n", r"\[http\] hosts must be a list"),
+        (GOOD_MANIFEST + '[limits]\nmemory_mb = "lots"\n', r"\[limits\] memory_mb must be a int"),
+        (GOOD_MANIFEST + 'secret = ["KEY"]\n', r"unknown keys \['secret'\]"),
+        (GOOD_MANIFEST + 'secrets = ["lower"]\n', "`secrets` must be a list of names"),
+        (GOOD_MANIFEST + '[http]\nhosts = "api.example.com"\n', r"\[http\] hosts must be a list, got"),
+        (GOOD_MANIFEST + '[http]\nhosts = ["https://api.example.com"]\n', r"\[http\] hosts must be a list"),
         (GOOD_MANIFEST + "[http]\nmax_requests = 1000\n", r"\[http\] out of range"),
         (GOOD_MANIFEST + "[http]\ntimeout_seconds = 9\n", "at most \\[limits\\] timeout_seconds"),
         (GOOD_MANIFEST + "config = 3\n", r"\[config\] must be a table"),
@@ -103,7 +103,7 @@ def test_encodeArgs_wrongCountRaises(tmp_path: Path) -> None:
 # The one-liner docs/templates.md gives for recomputing a template id without this package.
 ID_ONE_LINER = (
     "find . -type f | sed 's|^\\./||' | LC_ALL=C sort"
-    " | while IFS= read -r f; do printf '%s\\0%s\\0' \"$f\" \"$(wc -c < \"$f\")\"; cat \"$f\"; done"
+    ' | while IFS= read -r f; do printf \'%s\\0%s\\0\' "$f" "$(wc -c < "$f")"; cat "$f"; done'
     " | od -An -v -tx1 | tr -d ' \\n' | sed 's/^/0x/' | xargs \"$CAST\" keccak"
 )
 
@@ -116,8 +116,12 @@ def test_templateId_reproducibleFromAShellOneLiner(name: str, tmp_path: Path) ->
     (folder / "sub" / "data.json").write_text('{"a": 1}\n')
     (folder / " spaced name.txt ").write_text("kept, spaces and all")
     shell = subprocess.run(
-        ["bash", "-c", ID_ONE_LINER], cwd=folder, env={"CAST": str(tool_path("cast")), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, check=True,
+        ["bash", "-c", ID_ONE_LINER],
+        cwd=folder,
+        env={"CAST": str(tool_path("cast")), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert shell.stdout.strip() == load_template(folder).id_hex
 
@@ -151,5 +155,9 @@ def test_loadTemplate_entryModuleBroken_refusedAtLoadNotAtTheFirstRequest(tmp_pa
     ],
 )
 def test_loadTemplate_entryBoundOtherwise_accepted(tmp_path: Path, source: str) -> None:
-    assert load_template(_make(tmp_path, GOOD_MANIFEST, {"main.py": source, "helpers.py": "def run(ctx, x):\n    return x\n", "fast.py": ""})).entry == "main:run"
-
+    assert (
+        load_template(
+            _make(tmp_path, GOOD_MANIFEST, {"main.py": source, "helpers.py": "def run(ctx, x):\n    return x\n", "fast.py": ""})
+        ).entry
+        == "main:run"
+    )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coprocessor.testing import TemplateRunner
 from coprocessor.dev.toolchain import TEMPLATES_DIR
+from coprocessor.testing import TemplateRunner
 from coprocessor_enclave.errors import ManifestError
 from coprocessor_enclave.template import load_template
 

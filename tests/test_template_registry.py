@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from web3.contract import Contract
 
-from coprocessor.node import catalog
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
+from coprocessor.dev import devnet
 from coprocessor.errors import ChainError
+from coprocessor.node import catalog
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.template import Template, encode_args
@@ -31,8 +31,9 @@ def fee_echo(stack: Devnet) -> Template:
     """`fee-echo`, published by the AUTHOR account with `AUTHOR_FEE`."""
     template = stack.template("fee-echo")
     author = TxSender(stack.w3, ANVIL_KEYS[devnet.AUTHOR])
-    catalog.publish(author, stack.deployment.template_registry, template.template_id, template.name,
-                    template.version, "ipfs://fee-echo", AUTHOR_FEE)
+    catalog.publish(
+        author, stack.deployment.template_registry, template.template_id, template.name, template.version, "ipfs://fee-echo", AUTHOR_FEE
+    )
     return template
 
 
@@ -45,8 +46,7 @@ def _balances(stack: Devnet) -> tuple[int, int, int]:
     coprocessor = _coprocessor(stack)
     author = TxSender(stack.w3, ANVIL_KEYS[devnet.AUTHOR]).address
     return tuple(  # type: ignore[return-value]
-        coprocessor.functions.balanceOf(account).call()
-        for account in (author, stack.payee, stack.deployment.consumer)
+        coprocessor.functions.balanceOf(account).call() for account in (author, stack.payee, stack.deployment.consumer)
     )
 
 
@@ -128,9 +128,7 @@ def test_fulfil_error_refundsAuthorFeeToConsumer(stack: Devnet, fee_echo: Templa
     assert [a - b for a, b in zip(after, before, strict=True)] == [0, EXTRA, AUTHOR_FEE]
 
 
-def test_deprecate_refusesNewRequests_pendingOneStillPaysAuthor(
-    stack: Devnet, fee_echo: Template, tmp_path: Path
-) -> None:
+def test_deprecate_refusesNewRequests_pendingOneStillPaysAuthor(stack: Devnet, fee_echo: Template, tmp_path: Path) -> None:
     registry = stack.deployment.template_registry
     client = stack.user()
     start_block = stack.w3.eth.block_number + 1

@@ -3,11 +3,11 @@ a dynamic-fee pool, alternating swaps; the node's callbacks set the fee the next
 
 from __future__ import annotations
 
-from coprocessor.dev import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender
+from coprocessor.dev import devnet, v4
+from coprocessor.dev.toolchain import PROJECT_ROOT, artifact
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC
-from coprocessor.dev.toolchain import PROJECT_ROOT, artifact
 
 from .conftest import Devnet
 
@@ -16,7 +16,9 @@ def test_tutorialHook_callbacksSetTheFeeLaterSwapsPay(stack: Devnet, node: Node)
     deployer = TxSender(stack.w3, ANVIL_KEYS[devnet.DEPLOYER])
     v4_stack = v4.deploy_v4_stack(deployer)
     template_id = stack.template("v4-volatility").template_id
-    hook = v4.deploy_hook(deployer, artifact("MyFeeHook"), v4.AFTER_SWAP_FLAG, v4_stack.pool_manager, stack.deployment.coprocessor, template_id)
+    hook = v4.deploy_hook(
+        deployer, artifact("MyFeeHook"), v4.AFTER_SWAP_FLAG, v4_stack.pool_manager, stack.deployment.coprocessor, template_id
+    )
     deployer.transact(hook, b"", value=10**17)  # `coprocessor v4 hook --fund`
     pool = v4.init_pool(deployer, v4_stack, hook)
     fees = []

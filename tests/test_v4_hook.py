@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from eth_utils import to_checksum_address
 
-from coprocessor.dev import devnet, v4
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
+from coprocessor.dev import devnet, v4
+from coprocessor.dev.toolchain import artifact
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC, Status
-from coprocessor.dev.toolchain import artifact
 
 from .conftest import Devnet
 
@@ -32,8 +32,7 @@ def _request_ids(receipt: object, coprocessor: str) -> list[bytes]:
     return [
         bytes(log["topics"][1])
         for log in receipt["logs"]  # type: ignore[index]
-        if to_checksum_address(log["address"]) == to_checksum_address(coprocessor)
-        and bytes(log["topics"][0]) == REQUEST_SUBMITTED_TOPIC
+        if to_checksum_address(log["address"]) == to_checksum_address(coprocessor) and bytes(log["topics"][0]) == REQUEST_SUBMITTED_TOPIC
     ]
 
 
@@ -42,8 +41,13 @@ def test_feeHook_volatileSwaps_nodeCallbackRaisesFeeSeenByNextSwap(stack: Devnet
     v4_stack = v4.deploy_v4_stack(deployer)
     template_id = stack.template("v4-volatility").template_id
     hook_address = v4.deploy_hook(
-        deployer, artifact("CoprocessorFeeHook"), v4.AFTER_INITIALIZE_FLAG | v4.AFTER_SWAP_FLAG,
-        v4_stack.pool_manager, stack.deployment.coprocessor, _config(template_id, NO_REQUESTS), deployer.address,
+        deployer,
+        artifact("CoprocessorFeeHook"),
+        v4.AFTER_INITIALIZE_FLAG | v4.AFTER_SWAP_FLAG,
+        v4_stack.pool_manager,
+        stack.deployment.coprocessor,
+        _config(template_id, NO_REQUESTS),
+        deployer.address,
     )
     assert int(hook_address, 16) & v4.ALL_HOOK_MASK == v4.AFTER_INITIALIZE_FLAG | v4.AFTER_SWAP_FLAG
     deployer.transact(hook_address, b"", value=10**17)  # the request budget

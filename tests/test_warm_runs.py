@@ -26,12 +26,20 @@ from coprocessor_enclave.errors import EnclaveError
 from coprocessor_enclave.protocol import Request, Status
 from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.template import Template, encode_args, load_templates
-from coprocessor_enclave.workers import TemplateImage, WorkerPool, Warmth
+from coprocessor_enclave.workers import TemplateImage, Warmth, WorkerPool
 
 from .conftest import TEST_TEMPLATES
 
 NAMES = ("warm-marks", "warm-signals", "hostile-segfault", "hostile-sleeps", "hostile-signals")
-FRESH = {"runs": 1, "imports": 1, "imported_in_this_process": True, "sdk_mark": None, "json_mark": None, "compiled_ahead": True, "costly_modules": []}
+FRESH = {
+    "runs": 1,
+    "imports": 1,
+    "imported_in_this_process": True,
+    "sdk_mark": None,
+    "json_mark": None,
+    "compiled_ahead": True,
+    "costly_modules": [],
+}
 
 
 def _enclave(folders: list[Path], tmp: Path, **kwargs: Any) -> Enclave:
@@ -240,7 +248,9 @@ def test_pool_keepsAtMostItsBoundOfTemplatesWarm(tmp_path: Path) -> None:
         run(service, "hostile-segfault")
         run(service, "median-price", [[1], 0])
         assert list(service._pool.warm()) == [ids["hostile-segfault"], ids["median-price"]]
-        assert wait_gone(first[0]) and all(wait_gone(pid) for pid in warmth_before), "the least recently run template's processes outlived it"
+        assert wait_gone(first[0]) and all(wait_gone(pid) for pid in warmth_before), (
+            "the least recently run template's processes outlived it"
+        )
         found = json.loads(text(run(service, "warm-marks")))  # a new zygote: this job compiles for itself
         assert found == {**FRESH, "compiled_ahead": found["compiled_ahead"]}
         assert list(service._pool.warm()) == [ids["median-price"], ids["warm-marks"]]
@@ -255,10 +265,24 @@ def test_zygote_refusesABundleThatDoesNotHashToItsId() -> None:
     files = dict(chosen.files)
     files["main.py"] = files["main.py"].replace(b"return median(accepted)", b"return 666 + median(accepted)")
     image = TemplateImage(chosen.id_hex, bundles.pack(files), chosen.inputs, chosen.outputs, 256, 2.0)
-    job = {"template_id": chosen.id_hex, "entry": chosen.entry, "inputs": list(chosen.inputs), "outputs": list(chosen.outputs),
-           "input": encode(list(chosen.inputs), [[1], 0]).hex(), "limits": {"memory_mb": 256, "timeout_seconds": 2.0, "output_bytes": 1024},
-           "context": {"request_id": "00" * 32, "consumer": "0x" + "44" * 20, "template_id": chosen.id_hex[2:], "anchor_block": 0,
-                       "anchor_hash": "00" * 32, "chain_id": 1, "deadline": 2**40, "config": {}}}
+    job = {
+        "template_id": chosen.id_hex,
+        "entry": chosen.entry,
+        "inputs": list(chosen.inputs),
+        "outputs": list(chosen.outputs),
+        "input": encode(list(chosen.inputs), [[1], 0]).hex(),
+        "limits": {"memory_mb": 256, "timeout_seconds": 2.0, "output_bytes": 1024},
+        "context": {
+            "request_id": "00" * 32,
+            "consumer": "0x" + "44" * 20,
+            "template_id": chosen.id_hex[2:],
+            "anchor_block": 0,
+            "anchor_hash": "00" * 32,
+            "chain_id": 1,
+            "deadline": 2**40,
+            "config": {},
+        },
+    }
     pool = WorkerPool()
     try:
         with pytest.raises(EnclaveError, match="refused its bundle.*does not hash to its template id"):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from coprocessor.dev import devnet
 from coprocessor.chain import ANVIL_KEYS, Deployment, connect
+from coprocessor.dev import devnet
 from coprocessor.dev.toolchain import PROJECT_ROOT, ship_build_outputs
 
 
@@ -31,13 +31,29 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for package in ("coprocessor", "coprocessor_enclave"):
         shutil.copytree(PROJECT_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "shipped"))
     ship_build_outputs(source / "coprocessor" / "shipped")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(root / "dist"), str(source)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(root / "dist"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = (root / "dist").glob("coprocessor-*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     # Only the dependencies come from here: a path in a .pth file is not a site dir, so this venv's editable finder stays out.
     (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True, capture_output=True)
@@ -52,7 +68,14 @@ def _env(cache: Path) -> dict[str, str]:
 
 def test_installedWheel_outsideTheCheckout_usesWhatItShips(installed: Path, tmp_path: Path) -> None:
     probe = "import coprocessor, coprocessor.dev.toolchain as t; print(coprocessor.__file__, t.in_checkout(), t.TEMPLATES_DIR.is_dir(), t.artifact('Coprocessor')['abi'] != [])"
-    shown = subprocess.run([str(installed / "bin" / "python"), "-c", probe], cwd=tmp_path, env=_env(tmp_path / "cache"), capture_output=True, text=True, check=True).stdout.split()
+    shown = subprocess.run(
+        [str(installed / "bin" / "python"), "-c", probe],
+        cwd=tmp_path,
+        env=_env(tmp_path / "cache"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert shown[0].startswith(str(installed)), f"imported {shown[0]}, not the installed wheel"
     assert shown[1:] == ["False", "True", "True"]
 
@@ -61,17 +84,41 @@ def test_installedWheel_deployEnclaveServeAndNode_runFromAnEmptyFolder(installed
     anvil = bare_anvil
     coprocessor = str(installed / "bin" / "coprocessor")
     env = _env(tmp_path / "cache")
-    deployed = subprocess.run([coprocessor, "--state-dir", str(tmp_path), "deploy", "--rpc", anvil], cwd=tmp_path, env=env, capture_output=True, text=True)
+    deployed = subprocess.run(
+        [coprocessor, "--state-dir", str(tmp_path), "deploy", "--rpc", anvil], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert deployed.returncode == 0, deployed.stderr
     deployment = Deployment.load(tmp_path / "deployment.json")
     w3 = connect(anvil)
     deployment.check_on(w3, "coprocessor", "registry", "template_registry", "consumer")  # contracts from the shipped bytecode
 
     enclave = subprocess.Popen(
-        [coprocessor, "enclave", "serve", "--token-file", str(tmp_path / "enclave.token"), "--chain-id", str(deployment.chain_id),
-         "--coprocessor", deployment.coprocessor, "--registry", deployment.registry, "--payee", "0x" + "11" * 20,
-         "--port", "0", "--backend", "dev", "--dev-pki", str(tmp_path / "pki")],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            coprocessor,
+            "enclave",
+            "serve",
+            "--token-file",
+            str(tmp_path / "enclave.token"),
+            "--chain-id",
+            str(deployment.chain_id),
+            "--coprocessor",
+            deployment.coprocessor,
+            "--registry",
+            deployment.registry,
+            "--payee",
+            "0x" + "11" * 20,
+            "--port",
+            "0",
+            "--backend",
+            "dev",
+            "--dev-pki",
+            str(tmp_path / "pki"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     node = None
     try:
@@ -81,7 +128,10 @@ def test_installedWheel_deployEnclaveServeAndNode_runFromAnEmptyFolder(installed
         url = line.removeprefix("enclave listening on ")
         node = subprocess.Popen(
             [coprocessor, "--state-dir", str(tmp_path), "node", "--rpc", anvil, "--enclave", url],
-            cwd=tmp_path, env={**env, "COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE]}, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+            env={**env, "COPROCESSOR_NODE_KEY": ANVIL_KEYS[devnet.NODE]},
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert node.stderr is not None
         deadline, seen = time.monotonic() + 60, []

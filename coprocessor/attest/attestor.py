@@ -20,9 +20,10 @@ from eth_utils import to_checksum_address
 
 from coprocessor_enclave import tdx
 from coprocessor_enclave.attestation import Evidence, pad_report_data
-from ..errors import AttestationError
 from coprocessor_enclave.protocol import EnclaveRecord, TeeType, registration_digest, registry_domain, report_data, sign_digest
 from coprocessor_enclave.tdx import TdMeasurements
+
+from ..errors import AttestationError
 
 # Marks the development PKI's certificates (see enclave/devpki.py): only for a clear refusal.
 DEV_PKI_MARK = b"DEVELOPMENT"

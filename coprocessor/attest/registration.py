@@ -12,12 +12,13 @@ from typing import Any
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from .attestor import Claim, Policy, Verdict, approve, record_for, verify_evidence
-from ..chain import Deployment, TxSender, contract
-from coprocessor_enclave.attestation import Evidence
 from coprocessor.node.enclave_client import EnclaveClient
-from ..errors import AttestationError, ChainError
+from coprocessor_enclave.attestation import Evidence
 from coprocessor_enclave.protocol import EnclaveRecord
+
+from ..chain import Deployment, TxSender, contract
+from ..errors import AttestationError, ChainError
+from .attestor import Claim, Policy, Verdict, approve, record_for, verify_evidence
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class Attestation:
     def from_json(cls, data: dict[str, Any]) -> Attestation:
         """Inverse of `to_json`."""
         if not isinstance(data, dict) or "claim" not in data or "evidence" not in data:
-            raise AttestationError("not an attestation file: expected {\"claim\": ..., \"evidence\": ...}")
+            raise AttestationError('not an attestation file: expected {"claim": ..., "evidence": ...}')
         return cls(Claim.from_json(data["claim"]), Evidence.from_json(data["evidence"]))
 
 
@@ -95,7 +96,11 @@ class Registrar:
             raise ChainError(f"enclave {record.enclave} registered but not active")
         log.info(
             "enclave key %s registered: %s image 0x%s, TCB %s, expires at %d",
-            record.enclave, verdict.tee_type.name, verdict.image_id.hex()[:16], verdict.status, record.expires_at,
+            record.enclave,
+            verdict.tee_type.name,
+            verdict.image_id.hex()[:16],
+            verdict.status,
+            record.expires_at,
         )
         return record
 
@@ -182,4 +187,3 @@ class KeyKeeper:
             else:
                 log.info("enclave key usable again")
         self.problem = problem
-

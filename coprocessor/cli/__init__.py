@@ -51,8 +51,14 @@ def _use_state_dir(ctx: click.Context, param: click.Parameter, value: Path | Non
 @click.group(cls=_Cli, context_settings={"auto_envvar_prefix": "COPROCESSOR"})
 @click.version_option(package_name="coprocessor")
 @click.option(
-    "--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="COPROCESSOR_STATE_DIR", show_envvar=True,
-    expose_value=False, is_eager=True, callback=_use_state_dir,
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="COPROCESSOR_STATE_DIR",
+    show_envvar=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_use_state_dir,
     help="Where deployment records, the journal, the enclave token and logs are kept (default .coprocessor).",
 )
 def main() -> None:
@@ -61,8 +67,6 @@ def main() -> None:
     Start with `coprocessor dev --demo`: it starts a local chain, deploys the contracts,
     registers a development enclave, answers a few real requests and prints them.
     """
-
-
 
 
 for command in (dev, deploy, node_command, status, request, quote, enclave, attest_group, template_group, v4_group):

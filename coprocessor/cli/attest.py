@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported where they are used: see __init__.py
     from ..attest.attestor import Policy
     from ..attest.registration import Attestation
 
+
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -101,7 +102,12 @@ def attest_group() -> None:
 @click.argument("attestation_path", metavar="ATTESTATION", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--rpc", default=None, help="Read the registry's image allowlist from this chain (with --deployment).")
 @deployment_option
-@click.option("--now", type=int, default=None, help="Verify as of this unix time (default: the clock), for recorded quotes. Only here: approvals always use the clock.")
+@click.option(
+    "--now",
+    type=int,
+    default=None,
+    help="Verify as of this unix time (default: the clock), for recorded quotes. Only here: approvals always use the clock.",
+)
 @policy_options
 def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path, now: int | None, **kwargs: Any) -> None:
     """Verify ATTESTATION (written by `coprocessor enclave attest`) and print what it proves.
@@ -111,8 +117,8 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
     Exits 1 with one line saying why when any check fails.
     """
     from ..attest.attestor import verify_evidence
-    from ..chain import Deployment, connect
     from ..attest.registration import Attestation
+    from ..chain import Deployment, connect
 
     options = {**policy_kwargs(kwargs), "now": now}
     attestation = Attestation.from_json(_load_json(attestation_path))
@@ -132,20 +138,36 @@ def attest_verify(attestation_path: Path, rpc: str | None, deployment_path: Path
 @click.argument("attestation_path", metavar="ATTESTATION", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @rpc_option
 @deployment_option
-@click.option("--key-env", default="COPROCESSOR_ATTESTOR_KEY", show_default=True, help="Environment variable holding the attestor's private key.")
+@click.option(
+    "--key-env", default="COPROCESSOR_ATTESTOR_KEY", show_default=True, help="Environment variable holding the attestor's private key."
+)
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds the registration stays valid.")
-@click.option("--expires-at", type=int, default=None, help="Exact expiry (unix time) instead of now + --validity: k-of-n attestors must all sign the same record.")
+@click.option(
+    "--expires-at",
+    type=int,
+    default=None,
+    help="Exact expiry (unix time) instead of now + --validity: k-of-n attestors must all sign the same record.",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the approval here (default: stdout).")
 @policy_options
-def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_env: str, validity: int, expires_at: int | None, out: Path | None, **kwargs: Any) -> None:
+def attest_approve(
+    attestation_path: Path,
+    rpc: str,
+    deployment_path: Path,
+    key_env: str,
+    validity: int,
+    expires_at: int | None,
+    out: Path | None,
+    **kwargs: Any,
+) -> None:
     """Verify ATTESTATION, then sign the EIP-712 approval `EnclaveRegistry.register` expects.
 
     The claim must name this deployment's chain and registry. The output holds the record
     and the signature; gather the threshold's worth and pass them to `register`.
     """
     from ..attest.attestor import approve, record_for, verify_evidence
-    from ..chain import Deployment, connect
     from ..attest.registration import Attestation
+    from ..chain import Deployment, connect
 
     options = policy_kwargs(kwargs)
     key = os.environ.get(key_env)
@@ -163,8 +185,12 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
     signature = approve(record, bytes.fromhex(key.removeprefix("0x")), claim.chain_id, claim.registry)
     result = {
         "record": {
-            "enclave": record.enclave, "imageId": "0x" + record.image_id.hex(), "teeType": int(record.tee_type),
-            "payee": record.payee, "expiresAt": record.expires_at, "quoteHash": "0x" + record.quote_hash.hex(),
+            "enclave": record.enclave,
+            "imageId": "0x" + record.image_id.hex(),
+            "teeType": int(record.tee_type),
+            "payee": record.payee,
+            "expiresAt": record.expires_at,
+            "quoteHash": "0x" + record.quote_hash.hex(),
         },
         "approval": "0x" + signature.hex(),
     }
@@ -183,12 +209,14 @@ def attest_approve(attestation_path: Path, rpc: str, deployment_path: Path, key_
 @click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
 @enclave_token_option
 @deployment_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the attestation (claim + evidence).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the attestation (claim + evidence)."
+)
 def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: Path, out: Path) -> None:
     """Ask the enclave for evidence over a fresh nonce and write it for attestors."""
+    from ..attest.registration import attest
     from ..chain import Deployment
     from ..node.enclave_client import EnclaveClient
-    from ..attest.registration import attest
 
     deployment = Deployment.load(deployment_path)
     attestation = attest(EnclaveClient.with_token_file(enclave_url, enclave_token_file), deployment.chain_id, deployment.registry)
@@ -201,19 +229,40 @@ def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: 
 @enclave_token_option
 @rpc_option
 @deployment_option
-@click.option("--attestor-key-env", "attestor_envs", multiple=True, default=["COPROCESSOR_ATTESTOR_KEY"], show_default=True, help="Environment variable with an attestor key; repeat for k-of-n.")
-@click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the key that sends the register transaction.")
+@click.option(
+    "--attestor-key-env",
+    "attestor_envs",
+    multiple=True,
+    default=["COPROCESSOR_ATTESTOR_KEY"],
+    show_default=True,
+    help="Environment variable with an attestor key; repeat for k-of-n.",
+)
+@click.option(
+    "--key-env",
+    default="COPROCESSOR_NODE_KEY",
+    show_default=True,
+    help="Environment variable holding the key that sends the register transaction.",
+)
 @click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds the registration stays valid.")
 @policy_options
-def enclave_register(enclave_url: str, enclave_token_file: Path, rpc: str, deployment_path: Path, attestor_envs: tuple[str, ...], key_env: str, validity: int, **kwargs: Any) -> None:
+def enclave_register(
+    enclave_url: str,
+    enclave_token_file: Path,
+    rpc: str,
+    deployment_path: Path,
+    attestor_envs: tuple[str, ...],
+    key_env: str,
+    validity: int,
+    **kwargs: Any,
+) -> None:
     """The whole flow: attest, verify with dcap-qvl, approve with each attestor key, register on-chain."""
+    from ..attest.registration import Registrar
     from ..chain import Deployment, TxSender, connect
     from ..node.enclave_client import EnclaveClient
-    from ..attest.registration import Registrar
 
     options = policy_kwargs(kwargs)
     keys = [os.environ.get(name) for name in (key_env, *attestor_envs)]
-    missing = [name for name, value in zip((key_env, *attestor_envs), keys) if not value]
+    missing = [name for name, value in zip((key_env, *attestor_envs), keys, strict=True) if not value]
     if missing:
         raise click.UsageError(f"set {', '.join(missing)}")
     deployment = Deployment.load(deployment_path)
@@ -222,8 +271,15 @@ def enclave_register(enclave_url: str, enclave_token_file: Path, rpc: str, deplo
     policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
     attestor_keys = [bytes.fromhex(k.removeprefix("0x")) for k in keys[1:]]  # type: ignore[union-attr]
     registrar = Registrar(
-        w3, deployment, TxSender(w3, keys[0]), attestor_keys, policy, validity,  # type: ignore[arg-type]
+        w3,
+        deployment,
+        TxSender(w3, keys[0]),
+        attestor_keys,
+        policy,
+        validity,  # type: ignore[arg-type]
         collateral=functools.partial(collateral_for, options),
     )
     record = registrar.register(EnclaveClient.with_token_file(enclave_url, enclave_token_file))
-    click.echo(f"enclave {record.enclave} registered as {record.tee_type.name}, image 0x{record.image_id.hex()}, expires at {record.expires_at}")
+    click.echo(
+        f"enclave {record.enclave} registered as {record.tee_type.name}, image 0x{record.image_id.hex()}, expires at {record.expires_at}"
+    )

@@ -13,11 +13,21 @@ import click
 from ..config import default_state_dir
 from ..dev.toolchain import TEMPLATES_DIR
 from .node import serve_metrics
-from .options import in_state_dir, load_template_dirs, node_config, node_options, rpc_option, setup_logging, templates_option, verbose_option
+from .options import (
+    in_state_dir,
+    load_template_dirs,
+    node_config,
+    node_options,
+    rpc_option,
+    setup_logging,
+    templates_option,
+    verbose_option,
+)
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
-    from ..chain import Deployment
     from coprocessor_enclave.template import Template
+
+    from ..chain import Deployment
 
 
 @click.command()
@@ -31,11 +41,31 @@ if TYPE_CHECKING:  # imported where they are used: see __init__.py
     help="Where the journal, deployment record and enclave log go (wiped at start).",
 )
 @templates_option
-@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, help="TOML file of secrets for templates (see docs/templates.md).")
-@click.option("--quote-port", default=8546, show_default=True, help="Port of the node's quote endpoint (sync mode; `coprocessor quote`); 0 turns it off.")
+@click.option(
+    "--secrets",
+    "secrets_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML file of secrets for templates (see docs/templates.md).",
+)
+@click.option(
+    "--quote-port",
+    default=8546,
+    show_default=True,
+    help="Port of the node's quote endpoint (sync mode; `coprocessor quote`); 0 turns it off.",
+)
 @verbose_option
 @node_options
-def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...], secrets_file: Path | None, quote_port: int, verbose: bool, **kwargs: Any) -> None:
+def dev(
+    port: int,
+    demo: bool,
+    state_dir: Path,
+    template_dirs: tuple[Path, ...],
+    secrets_file: Path | None,
+    quote_port: int,
+    verbose: bool,
+    **kwargs: Any,
+) -> None:
     """Run everything locally: Anvil, contracts, a DEV enclave and the node.
 
     Development attestation only: NOT SECURE. Ctrl-C stops every child process.
@@ -44,16 +74,17 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
     import threading
     from dataclasses import asdict
 
-    from ..dev import devnet, v4
-    from ..chain import ANVIL_KEYS, TxSender, connect
-    from ..node.journal import Journal
-    from ..node.pipeline import Node
-    from ..node.quotes import start_quote_server
-    from ..attest.registration import KeyKeeper
-    from ..dev.toolchain import forge_build
     from coprocessor_enclave.attestation import DEV_BANNER
     from coprocessor_enclave.template import load_templates
     from coprocessor_enclave.text import inert
+
+    from ..attest.registration import KeyKeeper
+    from ..chain import ANVIL_KEYS, TxSender, connect
+    from ..dev import devnet, v4
+    from ..dev.toolchain import forge_build
+    from ..node.journal import Journal
+    from ..node.pipeline import Node
+    from ..node.quotes import start_quote_server
 
     setup_logging(verbose)
     config, metrics_port = node_config(kwargs)
@@ -85,8 +116,14 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
         pki_dir = state_dir / "dev-pki"
         enclave_process, enclave = devnet.start_enclave(
-            deployment, payee, [t.path for t in templates.values()], pki_dir, state_dir / "enclave.token",
-            state_dir / "enclave.log", chain_rpc=rpc_url, secrets_file=secrets_file,
+            deployment,
+            payee,
+            [t.path for t in templates.values()],
+            pki_dir,
+            state_dir / "enclave.token",
+            state_dir / "enclave.log",
+            chain_rpc=rpc_url,
+            secrets_file=secrets_file,
         )
         click.echo(DEV_BANNER, err=True)
         sender = TxSender(w3, ANVIL_KEYS[devnet.NODE])  # one nonce counter for registrations and fulfilments
@@ -94,7 +131,8 @@ def dev(port: int, demo: bool, state_dir: Path, template_dirs: tuple[Path, ...],
         record = registrar.register(enclave)
         log.info(
             "dev enclave %s: DCAP quote verified by dcap-qvl against the dev root, approved and registered (payee %s)",
-            record.enclave, payee,
+            record.enclave,
+            payee,
         )
         for template in templates.values():
             log.info("template %s v%s: %s", template.name, inert(template.version), template.id_hex)
@@ -132,11 +170,12 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
     """Sends real requests through the example consumer and prints a table of the callbacks."""
     from eth_utils import keccak
 
-    from ..dev import devnet
-    from ..chain import ANVIL_KEYS, TxSender
-    from ..dev.consumer import Answer, ExampleConsumerClient
     from coprocessor_enclave.protocol import Status
     from coprocessor_enclave.template import encode_args, find_template
+
+    from ..chain import ANVIL_KEYS, TxSender
+    from ..dev import devnet
+    from ..dev.consumer import Answer, ExampleConsumerClient
 
     median = find_template(templates, "median-price")
     holder = find_template(templates, "token-holder")
@@ -182,15 +221,19 @@ def _run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Templat
 
 def _run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:
     """A Uniswap v4 dynamic-fee hook on the real PoolManager: volatile swaps, a request, the callback's fee."""
-    from ..dev import devnet, v4
     from ..chain import ANVIL_KEYS, TxSender
+    from ..dev import devnet, v4
 
     click.echo("\nUniswap v4 CoprocessorFeeHook (the real PoolManager bytecode from @uniswap/v4-core):")
     deployer = TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER])
     demo = v4.run_fee_hook_demo(deployer, deployment.coprocessor, volatility.template_id, w3)
-    click.echo(f"  swap fee before the callback  {demo.fee_before:>7} (hundredths of a bip)   swap tx gas {demo.swap_gas:,} (with the request)")
-    click.echo(f"  request 0x{demo.request_id.hex()[:12]}… answered  volatility {demo.volatility} -> fee {demo.fee_set}"
-               f" in {demo.latency * 1000:.0f} ms (request mined -> callback stored)")
+    click.echo(
+        f"  swap fee before the callback  {demo.fee_before:>7} (hundredths of a bip)   swap tx gas {demo.swap_gas:,} (with the request)"
+    )
+    click.echo(
+        f"  request 0x{demo.request_id.hex()[:12]}… answered  volatility {demo.volatility} -> fee {demo.fee_set}"
+        f" in {demo.latency * 1000:.0f} ms (request mined -> callback stored)"
+    )
     click.echo(f"  next swap's Swap event fee    {demo.fee_after:>7}")
     ok = demo.fee_after == demo.fee_set > demo.fee_before
     if not ok:
@@ -202,11 +245,15 @@ def _shorten(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-
-
 @click.command()
 @rpc_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=in_state_dir("deployment.json"), show_default="<state dir>/deployment.json", help="Where to write the deployment record.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=in_state_dir("deployment.json"),
+    show_default="<state dir>/deployment.json",
+    help="Where to write the deployment record.",
+)
 @click.option("--no-dev", is_flag=True, help="Deploy a registry that refuses DEV enclaves forever (allowDev = false).")
 def deploy(rpc: str, out: Path, no_dev: bool) -> None:
     """Deploy the contracts to a dev chain with Anvil's well-known keys and write a deployment record."""
@@ -217,5 +264,3 @@ def deploy(rpc: str, out: Path, no_dev: bool) -> None:
     deployment = devnet.deploy(rpc, allow_dev=not no_dev, templates=load_template_dirs(()).values())
     deployment.save(out)
     click.echo(json.dumps(deployment.__dict__, indent=2))
-
-

@@ -16,9 +16,7 @@ def enclave() -> None:
     """The enclave process: key holder and template runner."""
 
 
-@enclave.command(
-    "serve", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-)
+@enclave.command("serve", add_help_option=False, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def enclave_serve(ctx: click.Context) -> None:
     """Run the enclave (`coprocessor-enclave serve`; its --help lists the options).

@@ -11,8 +11,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .options import (
-    deployment_option, enclave_token_option, journal_option, node_config, node_options, policy_kwargs, policy_options,
-    rpc_option, setup_logging, verbose_option,
+    deployment_option,
+    enclave_token_option,
+    journal_option,
+    node_config,
+    node_options,
+    policy_kwargs,
+    policy_options,
+    rpc_option,
+    setup_logging,
+    verbose_option,
 )
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
@@ -25,25 +33,57 @@ def serve_metrics(node: Node, port: int) -> None:
         logging.getLogger("coprocessor.node.pipeline").info("metrics on http://127.0.0.1:%d/metrics", bound)
 
 
-
-
 @click.command("node")
 @rpc_option
 @deployment_option
 @click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
 @enclave_token_option
 @journal_option
-@click.option("--key-env", default="COPROCESSOR_NODE_KEY", show_default=True, help="Environment variable holding the submitting account's private key.")
-@click.option("--attestor-key-env", "attestor_envs", multiple=True, help="Environment variable with an attestor key, to renew the enclave key before it expires; repeat for k-of-n. Without it the node only stops when the key lapses.")
+@click.option(
+    "--key-env",
+    default="COPROCESSOR_NODE_KEY",
+    show_default=True,
+    help="Environment variable holding the submitting account's private key.",
+)
+@click.option(
+    "--attestor-key-env",
+    "attestor_envs",
+    multiple=True,
+    help="Environment variable with an attestor key, to renew the enclave key before it expires; repeat for k-of-n. Without it the node only stops when the key lapses.",
+)
 @click.option("--renew-before", default=3 * 24 * 3600, show_default=True, help="Seconds before expiry at which the enclave key is renewed.")
-@click.option("--validity", default=30 * 24 * 3600, show_default=True, help="Seconds a renewed key's registration lasts (longer than --renew-before).")
+@click.option(
+    "--validity", default=30 * 24 * 3600, show_default=True, help="Seconds a renewed key's registration lasts (longer than --renew-before)."
+)
 @click.option("--key-check-interval", default=10.0, show_default=True, help="Seconds between on-chain checks of the enclave key.")
-@click.option("--quote-port", default=0, show_default=True, help="Serve enclave-signed quotes (sync mode) on this port: POST /quote. 0: off.")
-@click.option("--quote-host", default="127.0.0.1", show_default=True, help="Address the quote endpoint binds (it is meant to be public; the enclave's own API stays on loopback).")
+@click.option(
+    "--quote-port", default=0, show_default=True, help="Serve enclave-signed quotes (sync mode) on this port: POST /quote. 0: off."
+)
+@click.option(
+    "--quote-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the quote endpoint binds (it is meant to be public; the enclave's own API stays on loopback).",
+)
 @verbose_option
 @policy_options
 @node_options
-def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_token_file: Path, journal_path: Path, key_env: str, attestor_envs: tuple[str, ...], renew_before: int, validity: int, key_check_interval: float, quote_port: int, quote_host: str, verbose: bool, **kwargs: Any) -> None:
+def node_command(
+    rpc: str,
+    deployment_path: Path,
+    enclave_url: str,
+    enclave_token_file: Path,
+    journal_path: Path,
+    key_env: str,
+    attestor_envs: tuple[str, ...],
+    renew_before: int,
+    validity: int,
+    key_check_interval: float,
+    quote_port: int,
+    quote_host: str,
+    verbose: bool,
+    **kwargs: Any,
+) -> None:
     """Serve requests: watch the chain, run them in the enclave, submit signed results.
 
     The node checks its enclave key on-chain every few seconds: a revoked or expired key
@@ -54,13 +94,13 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     import functools
     import signal
 
+    from ..attest.registration import KeyKeeper, Registrar
     from ..chain import Deployment, TxSender, connect
-    from .attest import build_policy, collateral_for, onchain_images
     from ..node.enclave_client import EnclaveClient
     from ..node.journal import Journal
     from ..node.pipeline import Node
     from ..node.quotes import start_quote_server
-    from ..attest.registration import KeyKeeper, Registrar
+    from .attest import build_policy, collateral_for, onchain_images
 
     setup_logging(verbose)
     config, metrics_port = node_config(kwargs, key_check_interval)
@@ -81,13 +121,24 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
     if attestor_keys:
         policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
         registrar = Registrar(
-            w3, deployment, sender, [bytes.fromhex(k.removeprefix("0x")) for k in attestor_keys], policy,
-            validity, collateral=functools.partial(collateral_for, options),
+            w3,
+            deployment,
+            sender,
+            [bytes.fromhex(k.removeprefix("0x")) for k in attestor_keys],
+            policy,
+            validity,
+            collateral=functools.partial(collateral_for, options),
         )
     keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before)
     node = Node(
-        w3, deployment.coprocessor, Journal(journal_path), enclave, sender,
-        deployment.start_block, config, keeper,
+        w3,
+        deployment.coprocessor,
+        Journal(journal_path),
+        enclave,
+        sender,
+        deployment.start_block,
+        config,
+        keeper,
     )
     serve_metrics(node, metrics_port)
     signal.signal(signal.SIGTERM, lambda *_: node.stop())
@@ -104,8 +155,6 @@ def node_command(rpc: str, deployment_path: Path, enclave_url: str, enclave_toke
             quote_server.shutdown()
 
 
-
-
 @click.command()
 @journal_option
 @click.option("--errors", "error_count", default=5, show_default=True, help="How many recent errors to show.")
@@ -117,34 +166,46 @@ def status(journal_path: Path, error_count: int, as_json: bool) -> None:
     """
     import time
 
-    from ..node.journal import Journal, State
     from coprocessor_enclave.text import inert
 
+    from ..node.journal import Journal, State
+
     if not journal_path.exists():
-        raise click.ClickException(f"no journal at {journal_path}: pass --journal (the node's --journal, or <state dir>/journal.sqlite for `dev`)")
+        raise click.ClickException(
+            f"no journal at {journal_path}: pass --journal (the node's --journal, or <state dir>/journal.sqlite for `dev`)"
+        )
     journal = Journal(journal_path)
     counts = journal.counts()
     oldest = journal.oldest_active()
     cursor = journal.cursor()
     errors = journal.recent_errors(error_count)
     if as_json:
-        click.echo(json.dumps({
-            "counts": counts,
-            "cursor": None if cursor is None else {"block": cursor[0], "hash": "0x" + cursor[1]},
-            "oldest_pending": None if oldest is None else {
-                "request_id": "0x" + oldest.request.request_id.hex(), "state": oldest.state.value,
-                "age_seconds": round(time.time() - oldest.seen_at, 3), "block": oldest.block_number,
-            },
-            "errors": [{"request_id": "0x" + e.request.request_id.hex(), "state": e.state.value, "error": e.error} for e in errors],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "counts": counts,
+                    "cursor": None if cursor is None else {"block": cursor[0], "hash": "0x" + cursor[1]},
+                    "oldest_pending": None
+                    if oldest is None
+                    else {
+                        "request_id": "0x" + oldest.request.request_id.hex(),
+                        "state": oldest.state.value,
+                        "age_seconds": round(time.time() - oldest.seen_at, 3),
+                        "block": oldest.block_number,
+                    },
+                    "errors": [{"request_id": "0x" + e.request.request_id.hex(), "state": e.state.value, "error": e.error} for e in errors],
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"journal   {journal_path}")
     click.echo(f"cursor    {'none yet' if cursor is None else f'block {cursor[0]}'}")
     for state in State:
         click.echo(f"{state.value:<10}{counts.get(state.value, 0):>8}")
     if oldest is not None:
-        click.echo(f"oldest pending: 0x{oldest.request.request_id.hex()} ({oldest.state.value}, {time.time() - oldest.seen_at:.1f} s, block {oldest.block_number})")
+        click.echo(
+            f"oldest pending: 0x{oldest.request.request_id.hex()} ({oldest.state.value}, {time.time() - oldest.seen_at:.1f} s, block {oldest.block_number})"
+        )
     for entry in errors:
         click.echo(f"error: 0x{entry.request.request_id.hex()[:16]}… {entry.state.value}: {inert(entry.error or '')[:200]}")
-
-

@@ -42,17 +42,32 @@ def in_state_dir(name: str) -> Callable[[], Path]:
 
 
 rpc_option = click.option(
-    "--rpc", default="http://127.0.0.1:8545", show_default=True, envvar="COPROCESSOR_RPC", show_envvar=True,
+    "--rpc",
+    default="http://127.0.0.1:8545",
+    show_default=True,
+    envvar="COPROCESSOR_RPC",
+    show_envvar=True,
     help="JSON-RPC URL of the chain.",
 )
 deployment_option = click.option(
-    "--deployment", "deployment_path", type=click.Path(dir_okay=False, path_type=Path), default=in_state_dir("deployment.json"),
-    show_default="<state dir>/deployment.json", envvar="COPROCESSOR_DEPLOYMENT", show_envvar=True,
+    "--deployment",
+    "deployment_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=in_state_dir("deployment.json"),
+    show_default="<state dir>/deployment.json",
+    envvar="COPROCESSOR_DEPLOYMENT",
+    show_envvar=True,
     help="Deployment record written by `coprocessor dev` or `deploy`.",
 )
 journal_option = click.option(
-    "--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path), default=in_state_dir("journal.sqlite"),
-    show_default="<state dir>/journal.sqlite", envvar="COPROCESSOR_JOURNAL", show_envvar=True, help="The node's journal.",
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=in_state_dir("journal.sqlite"),
+    show_default="<state dir>/journal.sqlite",
+    envvar="COPROCESSOR_JOURNAL",
+    show_envvar=True,
+    help="The node's journal.",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 templates_option = click.option(
@@ -73,8 +88,11 @@ enclave_token_option = click.option(
 )
 # Intel's TCB statuses that a policy may accept (Revoked never verifies).
 TCB_STATUSES = (
-    "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded",
-    "OutOfDate", "OutOfDateConfigurationNeeded",
+    "SWHardeningNeeded",
+    "ConfigurationNeeded",
+    "ConfigurationAndSWHardeningNeeded",
+    "OutOfDate",
+    "OutOfDateConfigurationNeeded",
 )
 
 
@@ -87,8 +105,6 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("web3").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-
 
 
 def json_args(text: str, hint: str) -> list[Any]:
@@ -121,17 +137,103 @@ def node_options(command: Any) -> Any:
     """The node's tuning knobs, shared by `node` and `dev`; each is also a COPROCESSOR_* environment variable."""
     defaults = NodeConfig()
     options = [
-        click.option("--concurrency", type=click.IntRange(1, 256), default=defaults.concurrency, show_default=True, envvar="COPROCESSOR_CONCURRENCY", show_envvar=True, help="Enclave runs at once."),
-        click.option("--max-batch", type=click.IntRange(1, 512), default=defaults.max_batch, show_default=True, envvar="COPROCESSOR_MAX_BATCH", show_envvar=True, help="Most responses in one fulfil transaction."),
-        click.option("--gas-budget", type=click.IntRange(100_000), default=defaults.gas_budget, show_default=True, envvar="COPROCESSOR_GAS_BUDGET", show_envvar=True, help="Gas a fulfil transaction may plan for (callback limits plus overhead)."),
-        click.option("--max-in-flight", type=click.IntRange(1, 64), default=defaults.max_in_flight, show_default=True, envvar="COPROCESSOR_MAX_IN_FLIGHT", show_envvar=True, help="Node transactions pending at once."),
-        click.option("--batch-wait", type=click.FloatRange(0, 10), default=defaults.batch_wait, show_default=True, envvar="COPROCESSOR_BATCH_WAIT", show_envvar=True, help="Seconds a partial batch may wait, after the last fulfil, for responses the enclave is still making (never when it is idle)."),
-        click.option("--backlog-batch-wait", type=click.FloatRange(0, 10), default=defaults.backlog_batch_wait, show_default=True, envvar="COPROCESSOR_BACKLOG_BATCH_WAIT", show_envvar=True, help="The same while requests also wait to be run (the node is behind): fuller batches cost less per response."),
-        click.option("--confirmations", type=click.IntRange(0), default=defaults.confirmations, show_default=True, envvar="COPROCESSOR_CONFIRMATIONS", show_envvar=True, help="Blocks to wait before acting on a request."),
-        click.option("--reorg-depth", type=click.IntRange(1), default=defaults.reorg_depth, show_default=True, envvar="COPROCESSOR_REORG_DEPTH", show_envvar=True, help="Deepest reorg handled exactly; a deeper one rescans this far back."),
-        click.option("--poll-interval", type=click.FloatRange(0.001), default=defaults.poll_interval, show_default=True, envvar="COPROCESSOR_POLL_INTERVAL", show_envvar=True, help="Seconds between head polls when the RPC has no websocket."),
-        click.option("--ws-url", default="", envvar="COPROCESSOR_WS_URL", show_envvar=True, help="Websocket URL for new heads. Default: the RPC URL with ws://; `none` polls only."),
-        click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True, envvar="COPROCESSOR_METRICS_PORT", show_envvar=True, help="Serve Prometheus metrics on this port (/metrics). 0: off."),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 256),
+            default=defaults.concurrency,
+            show_default=True,
+            envvar="COPROCESSOR_CONCURRENCY",
+            show_envvar=True,
+            help="Enclave runs at once.",
+        ),
+        click.option(
+            "--max-batch",
+            type=click.IntRange(1, 512),
+            default=defaults.max_batch,
+            show_default=True,
+            envvar="COPROCESSOR_MAX_BATCH",
+            show_envvar=True,
+            help="Most responses in one fulfil transaction.",
+        ),
+        click.option(
+            "--gas-budget",
+            type=click.IntRange(100_000),
+            default=defaults.gas_budget,
+            show_default=True,
+            envvar="COPROCESSOR_GAS_BUDGET",
+            show_envvar=True,
+            help="Gas a fulfil transaction may plan for (callback limits plus overhead).",
+        ),
+        click.option(
+            "--max-in-flight",
+            type=click.IntRange(1, 64),
+            default=defaults.max_in_flight,
+            show_default=True,
+            envvar="COPROCESSOR_MAX_IN_FLIGHT",
+            show_envvar=True,
+            help="Node transactions pending at once.",
+        ),
+        click.option(
+            "--batch-wait",
+            type=click.FloatRange(0, 10),
+            default=defaults.batch_wait,
+            show_default=True,
+            envvar="COPROCESSOR_BATCH_WAIT",
+            show_envvar=True,
+            help="Seconds a partial batch may wait, after the last fulfil, for responses the enclave is still making (never when it is idle).",
+        ),
+        click.option(
+            "--backlog-batch-wait",
+            type=click.FloatRange(0, 10),
+            default=defaults.backlog_batch_wait,
+            show_default=True,
+            envvar="COPROCESSOR_BACKLOG_BATCH_WAIT",
+            show_envvar=True,
+            help="The same while requests also wait to be run (the node is behind): fuller batches cost less per response.",
+        ),
+        click.option(
+            "--confirmations",
+            type=click.IntRange(0),
+            default=defaults.confirmations,
+            show_default=True,
+            envvar="COPROCESSOR_CONFIRMATIONS",
+            show_envvar=True,
+            help="Blocks to wait before acting on a request.",
+        ),
+        click.option(
+            "--reorg-depth",
+            type=click.IntRange(1),
+            default=defaults.reorg_depth,
+            show_default=True,
+            envvar="COPROCESSOR_REORG_DEPTH",
+            show_envvar=True,
+            help="Deepest reorg handled exactly; a deeper one rescans this far back.",
+        ),
+        click.option(
+            "--poll-interval",
+            type=click.FloatRange(0.001),
+            default=defaults.poll_interval,
+            show_default=True,
+            envvar="COPROCESSOR_POLL_INTERVAL",
+            show_envvar=True,
+            help="Seconds between head polls when the RPC has no websocket.",
+        ),
+        click.option(
+            "--ws-url",
+            default="",
+            envvar="COPROCESSOR_WS_URL",
+            show_envvar=True,
+            help="Websocket URL for new heads. Default: the RPC URL with ws://; `none` polls only.",
+        ),
+        click.option(
+            "--metrics-port",
+            type=click.IntRange(0, 65535),
+            default=0,
+            show_default=True,
+            envvar="COPROCESSOR_METRICS_PORT",
+            show_envvar=True,
+            help="Serve Prometheus metrics on this port (/metrics). 0: off.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -160,12 +262,35 @@ def node_config(kwargs: dict[str, Any], key_check_interval: float | None = None)
 def policy_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The attestor's policy, as options shared by every command that verifies evidence."""
     options = [
-        click.option("--image", "images", multiple=True, help="Allowlisted image id (0x, 32 bytes); repeatable. Default: the registry's allowlist (needs --rpc)."),
-        click.option("--allow-status", "statuses", multiple=True, type=click.Choice(TCB_STATUSES), help="A TCB status accepted besides UpToDate; repeatable."),
-        click.option("--reject-advisory", "advisories", multiple=True, help="Intel advisory id that makes a quote unacceptable; repeatable."),
-        click.option("--collateral", "collateral_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Collateral JSON (default: the evidence's own, or --pccs)."),
+        click.option(
+            "--image",
+            "images",
+            multiple=True,
+            help="Allowlisted image id (0x, 32 bytes); repeatable. Default: the registry's allowlist (needs --rpc).",
+        ),
+        click.option(
+            "--allow-status",
+            "statuses",
+            multiple=True,
+            type=click.Choice(TCB_STATUSES),
+            help="A TCB status accepted besides UpToDate; repeatable.",
+        ),
+        click.option(
+            "--reject-advisory", "advisories", multiple=True, help="Intel advisory id that makes a quote unacceptable; repeatable."
+        ),
+        click.option(
+            "--collateral",
+            "collateral_path",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Collateral JSON (default: the evidence's own, or --pccs).",
+        ),
         click.option("--pccs", default=None, help="Fetch collateral from this PCCS/PCS URL, e.g. https://api.trustedservices.intel.com."),
-        click.option("--insecure-dev-root", "dev_root", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INSECURE: also accept quotes from this development root CA (PEM or DER); they register as DEV."),
+        click.option(
+            "--insecure-dev-root",
+            "dev_root",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="INSECURE: also accept quotes from this development root CA (PEM or DER); they register as DEV.",
+        ),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 

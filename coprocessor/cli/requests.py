@@ -17,10 +17,21 @@ from .options import ADDRESS, deployment_option, json_args, load_template_dirs, 
 @rpc_option
 @deployment_option
 @click.option("--timeout", default=300, show_default=True, help="Seconds before the request may be cancelled and refunded.")
-@click.option("--fee", type=int, default=None, help="Fee in wei. Default: the Coprocessor's requestFee (minimum fee plus the template author's fee).")
+@click.option(
+    "--fee", type=int, default=None, help="Fee in wei. Default: the Coprocessor's requestFee (minimum fee plus the template author's fee)."
+)
 @click.option("--wait", "wait_seconds", default=60.0, show_default=True, help="Seconds to wait for the callback.")
 @templates_option
-def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: int, fee: int | None, wait_seconds: float, template_dirs: tuple[Path, ...]) -> None:
+def request(
+    template: str,
+    args: str,
+    rpc: str,
+    deployment_path: Path,
+    timeout: int,
+    fee: int | None,
+    wait_seconds: float,
+    template_dirs: tuple[Path, ...],
+) -> None:
     """Send one request through the example consumer and wait for its callback.
 
     TEMPLATE is a name or 0x id; ARGS is a JSON list of the template's inputs (@file.json reads
@@ -28,12 +39,13 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
 
         coprocessor request median-price '[[100, 101, 250], 500]'
     """
-    from ..dev import devnet
-    from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract, decode_revert
-    from ..errors import ChainError
-    from ..dev.consumer import ExampleConsumerClient
     from coprocessor_enclave.protocol import Status
     from coprocessor_enclave.template import encode_args, find_template
+
+    from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract, decode_revert
+    from ..dev import devnet
+    from ..dev.consumer import ExampleConsumerClient
+    from ..errors import ChainError
 
     chosen = find_template(load_template_dirs(template_dirs), template)
     values = json_args(args, "ARGS")
@@ -56,7 +68,9 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
                 f" publish it first with `coprocessor template publish {chosen.path}`"
             ) from None
         if "TemplateIsDeprecated" in reason:
-            raise ChainError(f"template {chosen.name} ({chosen.id_hex}) was deprecated by its author: the Coprocessor refuses new requests for it") from None
+            raise ChainError(
+                f"template {chosen.name} ({chosen.id_hex}) was deprecated by its author: the Coprocessor refuses new requests for it"
+            ) from None
         raise
     click.echo(f"request 0x{request_id.hex()} sent; waiting for the callback...", err=True)
     answer = client.wait(request_id, sent_at, wait_seconds)
@@ -65,13 +79,15 @@ def request(template: str, args: str, rpc: str, deployment_path: Path, timeout: 
         sys.exit(2)
 
 
-
-
 @click.command()
 @click.argument("template")
 @click.argument("args")
-@click.option("--consumer", required=True, type=ADDRESS, help="Address of the contract that will verify the quote (it is bound into the signature).")
-@click.option("--url", default="http://127.0.0.1:8546", show_default=True, help="A node's quote endpoint (`node --quote-port`, on in `dev`).")
+@click.option(
+    "--consumer", required=True, type=ADDRESS, help="Address of the contract that will verify the quote (it is bound into the signature)."
+)
+@click.option(
+    "--url", default="http://127.0.0.1:8546", show_default=True, help="A node's quote endpoint (`node --quote-port`, on in `dev`)."
+)
 @click.option("--lifetime", default=300, show_default=True, help="Seconds the quote stays valid (the enclave caps it).")
 @click.option("--json", "as_json", is_flag=True, help="Print every field as JSON instead of only the encoded quote.")
 @templates_option
@@ -85,8 +101,9 @@ def quote(template: str, args: str, consumer: str, url: str, lifetime: int, as_j
     """
     import time
 
-    from ..node.quotes import fetch_quote
     from coprocessor_enclave.template import encode_args, find_template
+
+    from ..node.quotes import fetch_quote
 
     chosen = find_template(load_template_dirs(template_dirs), template)
     values = json_args(args, "ARGS")
@@ -107,5 +124,3 @@ def quote(template: str, args: str, consumer: str, url: str, lifetime: int, as_j
         err=True,
     )
     click.echo("0x" + signed.encode().hex())
-
-

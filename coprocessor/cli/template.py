@@ -16,10 +16,11 @@ from ..errors import CoprocessorError, ManifestError
 from .options import deployment_option, json_args, load_template_dirs, rpc_option, templates_option
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
-    from ..node import catalog
     from ..chain import TxSender
+    from ..node import catalog
 
 LOCAL_CHAIN_ID = 31337
+
 
 @click.group("template")
 def template_group() -> None:
@@ -28,7 +29,7 @@ def template_group() -> None:
 
 # ----------------------------------------------------------------------------- new
 
-_SCAFFOLD_MANIFEST = '''name = "{name}"
+_SCAFFOLD_MANIFEST = """name = "{name}"
 version = "0.1.0"
 description = "What {name} computes, in one line."
 entry = "main:run"
@@ -43,7 +44,7 @@ outputs = ["uint256", "uint256"]
 [limits]
 timeout_seconds = 2
 memory_mb = 256
-'''
+"""
 
 _SCAFFOLD_MAIN = '''"""{name}: the mean and the spread of a list of numbers (replace with your task)."""
 
@@ -75,7 +76,7 @@ def test_run_emptyInputIsInvalid(template_runner) -> None:
     assert result.status == Status.INVALID_INPUT and "at least one value" in result.reason
 '''
 
-_SCAFFOLD_README = '''# {name}
+_SCAFFOLD_README = """# {name}
 
 What it computes and why a contract would ask for it.
 
@@ -88,12 +89,19 @@ From the folder `coprocessor template new` ran in:
 coprocessor template run {path} --input '[[10, 20, 60]]'
 coprocessor template test {path}
 ```
-'''
+"""
 
 
 @template_group.command("new")
 @click.argument("name")
-@click.option("--dir", "parent", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True, help="Where to create the template folder.")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to create the template folder.",
+)
 def template_new(name: str, parent: Path) -> None:
     """Scaffold a working template NAME (manifest, entry, README, a test)."""
     from coprocessor_enclave.template import MANIFEST, load_template
@@ -130,22 +138,37 @@ def _resolve(key: str, template_dirs: tuple[Path, ...]) -> Path:
 
 @template_group.command("run")
 @click.argument("template")
-@click.option("--input", "input_json", default="[]", show_default=True, help="JSON list of the template's inputs, e.g. '[[100, 101], 500]' (0x-hex for bytes); @file.json reads a file, - reads stdin.")
+@click.option(
+    "--input",
+    "input_json",
+    default="[]",
+    show_default=True,
+    help="JSON list of the template's inputs, e.g. '[[100, 101], 500]' (0x-hex for bytes); @file.json reads a file, - reads stdin.",
+)
 @click.option("--secret", "secret_pairs", multiple=True, metavar="NAME=VALUE", help="A secret the template declares; repeatable.")
 @click.option("--rpc", "chain_rpc", default=None, help="Chain RPC for ctx.chain reads (anchored at the latest block, or --block).")
 @click.option("--block", type=int, default=None, help="Anchor block for chain reads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @templates_option
-def template_run(template: str, input_json: str, secret_pairs: tuple[str, ...], chain_rpc: str | None, block: int | None, as_json: bool, template_dirs: tuple[Path, ...]) -> None:
+def template_run(
+    template: str,
+    input_json: str,
+    secret_pairs: tuple[str, ...],
+    chain_rpc: str | None,
+    block: int | None,
+    as_json: bool,
+    template_dirs: tuple[Path, ...],
+) -> None:
     """Run TEMPLATE (folder, name or id) once through the real enclave and worker path, no chain needed.
 
     \b
       coprocessor template run median-price --input '[[100, 101, 250], 500]'
       coprocessor template run ./my-task --input '[[1, 2, 3]]'
     """
-    from ..testing import TemplateRunner
     from coprocessor_enclave.template import to_jsonable
     from coprocessor_enclave.text import inert
+
+    from ..testing import TemplateRunner
 
     args = json_args(input_json, "--input")
     secrets = {}
@@ -185,8 +208,8 @@ def template_test(template: str, pytest_args: tuple[str, ...], template_dirs: tu
 
 def _author(w3: Any, key_env: str) -> TxSender:
     """The publishing account: the key in `key_env`, or on a local Anvil chain its dev account #5."""
-    from ..dev import devnet
     from ..chain import ANVIL_KEYS, TxSender
+    from ..dev import devnet
 
     key = os.environ.get(key_env)
     if key:
@@ -201,15 +224,20 @@ def _author(w3: Any, key_env: str) -> TxSender:
 @click.argument("template")
 @click.option("--fee", default=0, show_default=True, help="Author fee in wei, paid on every Ok fulfilment; fixed for this version.")
 @click.option("--uri", default="", help="Where the bundle can be fetched (e.g. a git URL at a commit, or ipfs://).")
-@click.option("--key-env", default="COPROCESSOR_AUTHOR_KEY", show_default=True, help="Environment variable holding the author's private key.")
+@click.option(
+    "--key-env", default="COPROCESSOR_AUTHOR_KEY", show_default=True, help="Environment variable holding the author's private key."
+)
 @rpc_option
 @deployment_option
 @templates_option
-def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
+def template_publish(
+    template: str, fee: int, uri: str, key_env: str, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]
+) -> None:
     """Publish TEMPLATE (folder, name or id) in the on-chain TemplateRegistry under its content-hash id."""
-    from ..node import catalog
-    from ..chain import Deployment, connect
     from coprocessor_enclave.template import load_template
+
+    from ..chain import Deployment, connect
+    from ..node import catalog
 
     chosen = load_template(_resolve(template, template_dirs))
     deployment = Deployment.load(deployment_path)
@@ -222,13 +250,15 @@ def template_publish(template: str, fee: int, uri: str, key_env: str, rpc: str, 
 
 @template_group.command("deprecate")
 @click.argument("template_id")
-@click.option("--key-env", default="COPROCESSOR_AUTHOR_KEY", show_default=True, help="Environment variable holding the author's private key.")
+@click.option(
+    "--key-env", default="COPROCESSOR_AUTHOR_KEY", show_default=True, help="Environment variable holding the author's private key."
+)
 @rpc_option
 @deployment_option
 def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path: Path) -> None:
     """Deprecate a published TEMPLATE_ID: new requests for it are refused; pending ones still settle."""
-    from ..node import catalog
     from ..chain import Deployment, connect
+    from ..node import catalog
 
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
@@ -244,9 +274,10 @@ def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path
 @templates_option
 def template_list(onchain: bool | None, rpc: str, deployment_path: Path, template_dirs: tuple[Path, ...]) -> None:
     """List local templates (ids, versions, types) and the on-chain catalogue (authors, fees, status)."""
-    from ..node import catalog
-    from ..chain import Deployment, connect
     from coprocessor_enclave.text import inert
+
+    from ..chain import Deployment, connect
+    from ..node import catalog
 
     local = load_template_dirs(template_dirs)
     listed: dict[bytes, catalog.Listing] = {}
@@ -266,7 +297,9 @@ def template_list(onchain: bool | None, rpc: str, deployment_path: Path, templat
     for template in local.values():
         entry = listed.get(template.template_id)
         where = "local only" if entry is None else _describe(entry)
-        click.echo(f"{template.id_hex}  {template.name} v{inert(template.version)}  ({', '.join(template.inputs)}) -> ({', '.join(template.outputs)})  [{where}]")
+        click.echo(
+            f"{template.id_hex}  {template.name} v{inert(template.version)}  ({', '.join(template.inputs)}) -> ({', '.join(template.outputs)})  [{where}]"
+        )
     for entry in listed.values():
         if entry.template_id not in local:
             click.echo(f"0x{entry.template_id.hex()}  {inert(entry.name)} v{inert(entry.version)}  [{_describe(entry)}; bundle not here]")

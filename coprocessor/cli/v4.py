@@ -16,7 +16,10 @@ if TYPE_CHECKING:  # imported where they are used: see __init__.py
     from ..chain import TxSender
 
 _state_option = click.option(
-    "--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=in_state_dir("v4.json"),
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=in_state_dir("v4.json"),
     show_default="<state dir>/v4.json",
     help="Where the v4 addresses are kept between commands.",
 )
@@ -24,8 +27,8 @@ _state_option = click.option(
 
 def _sender(rpc: str) -> TxSender:
     """Anvil's deployer account: these commands are for a local chain."""
-    from ..dev import devnet
     from ..chain import ANVIL_KEYS, TxSender, connect
+    from ..dev import devnet
 
     return TxSender(connect(rpc), ANVIL_KEYS[devnet.DEPLOYER])
 
@@ -56,23 +59,37 @@ def v4_deploy(rpc: str, state_path: Path) -> None:
 
 @v4_group.command("hook")
 @click.argument("contract")
-@click.option("--flags", required=True, help="Comma-separated hook permissions (Hooks.sol's, dashed), e.g. after-initialize,after-swap; a wrong one lists them all.")
+@click.option(
+    "--flags",
+    required=True,
+    help="Comma-separated hook permissions (Hooks.sol's, dashed), e.g. after-initialize,after-swap; a wrong one lists them all.",
+)
 @click.option("--template", "template_key", required=True, help="Template (name or id) passed to the constructor.")
 @click.option("--fund", default=0.1, show_default=True, help="Ether sent to the hook for request fees.")
 @rpc_option
 @deployment_option
 @_state_option
 @templates_option
-def v4_hook(contract: str, flags: str, template_key: str, fund: float, rpc: str, deployment_path: Path, state_path: Path, template_dirs: tuple[Path, ...]) -> None:
+def v4_hook(
+    contract: str,
+    flags: str,
+    template_key: str,
+    fund: float,
+    rpc: str,
+    deployment_path: Path,
+    state_path: Path,
+    template_dirs: tuple[Path, ...],
+) -> None:
     """Deploy the forge-built hook CONTRACT at a mined address carrying --flags.
 
     Its constructor must be (IPoolManager poolManager, ICoprocessor coprocessor, bytes32 templateId),
     as in docs/solidity.md.
     """
-    from ..dev import v4
-    from ..chain import Deployment
-    from ..dev.toolchain import artifact
     from coprocessor_enclave.template import find_template
+
+    from ..chain import Deployment
+    from ..dev import v4
+    from ..dev.toolchain import artifact
 
     try:
         mask = sum(v4.HOOK_FLAGS[name.strip()] for name in flags.split(","))
@@ -110,8 +127,8 @@ def v4_pool(hook: str, rpc: str, state_path: Path) -> None:
 @_state_option
 def v4_swap(hook: str, one_for_zero: bool, amount: int, rpc: str, state_path: Path) -> None:
     """Swap in the dynamic-fee pool of HOOK; print the LP fee from PoolManager's Swap event."""
-    from ..dev import v4
     from ..chain import connect
+    from ..dev import v4
 
     stack = v4.V4Stack(**_load(state_path))
     pool = v4.Pool(stack.currency0, stack.currency1, v4.DYNAMIC_FEE_FLAG, v4.TICK_SPACING, connect(rpc).to_checksum_address(hook))
@@ -122,4 +139,6 @@ def v4_swap(hook: str, one_for_zero: bool, amount: int, rpc: str, state_path: Pa
             raise ChainError(f"{exc}: no pool with hook {hook} yet; create it with `coprocessor v4 pool {hook}`") from None
         raise
     (event,) = v4.swap_events(receipt, stack.pool_manager)
-    click.echo(f"swap in block {receipt['blockNumber']}: fee {event.fee} (hundredths of a bip), tick {event.tick}, gas {receipt['gasUsed']:,}")
+    click.echo(
+        f"swap in block {receipt['blockNumber']}: fee {event.fee} (hundredths of a bip), tick {event.tick}, gas {receipt['gasUsed']:,}"
+    )

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from eth_abi import decode
 from web3 import Web3
 
-from ..chain import TxSender, contract
-from ..errors import ChainError
 from coprocessor_enclave.protocol import REQUEST_SUBMITTED_TOPIC, Status
 from coprocessor_enclave.template import Template, to_jsonable
 from coprocessor_enclave.text import inert
+
+from ..chain import TxSender, contract
+from ..errors import ChainError
 
 
 @dataclass(frozen=True)

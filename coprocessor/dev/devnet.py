@@ -12,16 +12,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from coprocessor.node.enclave_client import EnclaveClient
+from coprocessor_enclave.attestation import dev_image_id
+from coprocessor_enclave.protocol import EnclaveRecord, TeeType
 
-from ..node import catalog
 from ..attest.attestor import Policy
+from ..attest.registration import Registrar
 from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from ..config import default_state_dir as default_state_dir  # re-exported: `dev`'s default
-from coprocessor_enclave.attestation import dev_image_id
-from coprocessor.node.enclave_client import EnclaveClient
 from ..errors import ToolchainError
-from coprocessor_enclave.protocol import EnclaveRecord, TeeType
-from ..attest.registration import Registrar
+from ..node import catalog
 from .toolchain import tool_path
 
 if TYPE_CHECKING:
@@ -114,15 +114,27 @@ def start_enclave(
     Local development: templates may reach loopback and private addresses over HTTP.
     """
     command = [
-        sys.executable, "-I", "-m", "coprocessor_enclave", "serve",
-        "--token-file", str(token_file),
-        "--chain-id", str(deployment.chain_id),
-        "--coprocessor", deployment.coprocessor,
-        "--registry", deployment.registry,
-        "--payee", payee,
-        "--port", "0",
-        "--backend", "dev",
-        "--dev-pki", str(pki_dir),
+        sys.executable,
+        "-I",
+        "-m",
+        "coprocessor_enclave",
+        "serve",
+        "--token-file",
+        str(token_file),
+        "--chain-id",
+        str(deployment.chain_id),
+        "--coprocessor",
+        deployment.coprocessor,
+        "--registry",
+        deployment.registry,
+        "--payee",
+        payee,
+        "--port",
+        "0",
+        "--backend",
+        "dev",
+        "--dev-pki",
+        str(pki_dir),
         "--http-allow-private",
     ]
     if chain_rpc:

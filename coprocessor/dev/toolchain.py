@@ -78,7 +78,10 @@ def forge_build(tests: bool = False) -> None:
         raise ToolchainError("node is not on PATH: the Solidity compiler (solcjs) needs Node.js")
     result = subprocess.run(
         [str(tool_path("forge")), "build", *([] if tests else ["--skip", "test", "--skip", "script"])],
-        cwd=SOLIDITY_DIR, capture_output=True, text=True, check=False,
+        cwd=SOLIDITY_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise ToolchainError(f"forge build failed:\n{result.stdout}\n{result.stderr}")
@@ -113,7 +116,9 @@ def npm_errors(package: str) -> list[dict[str, Any]]:
 
 def npm_artifact(package: str, contract: str) -> dict[str, Any]:
     """A compiled artifact shipped in an npm package, e.g. ("@uniswap/v4-core", "PoolManager"): deployed as is, never recompiled."""
-    matches = sorted((NODE_MODULES / package / "out").glob(f"*.sol/{contract}.json")) or sorted((SHIPPED_DIR / "npm" / package).glob(f"{contract}.json"))
+    matches = sorted((NODE_MODULES / package / "out").glob(f"*.sol/{contract}.json")) or sorted(
+        (SHIPPED_DIR / "npm" / package).glob(f"{contract}.json")
+    )
     if not matches:
         raise ToolchainError(f"no artifact for {contract} in {package}: {_SETUP_HINT}")
     return json.loads(matches[0].read_text())

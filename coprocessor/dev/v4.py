@@ -10,8 +10,8 @@ from typing import Any
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
-from web3.logs import DISCARD
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from ..chain import TxSender
 from ..errors import ChainError
@@ -26,12 +26,24 @@ ALL_HOOK_MASK = (1 << 14) - 1
 # Hooks.sol's permission flags by name, as `coprocessor v4 hook --flags` takes them.
 HOOK_FLAGS = {
     name: 1 << bit
-    for bit, name in enumerate([
-        "after-remove-liquidity-returns-delta", "after-add-liquidity-returns-delta", "after-swap-returns-delta",
-        "before-swap-returns-delta", "after-donate", "before-donate", "after-swap", "before-swap",
-        "after-remove-liquidity", "before-remove-liquidity", "after-add-liquidity", "before-add-liquidity",
-        "after-initialize", "before-initialize",
-    ])
+    for bit, name in enumerate(
+        [
+            "after-remove-liquidity-returns-delta",
+            "after-add-liquidity-returns-delta",
+            "after-swap-returns-delta",
+            "before-swap-returns-delta",
+            "after-donate",
+            "before-donate",
+            "after-swap",
+            "before-swap",
+            "after-remove-liquidity",
+            "before-remove-liquidity",
+            "after-add-liquidity",
+            "before-add-liquidity",
+            "after-initialize",
+            "before-initialize",
+        ]
+    )
 }
 AFTER_INITIALIZE_FLAG = HOOK_FLAGS["after-initialize"]
 AFTER_SWAP_FLAG = HOOK_FLAGS["after-swap"]
@@ -179,9 +191,7 @@ def swap_events(receipt: Any, pool_manager: str) -> list[SwapEvent]:
     for log in receipt["logs"]:
         if to_checksum_address(log["address"]) != to_checksum_address(pool_manager) or bytes(log["topics"][0]) != SWAP_TOPIC:
             continue
-        amount0, amount1, _, _, tick, fee = decode(
-            ["int128", "int128", "uint160", "uint128", "int24", "uint24"], bytes(log["data"])
-        )
+        amount0, amount1, _, _, tick, fee = decode(["int128", "int128", "uint160", "uint128", "int24", "uint24"], bytes(log["data"]))
         events.append(SwapEvent(bytes(log["topics"][1]), amount0, amount1, tick, fee))
     return events
 
@@ -207,17 +217,20 @@ class FeeHookDemo:
     fee_after: int
 
 
-def run_fee_hook_demo(
-    sender: TxSender, coprocessor: str, template_id: bytes, w3: Web3, timeout: float = 60.0
-) -> FeeHookDemo:
+def run_fee_hook_demo(sender: TxSender, coprocessor: str, template_id: bytes, w3: Web3, timeout: float = 60.0) -> FeeHookDemo:
     """Deploys a v4 stack and a `CoprocessorFeeHook`, swaps back and forth for six blocks, lets one swap
     request a fee, waits for a running node's callback, and swaps again (for `coprocessor dev --demo`)."""
     held_back, samples = 2**32 - 1, 6  # a minInterval no block reaches: the volatile swaps come first
     config = [template_id, 500, 50_000, samples, 1, held_back, 150_000, 600]
     stack = deploy_v4_stack(sender)
     hook_address = deploy_hook(
-        sender, artifact("CoprocessorFeeHook"), AFTER_INITIALIZE_FLAG | AFTER_SWAP_FLAG,
-        stack.pool_manager, coprocessor, tuple(config), sender.address,
+        sender,
+        artifact("CoprocessorFeeHook"),
+        AFTER_INITIALIZE_FLAG | AFTER_SWAP_FLAG,
+        stack.pool_manager,
+        coprocessor,
+        tuple(config),
+        sender.address,
     )
     sender.transact(hook_address, b"", value=10**17)  # the hook's budget for request fees
     pool = init_pool(sender, stack, hook_address)
@@ -239,6 +252,11 @@ def run_fee_hook_demo(
     latency = time.monotonic() - started
     after = swap(sender, stack, pool, False, 10**18)
     return FeeHookDemo(
-        swap_fee(receipt, stack.pool_manager), receipt["gasUsed"], request_id,
-        updates[0]["args"]["volatility"], updates[0]["args"]["fee"], latency, swap_fee(after, stack.pool_manager),
+        swap_fee(receipt, stack.pool_manager),
+        receipt["gasUsed"],
+        request_id,
+        updates[0]["args"]["volatility"],
+        updates[0]["args"]["fee"],
+        latency,
+        swap_fee(after, stack.pool_manager),
     )

@@ -49,9 +49,7 @@ class Listing:
         return "0x" + self.template_id.hex()
 
 
-def publish(
-    sender: TxSender, registry: str, template_id: bytes, name: str, version: str, uri: str = "", author_fee: int = 0
-) -> Any:
+def publish(sender: TxSender, registry: str, template_id: bytes, name: str, version: str, uri: str = "", author_fee: int = 0) -> Any:
     """Publishes `template_id` with `sender` as its author, for good; returns the receipt."""
     if len(template_id) != 32:
         raise CatalogError("publish", f"a template id is 32 bytes, got {len(template_id)}")
@@ -85,17 +83,13 @@ def listings(w3: Web3, registry: str, from_block: int = 0) -> list[Listing]:
             found[template_id] = Listing(template_id, name, version, uri, author, fee, deprecated=False)
         elif template_id in found:
             old = found[template_id]
-            found[template_id] = Listing(
-                old.template_id, old.name, old.version, old.uri, old.author, old.author_fee, deprecated=True
-            )
+            found[template_id] = Listing(old.template_id, old.name, old.version, old.uri, old.author, old.author_fee, deprecated=True)
     return list(found.values())
 
 
 def lookup(w3: Web3, registry: str, template_id: bytes) -> Listing | None:
     """The registry's record of `template_id`, or None if it was never published."""
-    author, fee, deprecated, name, version, uri = contract(w3, "TemplateRegistry", registry).functions.templateOf(
-        template_id
-    ).call()
+    author, fee, deprecated, name, version, uri = contract(w3, "TemplateRegistry", registry).functions.templateOf(template_id).call()
     if int(author, 16) == 0:
         return None
     return Listing(template_id, name, version, uri, to_checksum_address(author), fee, deprecated)

@@ -14,10 +14,10 @@ from coprocessor_enclave.protocol import Request, SignedQuote, Status
 from coprocessor_enclave.server import TOKEN_HEADER
 from coprocessor_enclave.service import QuoteRefused, SignedResult
 
+from ..config import DEFAULT_TOKEN_FILE as DEFAULT_TOKEN_FILE  # re-exported
 from ..errors import EnclaveError, EnclaveUnreachable
 from ..keepalive import KeptAlive
 
-from ..config import DEFAULT_TOKEN_FILE as DEFAULT_TOKEN_FILE  # re-exported
 # Well inside the enclave's idle close (`coprocessor_enclave.server.IDLE_SECONDS`): no request races it.
 _REUSE_SECONDS = 10.0
 
@@ -117,7 +117,10 @@ class EnclaveClient:
                 item = json.loads(line)
                 if "error" in item:
                     kind = EnclaveUnreachable if item.get("retry") else EnclaveError
-                    yield int(item["index"]), kind(f"enclave could not run it: {item['error']}" if item.get("retry") else f"enclave refused it: {item['error']}")
+                    yield (
+                        int(item["index"]),
+                        kind(f"enclave could not run it: {item['error']}" if item.get("retry") else f"enclave refused it: {item['error']}"),
+                    )
                 else:
                     yield int(item["index"]), _signed(item)
         except (OSError, http.client.HTTPException, ValueError) as exc:

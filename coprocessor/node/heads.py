@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
+from websockets.sync.client import connect as ws_connect
 
 from ..chain import rpc
-from websockets.sync.client import connect as ws_connect
 
 log = logging.getLogger(__name__)
 

@@ -75,10 +75,7 @@ CREATE TABLE IF NOT EXISTS blocks (
 );
 """
 
-_COLUMNS = (
-    "request, input, block_number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at,"
-    " commitment"
-)
+_COLUMNS = "request, input, block_number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at, commitment"
 
 
 @dataclass(frozen=True)
@@ -186,29 +183,37 @@ class Journal:
         for request, data, number in seen:
             commitment, rid = request.commitment().hex(), request.request_id.hex()
             statements.append(("DELETE FROM requests WHERE request_id = ? AND commitment != ?", (rid, commitment)))
-            statements.append((
-                "INSERT INTO requests (commitment, request_id, block_number, deadline, request, input, state, seen_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(commitment) DO NOTHING",
-                (commitment, rid, number, request.deadline, json.dumps(request.to_json()), data, State.SEEN.value, now, now),
-            ))
+            statements.append(
+                (
+                    "INSERT INTO requests (commitment, request_id, block_number, deadline, request, input, state, seen_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(commitment) DO NOTHING",
+                    (commitment, rid, number, request.deadline, json.dumps(request.to_json()), data, State.SEEN.value, now, now),
+                )
+            )
         for s in settled:
             final, closed = (State.EXPIRED, (State.SETTLED, State.EXPIRED)) if s.cancelled else (State.SETTLED, (State.SETTLED,))
-            statements.append((
-                "UPDATE requests SET state = ?, settled_block = ?, tx_hash = ?, updated_at = ?"
-                f" WHERE request_id = ? AND block_number <= ? AND state NOT IN ({_marks(closed)})",
-                (final.value, s.block_number, s.tx_hash, now, s.request_id.hex(), s.block_number, *[c.value for c in closed]),
-            ))
-        statements.append((
-            "UPDATE requests SET state = CASE WHEN signature IS NULL THEN ? ELSE ? END, tx_hash = NULL,"
-            " mined_block = NULL, updated_at = ?, error = 'its transaction was mined in a block the chain dropped'"
-            " WHERE state = ? AND mined_block IS NOT NULL AND mined_block <= ?",
-            (State.FAILED.value, State.SIGNED.value, now, State.SUBMITTED.value, block),
-        ))
-        statements.append((
-            "INSERT INTO cursor (id, block, block_hash) VALUES (1, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET block = excluded.block, block_hash = excluded.block_hash",
-            (block, block_hash),
-        ))
+            statements.append(
+                (
+                    "UPDATE requests SET state = ?, settled_block = ?, tx_hash = ?, updated_at = ?"
+                    f" WHERE request_id = ? AND block_number <= ? AND state NOT IN ({_marks(closed)})",
+                    (final.value, s.block_number, s.tx_hash, now, s.request_id.hex(), s.block_number, *[c.value for c in closed]),
+                )
+            )
+        statements.append(
+            (
+                "UPDATE requests SET state = CASE WHEN signature IS NULL THEN ? ELSE ? END, tx_hash = NULL,"
+                " mined_block = NULL, updated_at = ?, error = 'its transaction was mined in a block the chain dropped'"
+                " WHERE state = ? AND mined_block IS NOT NULL AND mined_block <= ?",
+                (State.FAILED.value, State.SIGNED.value, now, State.SUBMITTED.value, block),
+            )
+        )
+        statements.append(
+            (
+                "INSERT INTO cursor (id, block, block_hash) VALUES (1, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET block = excluded.block, block_hash = excluded.block_hash",
+                (block, block_hash),
+            )
+        )
         for number, hash_ in [*blocks, (block, block_hash)]:
             statements.append(("INSERT OR REPLACE INTO blocks (number, hash) VALUES (?, ?)", (number, hash_)))
         statements.append(("DELETE FROM blocks WHERE number < ?", (block - keep_blocks,)))
@@ -218,21 +223,23 @@ class Journal:
         """After a reorg whose fork point is `block`: forgets requests above it, and sends back every state
         that rested on a removed block (settled, expired, mined) to be re-derived. Returns how many changed."""
         now = time.time()
-        counts = self._tx([
-            ("DELETE FROM requests WHERE block_number > ?", (block,)),
-            (
-                "UPDATE requests SET state = CASE WHEN signature IS NULL THEN ? ELSE ? END,"
-                " settled_block = NULL, mined_block = NULL, tx_hash = NULL, updated_at = ?"
-                " WHERE settled_block > ? OR mined_block > ?",
-                (State.SEEN.value, State.SIGNED.value, now, block, block),
-            ),
-            ("DELETE FROM blocks WHERE number > ?", (block,)),
-            (
-                "INSERT INTO cursor (id, block, block_hash) VALUES (1, ?, ?)"
-                " ON CONFLICT(id) DO UPDATE SET block = excluded.block, block_hash = excluded.block_hash",
-                (block, block_hash),
-            ),
-        ])
+        counts = self._tx(
+            [
+                ("DELETE FROM requests WHERE block_number > ?", (block,)),
+                (
+                    "UPDATE requests SET state = CASE WHEN signature IS NULL THEN ? ELSE ? END,"
+                    " settled_block = NULL, mined_block = NULL, tx_hash = NULL, updated_at = ?"
+                    " WHERE settled_block > ? OR mined_block > ?",
+                    (State.SEEN.value, State.SIGNED.value, now, block, block),
+                ),
+                ("DELETE FROM blocks WHERE number > ?", (block,)),
+                (
+                    "INSERT INTO cursor (id, block, block_hash) VALUES (1, ?, ?)"
+                    " ON CONFLICT(id) DO UPDATE SET block = excluded.block, block_hash = excluded.block_hash",
+                    (block, block_hash),
+                ),
+            ]
+        )
         return counts[0] + counts[1]
 
     def reset(self) -> None:
@@ -271,18 +278,22 @@ class Journal:
     def next_retry(self) -> float | None:
         """When the earliest `seen` request waiting out a backoff may run (epoch seconds)."""
         with self._lock:  # the partial index `requests_retry` (its condition spelled alike): not a walk over the backlog
-            row = self._db.execute("SELECT MIN(retry_at) FROM requests INDEXED BY requests_retry WHERE state = 'seen' AND retry_at > 0").fetchone()
+            row = self._db.execute(
+                "SELECT MIN(retry_at) FROM requests INDEXED BY requests_retry WHERE state = 'seen' AND retry_at > 0"
+            ).fetchone()
         return row[0] if row else None
 
     def signed(self, entry: Entry, status: Status, output: bytes, signature: bytes) -> bool:
         """Stores the enclave's response of a running request."""
-        return self._move(entry.commitment, (State.RUNNING,), State.SIGNED,
-                          status=int(status), output=output, signature=signature, error=None)
+        return self._move(
+            entry.commitment, (State.RUNNING,), State.SIGNED, status=int(status), output=output, signature=signature, error=None
+        )
 
     def retry_later(self, entry: Entry, delay: float, error: str) -> bool:
         """Puts a running request back to `seen`, to be claimed again after `delay` seconds."""
-        return self._move(entry.commitment, (State.RUNNING,), State.SEEN,
-                          retry_at=time.time() + delay, attempts=entry.attempts + 1, error=error)
+        return self._move(
+            entry.commitment, (State.RUNNING,), State.SEEN, retry_at=time.time() + delay, attempts=entry.attempts + 1, error=error
+        )
 
     # ------------------------------------------------------------------ the submitter's side
 
@@ -304,9 +315,11 @@ class Journal:
         now = time.time()
         expect = (State.SEEN, State.SIGNED, State.FAILED) if cancelling else (State.SIGNED,)
         self._tx(
-            (f"UPDATE requests SET state = ?, tx_hash = ?, mined_block = NULL, updated_at = ?"
-             f" WHERE commitment = ? AND state IN ({_marks(expect)})",
-             (State.SUBMITTED.value, tx_hash, now, c.hex(), *[s.value for s in expect]))
+            (
+                f"UPDATE requests SET state = ?, tx_hash = ?, mined_block = NULL, updated_at = ?"
+                f" WHERE commitment = ? AND state IN ({_marks(expect)})",
+                (State.SUBMITTED.value, tx_hash, now, c.hex(), *[s.value for s in expect]),
+            )
             for c in commitments
         )
 
@@ -314,8 +327,10 @@ class Journal:
         """Notes the block a sent transaction was mined in; the listener confirms or undoes it."""
         now = time.time()
         self._tx(
-            ("UPDATE requests SET tx_hash = ?, mined_block = ?, updated_at = ? WHERE commitment = ? AND state = ?",
-             (tx_hash, block, now, c.hex(), State.SUBMITTED.value))
+            (
+                "UPDATE requests SET tx_hash = ?, mined_block = ?, updated_at = ? WHERE commitment = ? AND state = ?",
+                (tx_hash, block, now, c.hex(), State.SUBMITTED.value),
+            )
             for c in commitments
         )
 
@@ -325,9 +340,11 @@ class Journal:
         now = time.time()
         bump = ", attempts = attempts + 1" if attempt else ""
         self._tx(
-            ("UPDATE requests SET state = CASE WHEN signature IS NULL THEN ? ELSE ? END, tx_hash = NULL,"
-             " mined_block = NULL, error = ?, updated_at = ?" + bump + " WHERE commitment = ? AND state = ?",
-             (State.FAILED.value, State.SIGNED.value, error, now, c.hex(), State.SUBMITTED.value))
+            (
+                "UPDATE requests SET state = CASE WHEN signature IS NULL THEN ? ELSE ? END, tx_hash = NULL,"
+                " mined_block = NULL, error = ?, updated_at = ?" + bump + " WHERE commitment = ? AND state = ?",
+                (State.FAILED.value, State.SIGNED.value, error, now, c.hex(), State.SUBMITTED.value),
+            )
             for c in commitments
         )
 
@@ -348,8 +365,9 @@ class Journal:
             "deadline < ? AND state IN (?, ?, ?)", (chain_time, State.SEEN.value, State.SIGNED.value, State.FAILED.value), limit
         )
 
-    def finish(self, commitment: bytes, state: State, error: str | None = None,
-               expect: Sequence[State] = (*ACTIVE_STATES, State.FAILED)) -> bool:
+    def finish(
+        self, commitment: bytes, state: State, error: str | None = None, expect: Sequence[State] = (*ACTIVE_STATES, State.FAILED)
+    ) -> bool:
         """Moves a request to a terminal or failed state, with the reason."""
         return self._move(commitment, expect, state, error=error)
 
@@ -396,8 +414,7 @@ class Journal:
         values = tuple(int(v) if isinstance(v, Status) else v for v in fields.values())
         now = time.time()
         self._tx(
-            (f"UPDATE requests SET state = ?, updated_at = ?{assignments} WHERE request_id = ?",
-             (state.value, now, *values, rid.hex()))
+            (f"UPDATE requests SET state = ?, updated_at = ?{assignments} WHERE request_id = ?", (state.value, now, *values, rid.hex()))
             for rid in request_ids
         )
 
@@ -408,11 +425,14 @@ class Journal:
 
     def _move(self, commitment: bytes, expect: Sequence[State], state: State, **fields: object) -> bool:
         assignments = "".join(f", {name} = ?" for name in fields)
-        (count,) = self._tx([(
-            f"UPDATE requests SET state = ?, updated_at = ?{assignments}"
-            f" WHERE commitment = ? AND state IN ({_marks(expect)})",
-            (state.value, time.time(), *fields.values(), commitment.hex(), *[s.value for s in expect]),
-        )])
+        (count,) = self._tx(
+            [
+                (
+                    f"UPDATE requests SET state = ?, updated_at = ?{assignments} WHERE commitment = ? AND state IN ({_marks(expect)})",
+                    (state.value, time.time(), *fields.values(), commitment.hex(), *[s.value for s in expect]),
+                )
+            ]
+        )
         return count == 1
 
 

@@ -116,9 +116,14 @@ class Listener:
         found = 0
         while next_block <= target:
             to_block = min(target, next_block + self.max_range - 1)
-            logs = [raw_log(entry) for entry in rpc(self.w3, "eth_getLogs", [
-                {"address": self.coprocessor, "fromBlock": hex(next_block), "toBlock": hex(to_block), "topics": [_TOPICS]}
-            ])]
+            logs = [
+                raw_log(entry)
+                for entry in rpc(
+                    self.w3,
+                    "eth_getLogs",
+                    [{"address": self.coprocessor, "fromBlock": hex(next_block), "toBlock": hex(to_block), "topics": [_TOPICS]}],
+                )
+            ]
             seen, settled, blocks = [], [], {}
             for entry in logs:
                 topic = bytes(entry["topics"][0])

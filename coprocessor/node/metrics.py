@@ -37,14 +37,18 @@ class NodeMetrics:
         self.stage_seconds = Histogram(
             "coprocessor_stage_seconds",
             "Time per stage: intake (one head's scan), queued (seen to claimed), enclave (one run), mined (sent to receipt).",
-            ["stage"], buckets=_LATENCY_BUCKETS, registry=r,
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
             "coprocessor_batch_size", "Items per mined fulfil transaction.", buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r
         )
         self.gas_per_item = Histogram(
-            "coprocessor_gas_per_item", "Gas used per item of a mined fulfil transaction, callbacks included.",
-            buckets=(10_000, 20_000, 40_000, 60_000, 100_000, 200_000, 500_000, 1_000_000), registry=r,
+            "coprocessor_gas_per_item",
+            "Gas used per item of a mined fulfil transaction, callbacks included.",
+            buckets=(10_000, 20_000, 40_000, 60_000, 100_000, 200_000, 500_000, 1_000_000),
+            registry=r,
         )
         self.enclave_queue = Gauge("coprocessor_enclave_queue_depth", "Claimed requests waiting for an enclave run.", registry=r)
         self.in_flight = Gauge("coprocessor_transactions_in_flight", "Node transactions sent and not yet mined.", registry=r)

@@ -22,15 +22,15 @@ from web3 import Web3
 from coprocessor_enclave.protocol import RequestState
 from coprocessor_enclave.service import SignedResult
 
+from ..attest.registration import KeyKeeper
 from ..chain import TxSender, contract
 from ..config import NodeConfig as NodeConfig  # re-exported: its home is light, for the command line
-from .enclave_client import EnclaveClient
 from ..errors import EnclaveError, EnclaveUnreachable
+from .enclave_client import EnclaveClient
 from .heads import HeadSource, ws_url_for
 from .journal import Entry, Journal, State
 from .listener import Listener
 from .metrics import NodeMetrics
-from ..attest.registration import KeyKeeper
 from .submitter import InFlight, Submitter, SubmitterConfig
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Node:
         enclave: EnclaveClient,
         sender: TxSender,
         start_block: int = 0,
-        config: NodeConfig = NodeConfig(),
+        config: NodeConfig = NodeConfig(),  # noqa: B008 - frozen: one shared default is safe
         keeper: KeyKeeper | None = None,
         metrics: NodeMetrics | None = None,
     ) -> None:
@@ -66,12 +66,19 @@ class Node:
         self.coprocessor = contract(w3, "Coprocessor", coprocessor)
         self.listener = Listener(w3, journal, coprocessor, start_block, config.confirmations, reorg_depth=config.reorg_depth)
         self.submitter = Submitter(
-            sender, coprocessor, journal,
+            sender,
+            coprocessor,
+            journal,
             SubmitterConfig(
-                max_batch=config.max_batch, gas_budget=config.gas_budget, max_in_flight=config.max_in_flight, batch_wait=config.batch_wait,
+                max_batch=config.max_batch,
+                gas_budget=config.gas_budget,
+                max_in_flight=config.max_in_flight,
+                batch_wait=config.batch_wait,
                 backlog_batch_wait=config.backlog_batch_wait,
             ),
-            request_state=self._request_state, on_receipt=self._on_receipt, more_coming=self._enclave_busy,
+            request_state=self._request_state,
+            on_receipt=self._on_receipt,
+            more_coming=self._enclave_busy,
             behind=lambda: self._behind,
         )
         ws_url = config.ws_url
@@ -135,9 +142,7 @@ class Node:
             return None
         self._check_key()
         scheduler = BackgroundScheduler()
-        scheduler.add_job(
-            self._check_key, "interval", seconds=self.config.key_check_interval, max_instances=1, coalesce=True
-        )
+        scheduler.add_job(self._check_key, "interval", seconds=self.config.key_check_interval, max_instances=1, coalesce=True)
         scheduler.start()
         return scheduler
 

@@ -19,12 +19,13 @@ from typing import Any
 
 from eth_utils import is_address, to_checksum_address
 
-from coprocessor_enclave.frames import loads_bounded
 from coprocessor.node.enclave_client import EnclaveClient
+from coprocessor_enclave.frames import loads_bounded
+from coprocessor_enclave.protocol import SignedQuote
 from coprocessor_enclave.server import reply_json
 from coprocessor_enclave.service import QuoteRefused
+
 from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
-from coprocessor_enclave.protocol import SignedQuote
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +113,14 @@ class QuoteService:
         if not self._slots.acquire(blocking=False):
             raise QuoteError(503, "busy: every quote slot is in use; retry shortly")
         try:
-            return self.enclave.quote(
-                template_id, input_data, to_checksum_address(consumer), deadline, anchor_block, anchor_hash
-            )
+            return self.enclave.quote(template_id, input_data, to_checksum_address(consumer), deadline, anchor_block, anchor_hash)
         except QuoteRefused as refused:
             raise QuoteError(
-                422, f"the template answered {refused.status.name} ({refused.reason}); only Ok answers are quoted",
-                status=int(refused.status), statusName=refused.status.name, reason=refused.reason,
+                422,
+                f"the template answered {refused.status.name} ({refused.reason}); only Ok answers are quoted",
+                status=int(refused.status),
+                statusName=refused.status.name,
+                reason=refused.reason,
             ) from None
         except EnclaveUnreachable as exc:
             raise QuoteError(503, str(exc)) from None

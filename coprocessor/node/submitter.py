@@ -19,10 +19,10 @@ from eth_abi import decode
 
 from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
-    SkipReason,
     REQUEST_FULFILLED_TOPIC,
     Fulfillment,
     RequestState,
+    SkipReason,
     encode_cancel,
     encode_fulfill,
 )
@@ -109,7 +109,7 @@ class Submitter:
         account: Account,
         coprocessor: str,
         journal: Journal,
-        config: SubmitterConfig = SubmitterConfig(),
+        config: SubmitterConfig = SubmitterConfig(),  # noqa: B008 - frozen: one shared default is safe
         request_state: Callable[[bytes], RequestState] | None = None,
         on_receipt: Callable[[InFlight, Any], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -242,8 +242,16 @@ class Submitter:
         kind = "fulfill" if bytes(tx["input"])[:4] == encode_fulfill([])[:4] else "cancel"
         entries = [self.journal.by_commitment(c) for c in commitments]
         sent = InFlight(
-            tx["nonce"], kind, commitments, [e.request.request_id for e in entries if e is not None],
-            self.coprocessor, bytes(tx["input"]), tx["gas"], tx["maxFeePerGas"], tx["maxPriorityFeePerGas"], [tx_hash],
+            tx["nonce"],
+            kind,
+            commitments,
+            [e.request.request_id for e in entries if e is not None],
+            self.coprocessor,
+            bytes(tx["input"]),
+            tx["gas"],
+            tx["maxFeePerGas"],
+            tx["maxPriorityFeePerGas"],
+            [tx_hash],
         )
         sent.sent_at = sent.checked_at = self.clock()
         self.in_flight[sent.nonce] = sent
@@ -274,6 +282,7 @@ class Submitter:
 
     def _simulate(self, batch: list[Entry]) -> tuple[list[Entry], int]:
         """Estimates the batch; if it would revert, sets aside the items that would, each reconciled once."""
+
         def data(entries: Sequence[Entry]) -> bytes:
             return encode_fulfill([Fulfillment(e.request, e.status, e.output, e.signature) for e in entries])  # type: ignore[arg-type]
 
@@ -304,16 +313,21 @@ class Submitter:
             nonce += 1
         return nonce
 
-    def _send(
-        self, kind: str, entries: Sequence[Entry], data: bytes, gas: int, base_fee: int, to: str | None = None
-    ) -> InFlight:
+    def _send(self, kind: str, entries: Sequence[Entry], data: bytes, gas: int, base_fee: int, to: str | None = None) -> InFlight:
         """Signs and sends at the lowest free nonce; on `nonce too low` or a slot taken by another
         transaction of this account, learns the account's pending nonce and tries again once."""
         for attempt in range(2):
             nonce = self._free_nonce()
             sent = InFlight(
-                nonce, kind, [e.commitment for e in entries], [e.request.request_id for e in entries],
-                to or self.coprocessor, data, gas, base_fee * 2 + _TIP_WEI, _TIP_WEI,
+                nonce,
+                kind,
+                [e.commitment for e in entries],
+                [e.request.request_id for e in entries],
+                to or self.coprocessor,
+                data,
+                gas,
+                base_fee * 2 + _TIP_WEI,
+                _TIP_WEI,
             )
             try:
                 sent.hashes.append(self.account.send_at(nonce, sent.to, data, gas, sent.max_fee, sent.tip))

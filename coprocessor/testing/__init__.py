@@ -35,10 +35,11 @@ from eth_utils import keccak
 
 from coprocessor_enclave.attestation import DevBackend
 from coprocessor_enclave.capabilities import BoundSecret, CapabilitySettings
-from coprocessor_enclave.service import Enclave, EnclaveConfig
-from ..errors import ManifestError
 from coprocessor_enclave.protocol import Request, Status
+from coprocessor_enclave.service import Enclave, EnclaveConfig
 from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
+
+from ..errors import ManifestError
 
 _ZERO = "0x" + "00" * 19
 LOCAL_CONSUMER = "0x" + "c0" * 20
@@ -95,8 +96,15 @@ class TemplateRunner:
         backend = DevBackend(Path(self._state.name) / "dev-pki")
         self.enclave = Enclave(config, self.templates, backend, capabilities=settings)
 
-    def run(self, template: str | None = None, args: list[Any] | None = None, *, input_data: bytes | None = None,
-            anchor_block: int | None = None, consumer: str = LOCAL_CONSUMER) -> RunResult:
+    def run(
+        self,
+        template: str | None = None,
+        args: list[Any] | None = None,
+        *,
+        input_data: bytes | None = None,
+        anchor_block: int | None = None,
+        consumer: str = LOCAL_CONSUMER,
+    ) -> RunResult:
         """Runs `template` (name or id; may be omitted when there is one) on JSON-style `args` or raw `input_data`.
 
         With a chain RPC, the anchor is `anchor_block` (default: the latest block) and its hash as
@@ -152,6 +160,7 @@ def run_template(
     """Runs the template in `folder` once (see `TemplateRunner`)."""
     with TemplateRunner(folder, secrets=secrets, chain_rpc=chain_rpc) as runner:
         return runner.run(None, args, anchor_block=anchor_block)
+
 
 @dataclass(frozen=True)
 class Reply:
