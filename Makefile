@@ -10,7 +10,7 @@ PORT ?= 8545
 STATE ?= .coprocessor
 DEV_ARGS = --state-dir $(STATE) dev --port $(PORT) --quote-port $(shell expr $(PORT) + 1)
 
-.PHONY: setup demo dev test test-solidity test-python bench wheel clean
+.PHONY: setup demo dev test lint test-solidity test-python bench wheel clean
 
 setup: $(BIN)/coprocessor node_modules/.installed solidity/out/.built
 
@@ -40,7 +40,13 @@ demo: setup
 dev: setup
 	$(BIN)/coprocessor $(DEV_ARGS)
 
-test: setup test-solidity test-python
+test: setup lint test-solidity test-python
+
+# ruff (lint and format) and mypy (the strict block in pyproject.toml); template bundles are left as written.
+lint: setup
+	$(BIN)/ruff check coprocessor coprocessor_enclave tests benchmarks
+	$(BIN)/ruff format --check coprocessor coprocessor_enclave tests benchmarks
+	$(BIN)/mypy
 
 test-solidity: setup
 	cd solidity && FORGE_SNAPSHOT_CHECK=true ../$(FORGE) test

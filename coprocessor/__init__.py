@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 _EXPORTS = {
     "AttestationError": "coprocessor.errors",
@@ -79,7 +79,7 @@ class _MovedModules:
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         old = fullname.removeprefix("coprocessor.")
-        return importlib.machinery.ModuleSpec(fullname, self) if fullname != old and old in _MOVED else None
+        return importlib.machinery.ModuleSpec(fullname, cast(Any, self)) if fullname != old and old in _MOVED else None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
         module = importlib.import_module(_MOVED[spec.name.removeprefix("coprocessor.")])

@@ -14,7 +14,7 @@ import weakref
 from dataclasses import asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import coincurve
 import rlp
@@ -167,7 +167,7 @@ def decode_revert(data: bytes | str | None, depth: int = 0) -> str:
     if len(raw) < 4:
         return "reverted without data"
     if raw[:4] == keccak(b"Error(string)")[:4]:
-        return decode(["string"], raw[4:])[0]
+        return str(decode(["string"], raw[4:])[0])
     known = _error_selectors().get(raw[:4])
     if known is None:
         return f"reverted with unknown data 0x{raw.hex()}"
@@ -186,7 +186,7 @@ def decode_revert(data: bytes | str | None, depth: int = 0) -> str:
 
 def _revert_reason(exc: Exception) -> str:
     if isinstance(exc, ContractCustomError | ContractLogicError) and exc.data:
-        return decode_revert(exc.data)
+        return decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else str(exc.data))
     return str(exc)
 
 
@@ -204,7 +204,7 @@ def sign_eip1559(key: coincurve.PrivateKey, chain_id: int, nonce: int, tip: int,
     digest = keccak(b"\x02" + rlp.encode(fields))
     signature = key.sign_recoverable(digest, hasher=None)
     r, s, y_parity = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
-    return b"\x02" + rlp.encode([*fields, y_parity, r, s])
+    return b"\x02" + bytes(rlp.encode([*fields, y_parity, r, s]))
 
 
 class TxSender:
@@ -230,7 +230,7 @@ class TxSender:
         if to is not None:
             tx["to"] = to_checksum_address(to)
         try:
-            return self.w3.eth.estimate_gas(tx)
+            return self.w3.eth.estimate_gas(cast(Any, tx))
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             raise ChainError(_revert_reason(exc)) from None
 
@@ -242,7 +242,7 @@ class TxSender:
         tip = 10**9
         with self._lock:
             if self._nonce is None:
-                self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+                self._nonce = self.w3.eth.get_transaction_count(cast(Any, self.address), "pending")
             tx = {
                 "chainId": self.chain_id,
                 "nonce": self._nonce,
@@ -302,7 +302,7 @@ class TxSender:
     def lookup(self, tx_hash: bytes) -> Any | None:
         """The transaction if the node knows it (pending in its pool, or mined), else None."""
         try:
-            return self.w3.eth.get_transaction(tx_hash)
+            return self.w3.eth.get_transaction(cast(Any, tx_hash))
         except TransactionNotFound:
             return None
 
@@ -312,7 +312,7 @@ class TxSender:
         delay = 0.002
         while True:
             try:
-                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+                receipt = self.w3.eth.get_transaction_receipt(cast(Any, tx_hash))
                 if receipt is not None:
                     return receipt
             except Exception:  # web3 raises TransactionNotFound while pending

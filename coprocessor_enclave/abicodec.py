@@ -29,7 +29,8 @@ class AbiError(ValueError):
 
 def keccak(data: bytes) -> bytes:
     """keccak256, from pycryptodome alone (eth_utils' wraps the same)."""
-    return _keccak_module().new(data=data, digest_bits=256).digest()
+    digest: bytes = _keccak_module().new(data=data, digest_bits=256).digest()
+    return digest
 
 
 @functools.cache

@@ -111,8 +111,9 @@ def dev_compose_hash() -> bytes:
 def dev_measurements(event_log: list[dict[str, Any]]) -> TdMeasurements:
     """Fixed boot registers (there is no boot chain) and an RTMR3 replayed from `event_log`."""
     digests = [bytes.fromhex(e["digest"]) for e in event_log if e["imr"] == 3]
-    mrs = (_dev_register(name) for name in ("MRTD", "RTMR0", "RTMR1", "RTMR2"))
-    return TdMeasurements(*mrs, tdx.replay_rtmr(digests))
+    return TdMeasurements(
+        _dev_register("MRTD"), _dev_register("RTMR0"), _dev_register("RTMR1"), _dev_register("RTMR2"), tdx.replay_rtmr(digests)
+    )
 
 
 def dev_image_id() -> bytes:

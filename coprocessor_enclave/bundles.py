@@ -18,6 +18,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from types import CodeType, ModuleType
+from typing import Any, cast
 
 from .abicodec import covers, keccak
 from .errors import ManifestError
@@ -145,7 +146,7 @@ class BundleFinder:
         base = fullname.replace(".", "/")
         for relative, package in ((f"{base}/__init__.py", True), (f"{base}.py", False)):
             if relative in self._files:
-                spec = importlib.machinery.ModuleSpec(fullname, self, origin=f"{ORIGIN}/{relative}", is_package=package)
+                spec = importlib.machinery.ModuleSpec(fullname, cast(Any, self), origin=f"{ORIGIN}/{relative}", is_package=package)
                 if package:
                     spec.submodule_search_locations = [f"{ORIGIN}/{base}"]
                 spec.has_location = True  # sets __file__ to the origin, for tracebacks and familiar code

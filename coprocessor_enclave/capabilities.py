@@ -330,13 +330,14 @@ class JobCapabilities:
     def _relay_chain(self, method: str, body: bytes) -> Any:
         """One JSON-RPC call to the operator's chain RPC; its `result`, or why there is none."""
         timeout = RPC_TIMEOUT_SECONDS
+        rpc_url = self.settings.chain_rpc
+        if rpc_url is None:
+            raise CapabilityError("this enclave has no chain RPC configured: chain reads are not offered")
         self._chain_deadline = time.monotonic() + timeout
         limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         headers = [(b"Content-Type", b"application/json")]
         try:
-            with self._pool("chain").stream(
-                "POST", self.settings.chain_rpc, headers=headers, content=body, extensions={"timeout": limits}
-            ) as response:
+            with self._pool("chain").stream("POST", rpc_url, headers=headers, content=body, extensions={"timeout": limits}) as response:
                 status = response.status
                 reply = bytearray()
                 for chunk in response.iter_stream():

@@ -335,7 +335,7 @@ class VerifiedState:
             mix_hash=header.mix_hash,
             gas_limit=header.gas_limit,
             prev_hashes=self._ancestor_hashes(number),
-            chain_id=self.chain_id,  # type: ignore[arg-type]  # None: CHAINID raises ValueError
+            chain_id=self.chain_id,  # None: CHAINID raises ValueError
             base_fee_per_gas=getattr(header, "base_fee_per_gas", None),
             excess_blob_gas=getattr(header, "excess_blob_gas", None),
         )

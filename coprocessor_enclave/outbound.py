@@ -55,7 +55,8 @@ def _resolve(host: str, port: int, deadline: Deadline) -> list[Any]:
         raise CapabilityError(f"resolving {host} took longer than the template's time")
     if isinstance(outcome[0], OSError):
         raise CapabilityError(f"cannot resolve {host}: {outcome[0]}")
-    return outcome[0]
+    addresses: list[Any] = outcome[0]
+    return addresses
 
 
 # A time.monotonic() by which work must end, or a callable giving it: a job's deadline moves

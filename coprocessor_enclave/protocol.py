@@ -128,7 +128,7 @@ class Request:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Request:
         """Inverse of `to_json`."""
-        values = {}
+        values: dict[str, Any] = {}
         for key, value in data.items():
             is_bytes = key in ("request_id", "template_id", "input_hash", "anchor_hash")
             values[key] = bytes.fromhex(value.removeprefix("0x")) if is_bytes else value
@@ -265,7 +265,7 @@ def report_data(enclave: str, payee: str, chain_id: int, registry: str, nonce: b
     )
 
 
-def sign_digest(private_key: bytes | keys.PrivateKey | coincurve.PrivateKey, digest: bytes) -> bytes:
+def sign_digest(private_key: bytes | coincurve.PrivateKey | Any, digest: bytes) -> bytes:  # Any: eth_keys' PrivateKey
     """A 65-byte r||s||v signature (v in 27/28), as OpenZeppelin's ECDSA expects.
 
     Signed by coincurve (libsecp256k1, RFC 6979 nonces, low s) directly: eth_keys' wrapper around the

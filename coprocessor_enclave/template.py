@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import re
 import stat
@@ -179,7 +180,7 @@ def _abi_type(value: Any, where: str) -> str:
     except Exception as exc:  # eth_abi raises several parse and lookup error types
         detail = " ".join(str(exc).split())[:160]
         raise ManifestError(f"{where}: {value!r} is not an ABI type; {_ABI_TYPES_HINT} ({detail})") from None
-    return normalized
+    return str(normalized)
 
 
 _ABI_TYPES_HINT = (
@@ -201,7 +202,7 @@ def _table(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
     raw = data.get(key, {})
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}: [{key}] must be a table")
-    fields = kind.__dataclass_fields__
+    fields = {f.name: f for f in dataclasses.fields(kind)}
     unknown = set(raw) - set(fields)
     if unknown:
         raise ManifestError(f"{path}: unknown keys in [{key}]: {sorted(unknown)} (known: {sorted(fields)})")

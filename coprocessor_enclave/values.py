@@ -95,7 +95,7 @@ def scale(number: Decimal, decimals: int) -> int:
         return 0  # every significant digit is below 10**-decimals
     if len(digits) + shift > 78:
         raise ValueError(f"{number} with {decimals} decimals does not fit in 256 bits")
-    scaled = coefficient * 10**shift if shift >= 0 else coefficient // 10**-shift
+    scaled: int = coefficient * 10**shift if shift >= 0 else coefficient // 10**-shift
     return -scaled if sign else scaled
 
 

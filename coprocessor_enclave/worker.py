@@ -30,7 +30,7 @@ import sys
 import time
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 # Only what every job needs: each job is a fork of its zygote, and a fork's cost (page tables,
 # copy-on-write faults, teardown) grows with the zygote's memory. eth_abi with eth_utils and
@@ -227,7 +227,7 @@ class _PublicAliases:
     A finder and loader by protocol, as `bundles.BundleFinder` is."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        return importlib.machinery.ModuleSpec(fullname, self) if fullname in _LAZY_PUBLIC_PATHS else None
+        return importlib.machinery.ModuleSpec(fullname, cast(Any, self)) if fullname in _LAZY_PUBLIC_PATHS else None
 
     def __init__(self) -> None:
         self._own_specs: dict[str, Any] = {}  # by alias: the module's own spec, which the import system overwrites

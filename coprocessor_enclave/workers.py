@@ -314,7 +314,7 @@ class WorkerPool:
         while (zygote := self._refills.get()) is not None:
             zygote.refill(self)
 
-    def run(self, image: TemplateImage, job: dict, timeout: float, handler: CallHandler | None = None) -> WorkerResult:
+    def run(self, image: TemplateImage, job: dict[str, Any], timeout: float, handler: CallHandler | None = None) -> WorkerResult:
         """Runs `job` (a job frame for `image`'s template, without the bundle) in a fresh child, answering
         its capability calls with `handler`.
 

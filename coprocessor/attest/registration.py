@@ -163,7 +163,10 @@ class KeyKeeper:
         when = f"expired at {expires_at}" if expired else f"expires at {expires_at}"
         if self.registrar is None:
             reason = f"enclave key {address} {when} and no attestor is configured to renew it"
-            return reason if expired else self._warn(reason)
+            if expired:
+                return reason
+            self._warn(reason)
+            return None
         try:
             fresh = self.enclave.rotate()
             self.registrar.register(self.enclave, fresh)
@@ -172,7 +175,10 @@ class KeyKeeper:
             return None
         except Exception as exc:  # keep serving with the old key while it lasts
             reason = f"enclave key {address} {when} and renewing it failed: {exc}"
-            return reason if expired else self._warn(reason)
+            if expired:
+                return reason
+            self._warn(reason)
+            return None
 
     def _warn(self, reason: str) -> None:
         """Logs a renewal warning once per distinct reason (checks run every few seconds)."""

@@ -70,7 +70,8 @@ def build_policy(options: dict[str, Any], onchain: Callable[[], frozenset[bytes]
 def collateral_for(options: dict[str, Any], attestation: Attestation) -> dict[str, Any] | None:
     """`--collateral`, or fetched with `--pccs`, or None (the evidence's own)."""
     if options["collateral_path"]:
-        return _load_json(options["collateral_path"])
+        collateral: dict[str, Any] = _load_json(options["collateral_path"])
+        return collateral
     if options["pccs"]:
         import asyncio
 
@@ -80,7 +81,8 @@ def collateral_for(options: dict[str, Any], attestation: Attestation) -> dict[st
             fetched = asyncio.run(dcap_qvl.get_collateral(options["pccs"], attestation.evidence.quote))
         except Exception as exc:
             raise AttestationError(f"fetching collateral from {options['pccs']} failed: {exc}") from None
-        return json.loads(fetched.to_json())
+        fetched_collateral: dict[str, Any] = json.loads(fetched.to_json())
+        return fetched_collateral
     return None
 
 
@@ -273,10 +275,10 @@ def enclave_register(
     registrar = Registrar(
         w3,
         deployment,
-        TxSender(w3, keys[0]),
+        TxSender(w3, str(keys[0])),
         attestor_keys,
         policy,
-        validity,  # type: ignore[arg-type]
+        validity,
         collateral=functools.partial(collateral_for, options),
     )
     record = registrar.register(EnclaveClient.with_token_file(enclave_url, enclave_token_file))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from coprocessor_enclave.template import Template
 
 
-class _Address(click.ParamType):
+class _Address(click.ParamType):  # type: ignore[type-arg]  # generic only in click's stubs of some versions
     """An Ethereum address: 0x and 40 hex digits (any case), checked before anything is sent."""
 
     name = "address"

@@ -36,7 +36,8 @@ def _sender(rpc: str) -> TxSender:
 def _load(state_path: Path) -> dict[str, Any]:
     if not state_path.is_file():
         raise ChainError(f"no local v4 at {state_path}: run `coprocessor v4 deploy` (or `coprocessor dev`) first")
-    return json.loads(state_path.read_text())
+    state: dict[str, Any] = json.loads(state_path.read_text())
+    return state
 
 
 @click.group("v4")

@@ -45,7 +45,7 @@ def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def start_anvil(port: int, extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:

@@ -94,7 +94,8 @@ def artifact(contract: str) -> dict[str, Any]:
     matches = sorted((SOLIDITY_DIR / "out").glob(f"*.sol/{contract}.json")) or sorted((SHIPPED_DIR / "artifacts").glob(f"{contract}.json"))
     if not matches:
         raise ToolchainError(f"no build artifact for {contract}: run `forge build` in solidity/ ({_SETUP_HINT})")
-    return json.loads(matches[0].read_text())
+    loaded: dict[str, Any] = json.loads(matches[0].read_text())
+    return loaded
 
 
 def npm_errors(package: str) -> list[dict[str, Any]]:
@@ -121,7 +122,8 @@ def npm_artifact(package: str, contract: str) -> dict[str, Any]:
     )
     if not matches:
         raise ToolchainError(f"no artifact for {contract} in {package}: {_SETUP_HINT}")
-    return json.loads(matches[0].read_text())
+    loaded: dict[str, Any] = json.loads(matches[0].read_text())
+    return loaded
 
 
 def ship_build_outputs(destination: Path = SHIPPED_DIR) -> Path:

@@ -89,11 +89,11 @@ def deploy_hook(sender: TxSender, artifact: dict[str, Any], flags: int, *args: A
     start = 0
     while True:
         salt, address = mine_hook_salt(CREATE2_DEPLOYER, init_code, flags, start)
-        if not sender.w3.eth.get_code(address):
+        if not sender.w3.eth.get_code(to_checksum_address(address)):
             break
         start = int.from_bytes(salt, "big") + 1
     sender.transact(CREATE2_DEPLOYER, salt + init_code)
-    if not sender.w3.eth.get_code(address):
+    if not sender.w3.eth.get_code(to_checksum_address(address)):
         raise ChainError(f"the CREATE2 deployer did not create the hook at {address}")
     return address
 
@@ -234,7 +234,7 @@ def run_fee_hook_demo(sender: TxSender, coprocessor: str, template_id: bytes, w3
     )
     sender.transact(hook_address, b"", value=10**17)  # the hook's budget for request fees
     pool = init_pool(sender, stack, hook_address)
-    hook = w3.eth.contract(address=hook_address, abi=artifact("CoprocessorFeeHook")["abi"])
+    hook = w3.eth.contract(address=to_checksum_address(hook_address), abi=artifact("CoprocessorFeeHook")["abi"])
     for i in range(samples):
         swap(sender, stack, pool, i % 2 == 0, 10**18)
     config[5] = 1

@@ -102,5 +102,5 @@ def _transact(sender: TxSender, registry: str, function: str, *args: Any) -> Any
     try:
         sender.w3.eth.call({"from": sender.address, "to": handle.address, "data": data})
     except (ContractCustomError, ContractLogicError) as exc:
-        raise CatalogError(function, decode_revert(exc.data)) from None
+        raise CatalogError(function, decode_revert(exc.data if isinstance(exc.data, (str, bytes)) else None)) from None
     return sender.transact(handle.address, data)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from coprocessor_enclave.protocol import Request, Status
 
@@ -440,20 +441,20 @@ def _marks(items: Sequence[object]) -> str:
     return ",".join("?" * len(items))
 
 
-def _entry(row: Sequence[object]) -> Entry:
+def _entry(row: Sequence[Any]) -> Entry:
     request, data, number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at, commitment = row
     return Entry(
         request=Request.from_json(json.loads(str(request))),
-        input=bytes(data),  # type: ignore[arg-type]
-        block_number=int(number),  # type: ignore[arg-type]
+        input=bytes(data),
+        block_number=int(number),
         state=State(state),
         status=None if status is None else Status(status),
-        output=None if output is None else bytes(output),  # type: ignore[arg-type]
-        signature=None if signature is None else bytes(signature),  # type: ignore[arg-type]
+        output=None if output is None else bytes(output),
+        signature=None if signature is None else bytes(signature),
         tx_hash=None if tx_hash is None else str(tx_hash),
         error=None if error is None else str(error),
-        seen_at=float(seen_at),  # type: ignore[arg-type]
-        attempts=int(attempts),  # type: ignore[arg-type]
-        updated_at=float(updated_at),  # type: ignore[arg-type]
+        seen_at=float(seen_at),
+        attempts=int(attempts),
+        updated_at=float(updated_at),
         commitment=bytes.fromhex(str(commitment)),
     )

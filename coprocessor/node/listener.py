@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from eth_abi import decode
 from eth_utils import to_checksum_address
@@ -25,7 +26,7 @@ _DATA_TYPES = ["bytes", "bytes32", "uint32", "uint96", "uint64", "uint64", "byte
 _TOPICS = ["0x" + t.hex() for t in (REQUEST_SUBMITTED_TOPIC, REQUEST_FULFILLED_TOPIC, REQUEST_CANCELLED_TOPIC)]
 
 
-def decode_request_submitted(entry: dict) -> tuple[Request, bytes]:
+def decode_request_submitted(entry: dict[str, Any]) -> tuple[Request, bytes]:
     """The request and its input from one `RequestSubmitted` log."""
     topics = [bytes(t) for t in entry["topics"]]
     input_data, input_hash, gas, fee, deadline, anchor_block, anchor_hash = decode(_DATA_TYPES, bytes(entry["data"]))

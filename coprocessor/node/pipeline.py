@@ -362,11 +362,11 @@ class Node:
         self.metrics.gas_per_item.observe(receipt["gasUsed"] / max(1, len(sent.items)))
         tx_hash = bytes(receipt["transactionHash"]).hex()
         for outcome in self.submitter.outcomes(receipt):
-            rid = outcome.request_id.hex()[:12]
+            short = outcome.request_id.hex()[:12]
             if outcome.kind == "fulfilled":
                 note = "" if outcome.callback_succeeded else " (consumer callback reverted)"
-                log.info("request 0x%s settled in tx 0x%s%s", rid, tx_hash[:12], note)
+                log.info("request 0x%s settled in tx 0x%s%s", short, tx_hash[:12], note)
             elif outcome.kind == "skipped-settled":
-                log.info("request 0x%s was already settled on-chain", rid)
+                log.info("request 0x%s was already settled on-chain", short)
             else:
-                log.warning("request 0x%s expired before its fulfilment was mined: it will be cancelled", rid)
+                log.warning("request 0x%s expired before its fulfilment was mined: it will be cancelled", short)

@@ -180,7 +180,8 @@ class Submitter:
                 self.hold_until = hold_until
                 return 0
         ready = self.journal.ready(self.config.max_batch, chain_time)
-        batch, gas_planned = [], _BATCH_OVERHEAD_GAS
+        batch: list[Entry] = []
+        gas_planned = _BATCH_OVERHEAD_GAS
         for entry in ready:
             cost = entry.request.callback_gas_limit * 64 // 63 + ITEM_OVERHEAD_GAS
             if batch and gas_planned + cost > self.config.gas_budget:
