@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import uvicorn
 from eth_utils import is_address, to_checksum_address
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor_enclave.frames import loads_bounded
 from coprocessor_enclave.protocol import SignedQuote
-from coprocessor_enclave.server import reply_json
 from coprocessor_enclave.service import QuoteRefused
 
 from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
@@ -167,54 +172,98 @@ def web3_anchor(w3: Any) -> Anchor:
     return anchor
 
 
-def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """An HTTP server for `service`: `POST /quote`, `GET /info`. Errors are JSON `{error, ...}`."""
+class QuoteServer:
+    """The quote endpoint served by uvicorn (an ASGI server built for the open internet: HTTP parsing by
+    h11, timeouts, graceful shutdown) on a socket bound at creation, so its port is known at once."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 30  # a client that stops sending does not hold a thread for ever
+    def __init__(self, app: Starlette, host: str, port: int) -> None:
+        self._socket = socket.create_server((host, port))
+        self.server_address: tuple[str, int] = self._socket.getsockname()[:2]
+        config = uvicorn.Config(
+            app, http="h11", ws="none", lifespan="off", log_level="warning", timeout_keep_alive=30, limit_concurrency=256
+        )
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._serving = False
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            pass
+    def serve_forever(self) -> None:
+        """Serves until `shutdown`; blocks (run it in a thread)."""
+        self._serving = True
+        try:
+            self._server.run(sockets=[self._socket])
+        finally:
+            self._stopped.set()
 
-        def _reply(self, code: int, body: dict[str, Any]) -> None:
-            reply_json(self, code, body, {"Access-Control-Allow-Origin": "*"})  # quotes are public; browsers may ask
+    def start(self) -> QuoteServer:
+        """Serves in a daemon thread."""
+        self._thread = threading.Thread(target=self.serve_forever, name="quote-endpoint", daemon=True)
+        self._thread.start()
+        return self
 
-        def do_GET(self) -> None:
-            if self.path != "/info":
-                self._reply(404, {"error": f"no such endpoint {self.path}"})
-                return
+    def shutdown(self) -> None:
+        """Stops serving: open connections are finished, new ones refused."""
+        self._server.should_exit = True
+        if self._serving:
+            self._stopped.wait(10)  # uvicorn finishes its connections before the socket goes
+        self._socket.close()
+
+
+def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int = 0) -> QuoteServer:
+    """The endpoint for `service`: `POST /quote`, `GET /info`. Errors are JSON `{error, ...}`."""
+    cors = {"Access-Control-Allow-Origin": "*"}  # quotes are public; browsers may ask
+
+    def reply(code: int, body: dict[str, Any]) -> JSONResponse:
+        return JSONResponse(body, status_code=code, headers=cors)
+
+    async def info(request: Request) -> JSONResponse:
+        try:
+            return reply(200, await run_in_threadpool(service.info))
+        except CoprocessorError as exc:
+            return reply(503, {"error": str(exc)})
+
+    async def quote(request: Request) -> JSONResponse:
+        try:
+            body = await _bounded_body(request)
             try:
-                self._reply(200, service.info())
-            except CoprocessorError as exc:
-                self._reply(503, {"error": str(exc)})
+                parsed = loads_bounded(body)  # a public endpoint: no absurd nesting
+            except ValueError as exc:
+                raise QuoteError(400, f"the body is not usable JSON: {exc}") from None
+            client = request.client.host if request.client else ""
+            signed = await run_in_threadpool(service.quote, parsed, client)  # the enclave call blocks
+            return reply(200, signed.to_json())
+        except QuoteError as exc:
+            return reply(exc.code, {"error": str(exc), **exc.extra})
+        except Exception as exc:  # an answer, never a dropped connection
+            log.exception("quote endpoint failed")
+            return reply(500, {"error": f"{type(exc).__name__}: {exc}"})
 
-        def do_POST(self) -> None:
-            try:
-                if self.path != "/quote":
-                    raise QuoteError(404, f"no such endpoint {self.path}")
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    raise QuoteError(400, "bad Content-Length") from None
-                if not 0 < length <= MAX_BODY_BYTES:
-                    self.close_connection = True  # the unread body must not be parsed as the next request
-                    raise QuoteError(413 if length else 411, f"the body must be 1-{MAX_BODY_BYTES} bytes")
-                try:
-                    body = loads_bounded(self.rfile.read(length))  # a public endpoint: no absurd nesting
-                except ValueError as exc:
-                    raise QuoteError(400, f"the body is not usable JSON: {exc}") from None
-                signed = service.quote(body, self.client_address[0])
-                self._reply(200, signed.to_json())
-            except QuoteError as exc:
-                self._reply(exc.code, {"error": str(exc), **exc.extra})
-            except Exception as exc:  # an answer, never a dropped connection
-                log.exception("quote endpoint failed")
-                self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return reply(404, {"error": f"no such endpoint {request.url.path}"})
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    async def wrong_method(request: Request, exc: Exception) -> JSONResponse:
+        return reply(405, {"error": f"{request.method} is not served at {request.url.path}"})
+
+    app = Starlette(
+        routes=[Route("/info", info, methods=["GET"]), Route("/quote", quote, methods=["POST"])],
+        exception_handlers={404: not_found, 405: wrong_method},
+    )
+    return QuoteServer(app, host, port)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The request's body, refused past MAX_BODY_BYTES before it is all read (the declared length first)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or not 0 < int(declared) <= MAX_BODY_BYTES):
+        raise QuoteError(413 if declared.isdigit() and int(declared) else 411, f"the body must be 1-{MAX_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise QuoteError(413, f"the body must be 1-{MAX_BODY_BYTES} bytes")
+    if not body:
+        raise QuoteError(411, f"the body must be 1-{MAX_BODY_BYTES} bytes")
+    return bytes(body)
 
 
 def fetch_quote(url: str, body: dict[str, Any], timeout: float = 60.0) -> SignedQuote:
@@ -237,13 +286,11 @@ def fetch_quote(url: str, body: dict[str, Any], timeout: float = 60.0) -> Signed
         raise EnclaveUnreachable(f"no quote endpoint answers at {target}: {exc}") from None
 
 
-def start_quote_server(enclave: EnclaveClient, w3: Any, host: str, port: int) -> ThreadingHTTPServer:
+def start_quote_server(enclave: EnclaveClient, w3: Any, host: str, port: int) -> QuoteServer:
     """Serves quotes for `enclave`, anchored on `w3`'s chain, in a daemon thread; `shutdown()` stops it.
 
     Each client address gets 5 quotes a second on average (bursts of 20), and at most two quotes
     run at once, so the public endpoint cannot starve the node's on-chain requests.
     """
     service = QuoteService(enclave, web3_anchor(w3), max_concurrency=2, rate=RateLimiter(rate=5.0, burst=20))
-    server = make_quote_server(service, host, port)
-    threading.Thread(target=server.serve_forever, name="quotes", daemon=True).start()
-    return server
+    return make_quote_server(service, host, port).start()
