@@ -21,5 +21,7 @@ interface IQuoteVerifier {
     error QuoteReplayed(bytes32 nonce);
 
     /// @notice Whether the quote with `nonce` was already used here.
+    /// @param nonce The nonce of the quote
+    /// @return Whether a quote with that nonce was already used here
     function quoteUsed(bytes32 nonce) external view returns (bool);
 }
