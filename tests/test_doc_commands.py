@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 
 import click
 import pytest
@@ -13,7 +12,11 @@ import pytest
 from coprocessor.cli import main
 from coprocessor.dev.toolchain import PROJECT_ROOT
 
-_DOCS = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md")), *sorted((PROJECT_ROOT / "templates").glob("*/README.md"))]
+_DOCS = [
+    PROJECT_ROOT / "README.md",
+    *sorted((PROJECT_ROOT / "docs").glob("*.md")),
+    *sorted((PROJECT_ROOT / "templates").glob("*/README.md")),
+]
 
 
 def _commands() -> list[tuple[str, str]]:
