@@ -1,0 +1,83 @@
+"""The demo `coprocessor dev --demo` runs: real requests through the example consumer and a Uniswap v4
+dynamic-fee hook on the real PoolManager, each answer printed as it is mined."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from eth_utils import keccak
+
+from coprocessor_enclave.protocol import Status
+from coprocessor_enclave.template import Template, encode_args, find_template
+
+from ..chain import ANVIL_KEYS, Deployment, TxSender
+from . import devnet, v4
+from .consumer import Answer, ExampleConsumerClient
+
+
+def run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Template]) -> bool:
+    """Sends real requests through the example consumer and prints a table of the callbacks."""
+    median = find_template(templates, "median-price")
+    holder = find_template(templates, "token-holder")
+    merkle = find_template(templates, "merkle-root")
+    client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), deployment.consumer)  # type: ignore[arg-type]
+    user, eth = client.sender.address, "0x" + "00" * 20
+    e8 = 10**8
+    leaves = ["0x" + keccak(i.to_bytes(32, "big")).hex() for i in range(256)]
+    cases: list[tuple[Template, str, bytes, Status]] = [
+        (median, "4 sources, 1 outlier", encode_args(median, [[3012 * e8, 3015 * e8, 3009 * e8, 9999 * e8], 200]), Status.OK),
+        (median, "5 sources", encode_args(median, [[101 * e8, 99 * e8, 100 * e8, 102 * e8, 98 * e8], 500]), Status.OK),
+        (median, "1 source", encode_args(median, [[42 * e8], 0]), Status.OK),
+        (median, "empty list", encode_args(median, [[], 100]), Status.INVALID_INPUT),
+        (median, "malformed ABI", b"\x01\x02\x03", Status.INVALID_INPUT),
+        (holder, "asker holds 1 ETH?", encode_args(holder, [eth, user, 10**18]), Status.OK),
+        (merkle, "256 leaves, proof #7", encode_args(merkle, [leaves, 7]), Status.OK),
+    ]
+    # One at a time, so each latency is that request's own, not time spent queued behind the others.
+    answers: list[tuple[Template, str, Answer, Status]] = []
+    for template, label, input_data, expected in cases:
+        request_id, sent_at = client.ask(template.template_id, input_data)
+        answers.append((template, label, client.wait(request_id, sent_at), expected))
+    click.echo("")
+    click.echo(f"{'request id':<16} {'template':<13} {'case':<21} {'status':<13} {'latency':>8}  output")
+    click.echo("-" * 100)
+    ok = True
+    for template, label, answer, expected in answers:
+        ok &= answer.status == expected
+        click.echo(
+            f"0x{answer.request_id.hex()[:12]}… {template.name:<13} {label:<21} {answer.status.name:<13}"
+            f" {answer.latency * 1000:>6.0f} ms  {shorten(answer.describe(template))}"
+        )
+    latencies = sorted(a.latency for _, _, a, _ in answers)
+    click.echo("-" * 100)
+    click.echo(
+        f"{len(answers)} requests answered on-chain; latency median {latencies[len(latencies) // 2] * 1000:.0f} ms,"
+        f" max {latencies[-1] * 1000:.0f} ms (request mined -> callback stored)"
+    )
+    if not ok:
+        click.echo("error: some statuses differ from what the demo expected", err=True)
+    return ok and run_hook_demo(w3, deployment, find_template(templates, "v4-volatility"))
+
+
+def run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:
+    """A Uniswap v4 dynamic-fee hook on the real PoolManager: volatile swaps, a request, the callback's fee."""
+    click.echo("\nUniswap v4 CoprocessorFeeHook (the real PoolManager bytecode from @uniswap/v4-core):")
+    deployer = TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER])
+    demo = v4.run_fee_hook_demo(deployer, deployment.coprocessor, volatility.template_id, w3)
+    click.echo(
+        f"  swap fee before the callback  {demo.fee_before:>7} (hundredths of a bip)   swap tx gas {demo.swap_gas:,} (with the request)"
+    )
+    click.echo(
+        f"  request 0x{demo.request_id.hex()[:12]}… answered  volatility {demo.volatility} -> fee {demo.fee_set}"
+        f" in {demo.latency * 1000:.0f} ms (request mined -> callback stored)"
+    )
+    click.echo(f"  next swap's Swap event fee    {demo.fee_after:>7}")
+    ok = demo.fee_after == demo.fee_set > demo.fee_before
+    if not ok:
+        click.echo("error: the hook's fee did not move as the demo expected", err=True)
+    return ok
+
+
+def shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
