@@ -24,6 +24,7 @@ from .options import (
     verbose_option,
 )
 
+
 @click.command()
 @click.option("--port", default=8545, show_default=True, help="Port for the local Anvil chain.")
 @click.option("--demo", is_flag=True, help="Send a handful of requests, print the answers, then exit.")
