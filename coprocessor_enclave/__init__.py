@@ -1,5 +1,5 @@
 """The attested execution boundary: key holder, template workers, attestation backends.
 
-Submodules are imported directly (`coprocessor_enclave.service`, ...), so a template
-worker (`coprocessor_enclave.worker`) loads nothing it does not need.
+Submodules are imported directly (`coprocessor_enclave.enclave`, ...), so a template
+worker (`coprocessor_enclave.forkserver`) loads nothing it does not need.
 """

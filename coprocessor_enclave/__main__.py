@@ -16,11 +16,11 @@ from pathlib import Path
 
 from .attestation import DEV_BANNER, AttestationBackend, DevBackend, DstackBackend
 from .capabilities import CapabilitySettings, load_secrets
+from .enclave import DEFAULT_CONCURRENCY, Enclave, EnclaveConfig
 from .errors import CoprocessorError
-from .server import make_server, write_token
-from .service import DEFAULT_CONCURRENCY, Enclave, EnclaveConfig
+from .pool import DEFAULT_WARM_TEMPLATES
+from .rpc import make_server, write_token
 from .template import load_templates
-from .workers import DEFAULT_WARM_TEMPLATES
 
 _DESCRIPTION = """Generates a signing key inside this process and serves the enclave's RPC: GET /info
 (public) and POST /attest, /rotate, /activate, /run and /quote, which answer only a caller

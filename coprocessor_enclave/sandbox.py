@@ -10,7 +10,7 @@ Three entry points, in the order a job meets them:
 - `fork_job()` and `confine()`: per job. The child is init of a fresh PID namespace (as root),
   then gets its own IPC namespace, rlimits, no_new_privs, a Landlock domain, the unprivileged
   uid, no capabilities and the seccomp filter before any template code runs. A spare worker
-  (forked before its job, `worker.py`) takes all but the uid and capabilities, `confine_early()`,
+  (forked before its job, `forkserver.py`) takes all but the uid and capabilities, `confine_early()`,
   ahead of the job, and drops those, `confine_late()`, once the job is there; `confine()` is both.
 
 docs/containment.md says what each layer stops and what it does not.

@@ -24,10 +24,10 @@ from eth_utils import keccak
 from coprocessor.errors import EnclaveUnreachable, ManifestError
 from coprocessor.testing import LoopbackHttp, Reply, TemplateRunner
 from coprocessor_enclave.capabilities import host_allowed, load_secrets
+from coprocessor_enclave.enclave import QuoteRefused
 from coprocessor_enclave.frames import FrameError, loads_bounded
 from coprocessor_enclave.outbound import is_public
 from coprocessor_enclave.protocol import Request, Status
-from coprocessor_enclave.service import QuoteRefused
 from coprocessor_enclave.template import encode_args, load_template
 
 TEST_TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -20,7 +20,7 @@ import pytest
 from coprocessor.errors import EnclaveError
 from coprocessor.node.enclave_client import EnclaveClient, read_token
 from coprocessor.testing import TemplateRunner
-from coprocessor_enclave.server import write_token
+from coprocessor_enclave.rpc import write_token
 
 from .conftest import TEST_TEMPLATES, Devnet
 
@@ -137,8 +137,8 @@ def test_enclave_runMany_eachRunItsOwnOutcomeInOneCall(stack: Devnet) -> None:
     from eth_utils import keccak
 
     from coprocessor.errors import EnclaveUnreachable
+    from coprocessor_enclave.enclave import SignedResult
     from coprocessor_enclave.protocol import Request, Status, coprocessor_domain, recover_signer, response_digest
-    from coprocessor_enclave.service import SignedResult
     from coprocessor_enclave.template import encode_args
 
     median = stack.template("median-price")

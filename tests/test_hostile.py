@@ -23,8 +23,8 @@ from eth_utils import keccak
 from coprocessor.node.pipeline import Node
 from coprocessor_enclave import sandbox
 from coprocessor_enclave.attestation import DevBackend
+from coprocessor_enclave.enclave import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.protocol import Request, Status, recover_signer, response_digest
-from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.template import Template, encode_args, load_templates
 
 from .conftest import TEST_TEMPLATES, Devnet
@@ -68,7 +68,7 @@ HOSTILE: list[tuple[str, Status]] = [
     ("hostile-log-flood", Status.OK),
     ("hostile-probe", Status.OK),
 ]
-WORKER_MODULE = b"coprocessor_enclave.worker"
+WORKER_MODULE = b"coprocessor_enclave.forkserver"
 CANARY_NAME = "COPROCESSOR_TEST_CANARY"
 
 

@@ -24,9 +24,9 @@ from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor.node.journal import Journal, State
 from coprocessor.node.pipeline import Node, NodeConfig
 from coprocessor_enclave.attestation import DevBackend, dev_image_id
+from coprocessor_enclave.enclave import Enclave, EnclaveConfig
 from coprocessor_enclave.protocol import RequestState
-from coprocessor_enclave.server import make_server, write_token
-from coprocessor_enclave.service import Enclave, EnclaveConfig
+from coprocessor_enclave.rpc import make_server, write_token
 from coprocessor_enclave.template import encode_args
 
 from .conftest import Devnet

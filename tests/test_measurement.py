@@ -14,7 +14,7 @@ from coprocessor_enclave.template import files_hash
 # What the key holder and its workers load: the entry point, the key holder, the fork server and the SDK.
 ENCLAVE_MODULES = [
     "coprocessor_enclave.__main__",
-    "coprocessor_enclave.worker",
+    "coprocessor_enclave.forkserver",
     "coprocessor_enclave.sdk",
     "coprocessor_enclave.chainread",
     "coprocessor_enclave.devpki",

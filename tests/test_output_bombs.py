@@ -19,9 +19,9 @@ from eth_utils import keccak
 
 from coprocessor.dev.toolchain import TEMPLATES_DIR
 from coprocessor_enclave.attestation import DevBackend
+from coprocessor_enclave.enclave import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.errors import ManifestError
 from coprocessor_enclave.protocol import Request, Status, recover_signer, response_digest
-from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.template import encode_args, find_template, load_templates
 
 from .conftest import TEST_TEMPLATES

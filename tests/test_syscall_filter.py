@@ -26,9 +26,9 @@ from eth_utils import keccak
 
 from coprocessor_enclave import sandbox
 from coprocessor_enclave.attestation import DevBackend
+from coprocessor_enclave.enclave import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.errors import EnclaveError
 from coprocessor_enclave.protocol import Request, Status
-from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.template import load_templates
 
 from .conftest import TEST_TEMPLATES

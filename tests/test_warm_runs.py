@@ -22,11 +22,11 @@ from eth_utils import keccak
 from coprocessor.dev.toolchain import TEMPLATES_DIR
 from coprocessor_enclave import bundles
 from coprocessor_enclave.attestation import DevBackend
+from coprocessor_enclave.enclave import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.errors import EnclaveError
+from coprocessor_enclave.pool import TemplateImage, Warmth, WorkerPool
 from coprocessor_enclave.protocol import Request, Status
-from coprocessor_enclave.service import Enclave, EnclaveConfig, SignedResult
 from coprocessor_enclave.template import Template, encode_args, load_templates
-from coprocessor_enclave.workers import TemplateImage, Warmth, WorkerPool
 
 from .conftest import TEST_TEMPLATES
 

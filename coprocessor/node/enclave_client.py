@@ -1,4 +1,4 @@
-"""The node's client of the enclave RPC (`coprocessor_enclave.server`)."""
+"""The node's client of the enclave RPC (`coprocessor_enclave.rpc`)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from coprocessor_enclave.attestation import Evidence
+from coprocessor_enclave.enclave import QuoteRefused, SignedResult
 from coprocessor_enclave.protocol import Request, SignedQuote, Status
-from coprocessor_enclave.server import TOKEN_HEADER
-from coprocessor_enclave.service import QuoteRefused, SignedResult
+from coprocessor_enclave.rpc import TOKEN_HEADER
 
 from ..config import DEFAULT_TOKEN_FILE as DEFAULT_TOKEN_FILE  # re-exported
 from ..errors import EnclaveError, EnclaveUnreachable
 from ..keepalive import KeptAlive
 
-# Well inside the enclave's idle close (`coprocessor_enclave.server.IDLE_SECONDS`): no request races it.
+# Well inside the enclave's idle close (`coprocessor_enclave.rpc.IDLE_SECONDS`): no request races it.
 _REUSE_SECONDS = 10.0
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from web3 import Web3
 
+from coprocessor_enclave.enclave import SignedResult
 from coprocessor_enclave.protocol import RequestState
-from coprocessor_enclave.service import SignedResult
 
 from ..attest.registration import KeyKeeper
 from ..chain import TxSender, contract

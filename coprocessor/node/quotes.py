@@ -26,9 +26,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from coprocessor.node.enclave_client import EnclaveClient
+from coprocessor_enclave.enclave import QuoteRefused
 from coprocessor_enclave.frames import loads_bounded
 from coprocessor_enclave.protocol import SignedQuote
-from coprocessor_enclave.service import QuoteRefused
 
 from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
 

@@ -35,8 +35,8 @@ from eth_utils import keccak
 
 from coprocessor_enclave.attestation import DevBackend
 from coprocessor_enclave.capabilities import BoundSecret, CapabilitySettings
+from coprocessor_enclave.enclave import Enclave, EnclaveConfig
 from coprocessor_enclave.protocol import Request, Status
-from coprocessor_enclave.service import Enclave, EnclaveConfig
 from coprocessor_enclave.template import Template, encode_args, find_template, load_templates
 
 from ..errors import ManifestError

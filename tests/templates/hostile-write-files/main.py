@@ -17,7 +17,7 @@ BUNDLE = Path(__file__).resolve().parent
 def run(ctx):
     tag = f".hostile-{os.getpid()}-{os.urandom(4).hex()}"  # hidden: never part of a bundle hash
     new = [BUNDLE / tag, Path.cwd() / tag, Path("/tmp") / tag, Path("/dev/shm") / tag, PROJECT / tag, Path("/var/tmp") / tag]
-    existing = [BUNDLE / "main.py", PROJECT / "coprocessor_enclave" / "service.py", PROJECT / "README.md", Path("/etc/passwd")]
+    existing = [BUNDLE / "main.py", PROJECT / "coprocessor_enclave" / "enclave.py", PROJECT / "README.md", Path("/etc/passwd")]
     got, failures = [], []
 
     def attempt(what, action):

@@ -1,7 +1,7 @@
 """Template workers: a fork server that never sees the enclave key, a zygote per template, and the job each child runs.
 
 The enclave starts this module as a fresh interpreter with an empty environment
-(`python -I -m coprocessor_enclave.worker FD`). It imports what templates need once, sets up
+(`python -I -m coprocessor_enclave.forkserver FD`). It imports what templates need once, sets up
 the namespaces workers share (`sandbox.prepare_server`), then for every template the enclave
 runs it forks a *zygote*, which receives that template's bundle once over its own control
 channel, checks it against the template id (no process holds another template's code) and

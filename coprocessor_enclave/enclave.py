@@ -19,6 +19,7 @@ from .abicodec import keccak  # pycryptodome directly, as protocol.py
 from .attestation import AttestationBackend, Evidence
 from .capabilities import CapabilitySettings, JobCapabilities
 from .errors import CapabilityError, EnclaveError
+from .pool import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
 from .protocol import (
     Quote,
     Request,
@@ -32,7 +33,6 @@ from .protocol import (
 )
 from .sandbox import protect_enclave
 from .template import Template
-from .workers import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
 
 # Template runs at once. Each is mostly a process's start and teardown, which the kernel does while
 # other runs compute, so 8 keep two cores busy where 2 left them a third idle (docs/node.md). The

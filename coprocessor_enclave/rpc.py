@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .enclave import Enclave, QuoteRefused, SignedResult
 from .errors import CoprocessorError, EnclaveUnreachable
 from .frames import FrameError, loads_bounded
 from .protocol import Request, Status
-from .service import Enclave, QuoteRefused, SignedResult
 
 _MAX_BODY = 1024 * 1024
 # A connection is kept alive between requests (the node keeps one per enclave thread) and closed

@@ -203,7 +203,7 @@ class WorkerPool:
     def _start_server(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server = subprocess.Popen(
-            [sys.executable, "-I", "-m", "coprocessor_enclave.worker", str(theirs.fileno())],
+            [sys.executable, "-I", "-m", "coprocessor_enclave.forkserver", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -409,7 +409,7 @@ def _idle(conn: socket.socket) -> bool:
 def _hurry(pid: int) -> None:
     """Gives a spare, which prepares at the lowest priority, the normal one now that its job is here.
 
-    Only root may; without root spares are not lowered (`worker._child`)."""
+    Only root may; without root spares are not lowered (`forkserver._child`)."""
     if os.geteuid() == 0:
         try:
             os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, 0))  # the enclave's, as the zygote's
