@@ -6,12 +6,13 @@ signatures are pinned by the golden vectors both forge and pytest check: `tests/
 from __future__ import annotations
 
 import enum
+import json
 import re
 
 import pytest
 from eth_utils import keccak
 
-from coprocessor.dev.toolchain import SOLIDITY_DIR, artifact
+from coprocessor.dev.toolchain import FOUNDRY_VERSION, PROJECT_ROOT, SOLIDITY_DIR, artifact
 from coprocessor.node import catalog
 from coprocessor_enclave import protocol
 from coprocessor_enclave.status import Status
@@ -79,3 +80,8 @@ def test_callSelector_matchesTheAbi(constant: bytes, function: str) -> None:
     item = _abi_item("Coprocessor", "function", function)
     assert constant == keccak(_signature(item).encode())[:4]
     assert constant.hex() == artifact("Coprocessor")["methodIdentifiers"][_signature(item)]
+
+
+def test_foundryVersion_isThePinnedNpmPackage() -> None:
+    pins = json.loads((PROJECT_ROOT / "package.json").read_text())["dependencies"]
+    assert {pins[f"@foundry-rs/{tool}-linux-amd64"] for tool in ("anvil", "forge", "cast")} == {FOUNDRY_VERSION}

@@ -17,7 +17,7 @@ import pytest
 
 from coprocessor.chain import ANVIL_KEYS, Deployment, connect
 from coprocessor.dev import devnet
-from coprocessor.dev.toolchain import PROJECT_ROOT, ship_build_outputs
+from coprocessor.dev.toolchain import PROJECT_ROOT, ship_build_outputs, tool_path
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,42 @@ def test_installedWheel_deployEnclaveServeAndNode_runFromAnEmptyFolder(installed
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def test_installedWheel_devDemo_runsWithAnvilFromPath(installed: Path, tmp_path: Path) -> None:
+    anvil_dir = tool_path("anvil").parent
+    env = {**_env(tmp_path / "cache"), "PATH": f"{installed / 'bin'}{os.pathsep}{anvil_dir}{os.pathsep}{os.environ['PATH']}"}
+    port = devnet.free_port()
+    command = ["coprocessor", "--state-dir", str(tmp_path / "state"), "dev", "--demo", "--port", str(port), "--quote-port", "0"]
+    demo = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    assert "next swap's Swap event fee" in demo.stdout  # the v4 stack from the shipped v4-core bytecode
+    assert (tmp_path / "state" / "deployment.json").is_file()
+
+
+def test_installedWheel_withoutAnvil_saysWhatToInstall(installed: Path, tmp_path: Path) -> None:
+    env = {**_env(tmp_path / "cache"), "PATH": f"{installed / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    dev = subprocess.run(
+        ["coprocessor", "--state-dir", str(tmp_path), "dev", "--port", str(devnet.free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert dev.returncode != 0
+    assert "anvil is not on PATH" in dev.stderr and "npm install @foundry-rs/anvil-linux-amd64@" in dev.stderr, dev.stderr
+    assert "Traceback" not in dev.stderr
+
+
+def test_installedWheel_templateTest_runsALibraryTemplatesTests(installed: Path, tmp_path: Path) -> None:
+    tested = subprocess.run(
+        [str(installed / "bin" / "coprocessor"), "template", "test", "median-price", "-q"],
+        cwd=tmp_path,
+        env=_env(tmp_path / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
+    assert " passed" in tested.stdout and "failed" not in tested.stdout

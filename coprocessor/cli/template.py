@@ -194,10 +194,14 @@ def template_run(
 @templates_option
 def template_test(template: str, pytest_args: tuple[str, ...], template_dirs: tuple[Path, ...]) -> None:
     """Run TEMPLATE's own tests (pytest on its folder); extra arguments go to pytest."""
+    import importlib.util
+
     from coprocessor_enclave.template import load_template
 
     folder = _resolve(template, template_dirs)
     load_template(folder)  # a broken manifest fails here, with its own message
+    if importlib.util.find_spec("pytest") is None:
+        raise click.UsageError("pytest is not installed here: pip install 'coprocessor[testing]'")
     command = [sys.executable, "-m", "pytest", str(folder), "-p", "no:cacheprovider", "--rootdir", str(folder), *pytest_args]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}  # no caches written into the bundle
     sys.exit(subprocess.call(command, env=env))

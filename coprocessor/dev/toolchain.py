@@ -49,15 +49,30 @@ TEMPLATES_DIR = PROJECT_ROOT / "templates" if (PROJECT_ROOT / "templates").is_di
 # What a wheel ships from the npm packages: the v4 contracts `coprocessor dev` and `v4` deploy as built.
 _SHIPPED_NPM = {"@uniswap/v4-core": ("PoolManager", "PoolSwapTest", "PoolModifyLiquidityTest", "TestERC20")}
 
+FOUNDRY_VERSION = "1.7.1"  # package.json pins the same
 _SETUP_HINT = "run `make setup` in the project root (it installs the pinned npm packages)"
 
 
 def tool_path(name: str) -> Path:
-    """The pinned Foundry binary `name` (anvil, forge, cast); `COPROCESSOR_<NAME>` overrides it."""
+    """The pinned Foundry binary `name` (anvil, forge, cast); `COPROCESSOR_<NAME>` overrides it.
+
+    In a checkout it is the one `make setup` installed; installed from a wheel, the one on PATH."""
     override = os.environ.get(f"COPROCESSOR_{name.upper()}")
-    path = Path(override) if override else NODE_MODULES / "@foundry-rs" / f"{name}-linux-amd64" / "bin" / name
+    if override:
+        path = Path(override)
+    elif in_checkout():
+        path = NODE_MODULES / "@foundry-rs" / f"{name}-linux-amd64" / "bin" / name
+    else:
+        found = shutil.which(name)
+        if found is None:
+            raise ToolchainError(
+                f"{name} is not on PATH: install Foundry's {name} ({FOUNDRY_VERSION} is the version tested:"
+                f" `npm install @foundry-rs/{name}-linux-amd64@{FOUNDRY_VERSION}`, or foundryup),"
+                f" or set COPROCESSOR_{name.upper()} to its path"
+            )
+        path = Path(found)
     if not path.is_file():
-        raise ToolchainError(f"{name} not found at {path}: {_SETUP_HINT}")
+        raise ToolchainError(f"{name} not found at {path}: " + (_SETUP_HINT if not override else f"fix COPROCESSOR_{name.upper()}"))
     if not os.access(path, os.X_OK):
         path.chmod(path.stat().st_mode | 0o111)  # npm does not always keep the executable bit
     return path
