@@ -16,6 +16,7 @@ from web3 import Web3
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect
 from coprocessor.dev import devnet
 from coprocessor.dev.consumer import ExampleConsumerClient
+from coprocessor.dev.postgres import LocalPostgres
 from coprocessor.dev.toolchain import TEMPLATES_DIR, forge_build
 from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor.node.journal import Journal
@@ -95,6 +96,25 @@ def bare_anvil() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         devnet.stop(process)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    """A real PostgreSQL server for the session (pgserver's binaries); a missing one fails, never skips."""
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a journal lives, once per backend: a SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "journal.sqlite"
+    server: LocalPostgres = request.getfixturevalue("postgres")
+    return server.new_database()
 
 
 @pytest.fixture(scope="session")

@@ -54,10 +54,10 @@ def test_status_afterARequest_showsCountsCursorAndJson(stack: Devnet, node: Node
     request_id = _settle_one(stack, [[1, 2, 3], 500])
     _wait_settled(node, request_id)
     runner = CliRunner()
-    shown = runner.invoke(main, ["status", "--journal", str(node.journal.path)])
+    shown = runner.invoke(main, ["status", "--journal", str(node.journal.target)])
     assert shown.exit_code == 0, shown.output
     assert "settled" in shown.output and "cursor    block" in shown.output
-    as_json = runner.invoke(main, ["status", "--journal", str(node.journal.path), "--json"])
+    as_json = runner.invoke(main, ["status", "--journal", str(node.journal.target), "--json"])
     data = json.loads(as_json.output)
     assert data["counts"]["settled"] >= 1 and data["cursor"]["block"] >= 1
 

@@ -100,7 +100,7 @@ def _request(n: int) -> Request:
     )
 
 
-def _signed_journal(path: Path, count: int) -> tuple[Journal, list[Request]]:
+def _signed_journal(path: Path | str, count: int) -> tuple[Journal, list[Request]]:
     journal = Journal(path)
     requests = [_request(n) for n in range(count)]
     journal.record([(r, b"input", 5) for r in requests], [], 5, "ab" * 32)
@@ -131,8 +131,8 @@ def clock() -> Clock:
     return Clock()
 
 
-def test_sendReady_loneRequest_sentAtOnce(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 1)
+def test_sendReady_loneRequest_sentAtOnce(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 1)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     assert submitter.send_ready(chain_time=0, base_fee=1) == 1
@@ -140,8 +140,8 @@ def test_sendReady_loneRequest_sentAtOnce(tmp_path: Path, clock: Clock) -> None:
     assert _states(journal, requests) == [State.SUBMITTED]
 
 
-def test_sendReady_enclaveStillBusy_partialBatchWaitsBatchWaitAfterTheLastFulfil(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 7)
+def test_sendReady_enclaveStillBusy_partialBatchWaitsBatchWaitAfterTheLastFulfil(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 7)
     account = FakeAccount()
     busy = [True]
     submitter = _submitter(journal, account, clock, batch_wait=0.05)
@@ -164,8 +164,8 @@ def test_sendReady_enclaveStillBusy_partialBatchWaitsBatchWaitAfterTheLastFulfil
     assert submitter.send_ready(0, 1) == 1
 
 
-def test_sendReady_requestsWaitingToRun_partialBatchWaitsTheBacklogWait(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 7)
+def test_sendReady_requestsWaitingToRun_partialBatchWaitsTheBacklogWait(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 7)
     account = FakeAccount()
     behind = [True]
     submitter = _submitter(journal, account, clock, batch_wait=0.05, backlog_batch_wait=0.25)
@@ -181,8 +181,8 @@ def test_sendReady_requestsWaitingToRun_partialBatchWaitsTheBacklogWait(tmp_path
     assert submitter.send_ready(0, 1) == 3, "caught up: batch_wait applies again, and it is over"
 
 
-def test_sendReady_whileInFlight_waitsForAFullBatch(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 7)
+def test_sendReady_whileInFlight_waitsForAFullBatch(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 7)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     assert submitter.send_ready(0, 1) == 4  # nothing in flight: a full batch goes at once
@@ -193,8 +193,8 @@ def test_sendReady_whileInFlight_waitsForAFullBatch(tmp_path: Path, clock: Clock
     assert [n for n, _ in account.sent] == [0, 1]
 
 
-def test_track_droppedTransaction_itemsRefillTheGap(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 8)
+def test_track_droppedTransaction_itemsRefillTheGap(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 8)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     assert submitter.send_ready(0, 1) == 4
@@ -212,8 +212,8 @@ def test_track_droppedTransaction_itemsRefillTheGap(tmp_path: Path, clock: Clock
     assert {journal.by_commitment(r.commitment()).tx_hash for r in requests[:4]} == {account.sent[-1][1].hex()}  # type: ignore[union-attr]
 
 
-def test_send_nonceTooLow_resyncsAndSendsOnce(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 1)
+def test_send_nonceTooLow_resyncsAndSendsOnce(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 1)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     submitter._free_nonce()  # the submitter learned nonce 0 ...
@@ -223,8 +223,8 @@ def test_send_nonceTooLow_resyncsAndSendsOnce(tmp_path: Path, clock: Clock) -> N
     assert list(submitter.in_flight) == [1]
 
 
-def test_track_replacedByAnotherTransaction_itemsGoOutAgain(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 2)
+def test_track_replacedByAnotherTransaction_itemsGoOutAgain(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 2)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     submitter.send_ready(0, 1)
@@ -236,8 +236,8 @@ def test_track_replacedByAnotherTransaction_itemsGoOutAgain(tmp_path: Path, cloc
     assert account.sent[-1][0] == 1
 
 
-def test_track_stuckTransaction_bumpsAtTheSameNonceNeverASecondCopy(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 2)
+def test_track_stuckTransaction_bumpsAtTheSameNonceNeverASecondCopy(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 2)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     submitter.send_ready(0, 1)
@@ -254,8 +254,8 @@ def test_track_stuckTransaction_bumpsAtTheSameNonceNeverASecondCopy(tmp_path: Pa
     assert all(e is not None and e.tx_hash == account.sent[-1][1].hex() for e in entries)
 
 
-def test_track_revertedTransaction_retriesThenStopsWithAReason(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 1)
+def test_track_revertedTransaction_retriesThenStopsWithAReason(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 1)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     for attempt in range(3):
@@ -270,8 +270,8 @@ def test_track_revertedTransaction_retriesThenStopsWithAReason(tmp_path: Path, c
     assert entry is not None and entry.state == State.FAILED and "reverted 3 times" in (entry.error or "")
 
 
-def test_sendReady_afterARevert_itemTheChainRefusesIsSetAsideWithItsReason(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 3)
+def test_sendReady_afterARevert_itemTheChainRefusesIsSetAsideWithItsReason(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 3)
     account = FakeAccount(refuse={requests[1].request_id})
     submitter = _submitter(journal, account, clock)
     assert submitter.send_ready(0, 1) == 3, "a first attempt is not simulated"
@@ -284,16 +284,16 @@ def test_sendReady_afterARevert_itemTheChainRefusesIsSetAsideWithItsReason(tmp_p
     assert _states(journal, [requests[0], requests[2]]) == [State.SUBMITTED] * 2
 
 
-def test_sendReady_pastDeadline_notSent(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 1)
+def test_sendReady_pastDeadline_notSent(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 1)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     assert submitter.send_ready(chain_time=10**9 + 1, base_fee=1) == 0
     assert not account.sent
 
 
-def test_sendReady_gapWithNothingSigned_filledByATransferToItself(tmp_path: Path, clock: Clock) -> None:
-    journal, requests = _signed_journal(tmp_path / "j.sqlite", 8)
+def test_sendReady_gapWithNothingSigned_filledByATransferToItself(journal_target: Path | str, clock: Clock) -> None:
+    journal, requests = _signed_journal(journal_target, 8)
     account = FakeAccount()
     submitter = _submitter(journal, account, clock)
     assert submitter.send_ready(0, 1) == 4 and submitter.send_ready(0, 1) == 4
@@ -396,7 +396,7 @@ def test_nextRetry_earliestBackoffOfASeenRequest_readFromItsIndex(tmp_path: Path
     journal.retry_later(second, 2.0, "enclave unreachable")
     assert before + 2.0 <= journal.next_retry() <= time.time() + 2.0  # type: ignore[operator]
     # Asked on every dispatcher wake with a backlog: a walk over 10,000 seen rows per response cost the node.
-    plan = journal._db.execute(  # noqa: SLF001 - the plan is the point
+    plan = journal.db.query(  # the plan is the point
         "EXPLAIN QUERY PLAN SELECT MIN(retry_at) FROM requests INDEXED BY requests_retry WHERE state = 'seen' AND retry_at > 0"
-    ).fetchall()
+    )
     assert "requests_retry" in str(plan)

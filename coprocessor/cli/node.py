@@ -65,6 +65,14 @@ def serve_metrics(node: Node, port: int) -> None:
     show_default=True,
     help="Address the quote endpoint binds (it is meant to be public; the enclave's own API stays on loopback).",
 )
+@click.option(
+    "--lease",
+    "lease_seconds",
+    default=10.0,
+    show_default=True,
+    help="Seconds this node's claim on its work outlives its last heartbeat; with a shared PostgreSQL journal, "
+    "another node takes the work over after that.",
+)
 @verbose_option
 @policy_options
 @node_options
@@ -73,7 +81,8 @@ def node_command(
     deployment_path: Path,
     enclave_url: str,
     enclave_token_file: Path,
-    journal_path: Path,
+    journal_path: Path | str,
+    lease_seconds: float,
     key_env: str,
     attestor_envs: tuple[str, ...],
     renew_before: int,
@@ -90,6 +99,10 @@ def node_command(
     stops dispatching and submitting at once. With attestor keys it re-attests and
     registers a fresh key before the current one expires (policy options as for
     `coprocessor attest verify`).
+
+    Several nodes, each with its own enclave and account, serve one deployment when they
+    share a PostgreSQL journal (`--journal postgresql://...`): one scans the chain, all run
+    and submit, and a node that stops has its work finished by the others.
     """
     import functools
     import signal
@@ -133,7 +146,7 @@ def node_command(
     node = Node(
         w3,
         deployment.coprocessor,
-        Journal(journal_path),
+        Journal(journal_path, node_id=sender.address.lower(), lease_seconds=lease_seconds),
         enclave,
         sender,
         deployment.start_block,
@@ -153,13 +166,15 @@ def node_command(
     finally:
         if quote_server is not None:  # a stopped node (revoked or expired key) stops quoting too
             quote_server.shutdown()
+    if node.lease_lost is not None:
+        raise node.lease_lost
 
 
 @click.command()
 @journal_option
 @click.option("--errors", "error_count", default=5, show_default=True, help="How many recent errors to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status(journal_path: Path, error_count: int, as_json: bool) -> None:
+def status(journal_path: Path | str, error_count: int, as_json: bool) -> None:
     """Show what a node's journal holds: requests by state, the oldest pending, recent errors.
 
     Reads the journal only (safe while the node runs); the chain stays the final word.
@@ -168,9 +183,10 @@ def status(journal_path: Path, error_count: int, as_json: bool) -> None:
 
     from coprocessor_enclave.text import inert
 
+    from ..node.databases import redacted
     from ..node.journal import Journal, State
 
-    if not journal_path.exists():
+    if isinstance(journal_path, Path) and not journal_path.exists():
         raise click.ClickException(
             f"no journal at {journal_path}: pass --journal (the node's --journal, or <state dir>/journal.sqlite for `dev`)"
         )
@@ -179,11 +195,14 @@ def status(journal_path: Path, error_count: int, as_json: bool) -> None:
     oldest = journal.oldest_active()
     cursor = journal.cursor()
     errors = journal.recent_errors(error_count)
+    now = time.time()
+    nodes = [{"node": n, "epoch": e, "lease_seconds_left": round(max(0.0, u - now), 1)} for n, e, u in journal.nodes()]
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "counts": counts,
+                    "nodes": nodes,
                     "cursor": None if cursor is None else {"block": cursor[0], "hash": "0x" + cursor[1]},
                     "oldest_pending": None
                     if oldest is None
@@ -199,7 +218,10 @@ def status(journal_path: Path, error_count: int, as_json: bool) -> None:
             )
         )
         return
-    click.echo(f"journal   {journal_path}")
+    click.echo(f"journal   {redacted(journal_path)}")
+    for node in nodes:
+        state = f"lease {node['lease_seconds_left']} s" if node["lease_seconds_left"] else "stopped (work released)"
+        click.echo(f"node      {node['node']} epoch {node['epoch']}: {state}")
     click.echo(f"cursor    {'none yet' if cursor is None else f'block {cursor[0]}'}")
     for state in State:
         click.echo(f"{state.value:<10}{counts.get(state.value, 0):>8}")

@@ -59,15 +59,31 @@ deployment_option = click.option(
     show_envvar=True,
     help="Deployment record written by `coprocessor dev` or `deploy`.",
 )
+
+
+class JournalTarget(click.ParamType[Path | str]):
+    """A SQLite file (a path), or a PostgreSQL database (a `postgresql://` URL) several nodes share."""
+
+    name = "PATH|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        text = str(value)
+        if text.startswith(("postgresql://", "postgres://")):
+            return text
+        if "://" in text:
+            self.fail(f"{text.split('://')[0]}:// is not a journal: give a SQLite file path or a postgresql:// URL", param, ctx)
+        return Path(text)
+
+
 journal_option = click.option(
     "--journal",
     "journal_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=JournalTarget(),
     default=in_state_dir("journal.sqlite"),
     show_default="<state dir>/journal.sqlite",
     envvar="COPROCESSOR_JOURNAL",
     show_envvar=True,
-    help="The node's journal.",
+    help="The node's journal: a SQLite file, or a postgresql:// URL for several nodes sharing one deployment.",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 templates_option = click.option(

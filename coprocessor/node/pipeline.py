@@ -6,6 +6,9 @@ stages: the dispatcher claims what is seen, a bounded pool of enclave runs signs
 submitter sends what is signed. Memory stays bounded whatever the backlog; the journal on disk
 holds the rest. Processing is at-least-once (a crash re-runs what was in flight); settlement is
 exactly-once because the Coprocessor skips a request that is already settled.
+
+Several nodes can share one PostgreSQL journal: each renews a lease (the `lease` thread), the
+leader among them scans the chain, and all of them claim, run and send (`journal.py`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ..config import NodeConfig as NodeConfig  # re-exported: its home is light,
 from ..errors import EnclaveError, EnclaveUnreachable
 from .enclave_client import EnclaveClient
 from .heads import HeadSource, ws_url_for
-from .journal import Entry, Journal, State
+from .journal import Entry, Journal, LeaseLost, NotLeading, State
 from .listener import Listener
 from .metrics import NodeMetrics
 from .submitter import InFlight, Submitter, SubmitterConfig
@@ -95,6 +98,7 @@ class Node:
         self._submit_wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.lease_lost: LeaseLost | None = None  # why the node stopped, if other nodes took over its work
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -107,11 +111,14 @@ class Node:
             log.info("recovered %d requests that were running when the node stopped", running)
 
     def run(self) -> None:
-        """Serves until `stop()`."""
+        """Serves until `stop()`, or until its lease is lost (`lease_lost` says so)."""
+        self.journal.join()
+        self.journal.heartbeat()
         self.recover()
         scheduler = self._start_key_checks()
         self.heads.start()
-        stages = [("intake", self._intake_loop), ("dispatch", self._dispatch_loop), ("submit", self._submit_loop)]
+        stages = [("lease", self._lease_loop), ("intake", self._intake_loop), ("dispatch", self._dispatch_loop)]
+        stages += [("submit", self._submit_loop)]
         stages += [(f"enclave-{i}", self._enclave_loop) for i in range(self.config.concurrency)]
         self._threads = [threading.Thread(target=fn, name=f"node-{name}", daemon=True) for name, fn in stages]
         for thread in self._threads:
@@ -156,17 +163,47 @@ class Node:
 
     # ------------------------------------------------------------------ stages
 
+    def _lease_loop(self) -> None:
+        """Renews the node's lease (a third of its length apart), frees the work of nodes that stopped
+        renewing theirs, and takes the leader's lease when it is free."""
+        interval = self.journal.lease_seconds / 3
+        while not self._stop.wait(interval):
+            try:
+                was_leading = self.journal.leading
+                if self.journal.heartbeat():
+                    self._dispatch_wake.set()  # released work is claimable now
+                    self._submit_wake.set()
+                if self.journal.leading != was_leading:
+                    log.info("node %s %s the chain", self.journal.node_id, "now scans" if self.journal.leading else "no longer scans")
+            except LeaseLost as exc:
+                self._lose_lease(exc)
+            except Exception as exc:  # the database is down: the lease may run out, and sends stop (`fence`)
+                log.warning("lease renewal failed, retrying: %s", exc)
+                self.metrics.errors.labels("lease").inc()
+
+    def _lose_lease(self, exc: LeaseLost) -> None:
+        log.error("%s: stopping (restart the node to rejoin)", exc)
+        self.lease_lost = exc
+        self.stop()
+
     def _intake_loop(self) -> None:
-        """On every new head: scan its logs into the journal, then wake the other stages."""
+        """On every new head: scan its logs into the journal (if this node leads), then wake the other stages."""
         version = -1
         while not self._stop.is_set():
             version = self.heads.wait(version, timeout=1.0)
             head = self.heads.latest
             if self._stop.is_set() or head is None:
                 continue
+            if not self.journal.leading:  # another node scans: what it records may be claimable now
+                self._dispatch_wake.set()
+                self._submit_wake.set()
+                continue
             started = time.monotonic()
             try:
                 found = self.listener.poll(head)
+            except NotLeading as exc:
+                log.info("%s", exc)
+                continue
             except Exception as exc:  # RPC outage or a transport error of any type: keep serving
                 log.warning("intake failed, retrying: %s", exc)
                 self.metrics.errors.labels("intake").inc()
@@ -340,6 +377,8 @@ class Node:
                 if time.monotonic() - last_sweep >= self.config.sweep_interval:
                     last_sweep = time.monotonic()
                     self.submitter.cancel_expired(head.timestamp, head.base_fee)
+            except LeaseLost as exc:
+                self._lose_lease(exc)
             except Exception as exc:  # RPC outage or a transport error of any type: keep serving
                 log.warning("submitter step failed, retrying: %s", exc)
                 self.metrics.errors.labels("submit").inc()

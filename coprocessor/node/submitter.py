@@ -99,6 +99,9 @@ class SubmitterConfig:
     # instead: they queue anyway, and a batch of 60 costs the chain and the node per response a
     # third less than one of 20 (Anvil mines a block per transaction).
     backlog_batch_wait: float = 0.25
+    # A send needs this much of the node's lease left (seconds): with several nodes on one journal, a
+    # node whose lease ran out may already have had its work taken over (`Journal.fence`).
+    fence_margin: float = 3.0
 
 
 class Submitter:
@@ -200,6 +203,8 @@ class Submitter:
             if not batch:
                 return 0
             gas_planned = gas * 6 // 5 + 20_000
+        if not self.journal.fence(self.config.fence_margin):
+            return 0
         items = [Fulfillment(e.request, e.status, e.output, e.signature) for e in batch]  # type: ignore[arg-type]
         sent = self._send("fulfill", batch, encode_fulfill(items), gas_planned, base_fee)
         self._last_fulfil = sent.sent_at
@@ -219,6 +224,8 @@ class Submitter:
                 if "DeadlineNotReached" not in str(exc):  # the chain's clock lags ours: try next time
                     self.reconcile(entry, f"cancel refused: {exc}")
                 continue
+            if not self.journal.fence(self.config.fence_margin):
+                break
             sent = self._send("cancel", [entry], data, gas * 6 // 5 + 10_000, base_fee)
             self.journal.submitted([entry.commitment], sent.hashes[-1].hex(), cancelling=True)
             count += 1
@@ -345,6 +352,8 @@ class Submitter:
 
     def _bump(self, sent: InFlight) -> None:
         """Replaces a stuck transaction at the same nonce with higher fees."""
+        if not self.journal.fence(self.config.fence_margin):
+            return
         factor = 100 + self.config.bump_percent
         sent.max_fee, sent.tip = sent.max_fee * factor // 100 + 1, sent.tip * factor // 100 + 1
         try:
