@@ -99,9 +99,9 @@ def bare_anvil() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+def postgres() -> Iterator[LocalPostgres]:
     """A real PostgreSQL server for the session (pgserver's binaries); a missing one fails, never skips."""
-    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    server = LocalPostgres()
     try:
         yield server
     finally:

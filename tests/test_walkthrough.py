@@ -22,7 +22,7 @@ from coprocessor_enclave.template import encode_args, load_template
 from .conftest import open_stack
 
 # Anvil's published development key of account #7, the one the README has a user deploy from.
-ACCOUNT_7_KEY = "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356"
+ACCOUNT_7_KEY = ANVIL_KEYS[7]
 
 
 def test_walkthrough_newTemplateNewConsumerOnTheDevChain_callbackArrives(

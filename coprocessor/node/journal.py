@@ -164,6 +164,7 @@ class Journal:
         self.epoch = 0  # this node's fencing epoch, from `join`; 0: not joined, no lease checked
         self.leading = False  # whether this node held the leader's lease at its last heartbeat
         self.db: Database = connect_database(target)
+        self._lease_db: Database | None = None  # a connection of its own: a heartbeat never queues behind the work
         self._migrate()
 
     @property
@@ -228,7 +229,9 @@ class Journal:
     def join(self) -> int:
         """Starts this node's lease under a new fencing epoch (any earlier life of it is fenced off)."""
         until = time.time() + self.lease_seconds
-        rows = self.db.atomic(
+        if self._lease_db is None:
+            self._lease_db = connect_database(self.target)
+        rows = self._lease_db.atomic(
             lambda ex: ex(
                 "INSERT INTO nodes (node_id, epoch, lease_until) VALUES (?, 1, ?)"
                 " ON CONFLICT(node_id) DO UPDATE SET epoch = nodes.epoch + 1, lease_until = excluded.lease_until RETURNING epoch",
@@ -265,9 +268,9 @@ class Journal:
                 ).count
             return dead, leads == 1
 
-        if not self.epoch:
+        if not self.epoch or self._lease_db is None:
             raise LeaseLost(f"node {self.node_id} has not joined the journal")
-        dead, self.leading = self.db.atomic(body)
+        dead, self.leading = self._lease_db.atomic(body)
         for node in dead:
             log.warning("node %s stopped renewing its lease: its unfinished work is released to the others", node)
         return dead
@@ -276,9 +279,9 @@ class Journal:
         """Whether this node may send a transaction now: its lease holds, under its epoch, for `margin`
         more seconds. Checked before every send, so a node that stalled past its lease cannot send.
         False while a late heartbeat has yet to renew it; `LeaseLost` once other nodes took its work."""
-        if not self.epoch:
+        if not self.epoch or self._lease_db is None:
             return True
-        rows = self.db.query("SELECT epoch, lease_until FROM nodes WHERE node_id = ?", (self.node_id,))
+        rows = self._lease_db.query("SELECT epoch, lease_until FROM nodes WHERE node_id = ?", (self.node_id,))
         if not rows or int(rows[0][0]) != self.epoch:
             raise LeaseLost(f"node {self.node_id}: its lease ran out and other nodes took over its work")
         return float(rows[0][1]) >= time.time() + margin
@@ -564,6 +567,8 @@ class Journal:
     def close(self) -> None:
         """Closes the database."""
         self.db.close()
+        if self._lease_db is not None:
+            self._lease_db.close()
 
     def _move(self, commitment: bytes, expect: Sequence[State], state: State, **fields: object) -> bool:
         """Moves one request of this node's (or no node's) from one of `expect` to `state`."""
