@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from eth_abi import decode
 
-from coprocessor.chain import TxSender
+from coprocessor.chain import ANVIL_KEYS, TxSender
 from coprocessor.cli import main
 from coprocessor.dev.consumer import ExampleConsumerClient
 from coprocessor.dev.toolchain import SOLIDITY_DIR, tool_path
