@@ -50,6 +50,7 @@ _CONTRACTS_WITH_ERRORS = (
     "Coprocessor",
     "EnclaveRegistry",
     "TemplateRegistry",
+    "KeyRegistry",
     "ExampleConsumer",
     "ExactGasCall",
     "SignedQuoteConsumer",
@@ -358,6 +359,7 @@ class Deployment:
     registry: str
     template_registry: str
     coprocessor: str
+    key_registry: str
     consumer: str
     start_block: int
 
@@ -407,5 +409,6 @@ _CONTRACT_NAMES = {
     "registry": "EnclaveRegistry",
     "template_registry": "TemplateRegistry",
     "coprocessor": "Coprocessor",
+    "key_registry": "KeyRegistry",
     "consumer": "ExampleConsumer",
 }

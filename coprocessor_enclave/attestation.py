@@ -147,6 +147,11 @@ class DevBackend:
         """See `dev_image_id`."""
         return self._image_id
 
+    @property
+    def dev_root_ca_der(self) -> bytes:
+        """The development PKI's root: what a dev cluster trusts a joining dev enclave's quote under."""
+        return self._pki.root_ca_der
+
     def attest(self, report_data: bytes) -> Evidence:
         """A dev-PKI TDX quote over `report_data`, with fresh collateral."""
         quote = self._pki.quote(pad_report_data(report_data), self._measurements)

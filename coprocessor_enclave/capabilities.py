@@ -18,7 +18,7 @@ import re
 import sys
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpcore
 
-from .errors import CapabilityError, EnclaveUnreachable, ManifestError
+from .errors import CapabilityError, CoprocessorError, EnclaveUnreachable, ManifestError
 from .frames import FrameError, loads_bounded
 from .outbound import guarded_pool
 from .protocol import Request
@@ -135,8 +135,10 @@ class JobCapabilities:
         settings: CapabilitySettings,
         random_seed: bytes,
         deadline: float,
+        sealed_secret: Callable[[str], str | None] = lambda name: None,
     ) -> None:
         self.template = template
+        self._sealed_secret = sealed_secret  # a secret uploaded sealed to the template's key, opened by the enclave
         self.request = request
         self.settings = settings
         self._random_seed = random_seed
@@ -262,7 +264,13 @@ class JobCapabilities:
         name = str(args.get("name", ""))
         if name not in self.template.secrets:
             raise CapabilityError(f"secret {name!r} is not declared in the manifest's `secrets`")
-        bound = self.settings.secrets.get(name)
+        try:
+            sealed = self._sealed_secret(name)
+        except CoprocessorError as exc:  # sealed in an epoch since retired, or damaged
+            raise CapabilityError(f"secret {name!r} does not open: {exc}") from None
+        if sealed is not None:
+            return sealed
+        bound = self.settings.secrets.get(name)  # the operator's plaintext file: development only
         if bound is None or not bound.allows(self.template):
             raise CapabilityError(f"the operator has not bound secret {name!r} to template {self.template.name}")
         return bound.value

@@ -1,4 +1,4 @@
-"""The enclave: holds the signing key, runs templates in workers, signs responses."""
+"""The enclave: holds the signing key and the cluster's keys, runs templates in workers, signs responses."""
 
 from __future__ import annotations
 
@@ -18,19 +18,25 @@ from .abi import NonCanonicalAbi, check_canonical
 from .abicodec import keccak  # pycryptodome directly, as protocol.py
 from .attestation import AttestationBackend, Evidence
 from .capabilities import CapabilitySettings, JobCapabilities
+from .dcap import QuotePolicy
 from .errors import CapabilityError, EnclaveError
+from .keyring import EpochRoot, Keyring
+from .keys import DecryptionFailed, decrypt_input, decrypt_secret, seal_root
 from .pool import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
 from .protocol import (
     Quote,
     Request,
     SignedQuote,
     Status,
+    TeeType,
     coprocessor_domain,
     quote_digest,
     report_data,
     response_digest,
     sign_digest,
+    template_keys_digest,
 )
+from .provisioning import Cluster, JoinRequest, Newcomer, check_newcomer, new_nonce
 from .sandbox import protect_enclave
 from .template import Template
 
@@ -50,6 +56,10 @@ class EnclaveConfig:
     payee: str
     max_output_bytes: int = 16 * 1024
     max_quote_seconds: int = 3600  # the longest life a sync-mode quote may be signed for
+    # Measurements, beyond this enclave's own, whose enclaves may receive the cluster's keys. Fixed at
+    # start, so in production part of the measured configuration (dstack's compose hash).
+    cluster_images: frozenset[bytes] = frozenset()
+    key_grace_seconds: float = 24 * 3600  # how long a rotated-out epoch still opens inputs and secrets
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ class QuoteRefused(EnclaveError):
 
 
 _NO_ANCHOR = b"\0" * 32
+_JOIN_NONCE_SECONDS = 300.0
+_MAX_JOIN_NONCES = 64
 
 
 class Enclave:
@@ -114,6 +126,10 @@ class Enclave:
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._quote_slots = threading.BoundedSemaphore(max(1, max_concurrency - 1))
         self._rotation = threading.Lock()
+        self.keyring = Keyring(config.key_grace_seconds)
+        self._join_nonces: dict[bytes, float] = {}  # issued for joins: each accepted once, within _JOIN_NONCE_SECONDS
+        self._newcomer: Newcomer | None = None  # this enclave's own join in progress
+        self._sealed_secrets: dict[tuple[bytes, str], bytes] = {}  # (template id, name) -> envelope: opened at use only
 
     @property
     def address(self) -> str:
@@ -176,6 +192,109 @@ class Enclave:
             raise EnclaveError(f"no key {checksummed} in this enclave")
         return checksummed
 
+    # ------------------------------------------------------------------ the cluster's keys
+
+    @property
+    def cluster(self) -> Cluster:
+        """The cluster this enclave's keys belong to: its chain and registry, production unless it is a DEV enclave."""
+        return Cluster(self.config.chain_id, self.config.registry, production=self.backend.tee_type != TeeType.DEV)
+
+    def keys_genesis(self) -> int:
+        """Makes the cluster's first epoch in this enclave; returns it."""
+        return self.keyring.genesis()
+
+    def rotate_epoch(self) -> int:
+        """Starts a new epoch (fresh root); the previous one still opens for the grace window. Enclaves that
+        should keep serving must join again to receive it: a revoked one is simply not let in."""
+        return self.keyring.rotate()
+
+    def join_nonce(self) -> bytes:
+        """A nonce for one enclave's join, valid for one grant within a few minutes."""
+        if self.keyring.current is None:
+            raise EnclaveError("this enclave holds no cluster keys to share")
+        now = time.monotonic()
+        with self._rotation:
+            for nonce in [n for n, issued in self._join_nonces.items() if now - issued > _JOIN_NONCE_SECONDS]:
+                del self._join_nonces[nonce]
+            if len(self._join_nonces) >= _MAX_JOIN_NONCES:
+                raise EnclaveError("too many joins in progress: try again in a few minutes")
+            nonce = new_nonce()
+            self._join_nonces[nonce] = now
+        return nonce
+
+    def join_request(self, nonce: bytes) -> JoinRequest:
+        """This enclave's request to join the cluster of the enclave that issued `nonce`: a quote binding a
+        fresh ephemeral key. Its private half stays here until `accept`."""
+        newcomer = Newcomer(self.cluster, nonce)
+        self._newcomer = newcomer
+        return newcomer.join_request(self.backend)
+
+    def grant(self, request: JoinRequest, nonce: bytes, collateral: dict[str, Any] | None = None) -> list[tuple[bytes, float | None]]:
+        """Each live epoch's root sealed to a newcomer, with its retirement time, after checking its quote
+        with the attestor's code: measurement on the allowlist (this enclave's own, and the configured
+        cluster images), report data binding its ephemeral key and `nonce`, and no DEV enclave in a
+        production cluster. The nonce is spent either way."""
+        with self._rotation:
+            issued = self._join_nonces.pop(nonce, None)
+        if issued is None or time.monotonic() - issued > _JOIN_NONCE_SECONDS:
+            raise EnclaveError("unknown or expired join nonce: ask this enclave for a new one")
+        policy = QuotePolicy(
+            allowed_images=frozenset({self.backend.image_id(), *self.config.cluster_images}),
+            dev_root_ca_der=None if self.cluster.production else getattr(self.backend, "dev_root_ca_der", None),
+        )
+        check_newcomer(request, nonce, self.cluster, policy, collateral)
+        binding = self.cluster.binding(nonce, request.ephemeral_public)
+        return [(seal_root(request.ephemeral_public, e.root, e.epoch, binding), e.retire_at) for e in self.keyring.live()]
+
+    def accept(self, sealed: list[tuple[bytes, float | None]]) -> int:
+        """Opens the epochs a running enclave granted to this one's join; returns the current epoch."""
+        newcomer, self._newcomer = self._newcomer, None
+        if newcomer is None:
+            raise EnclaveError("no join in progress: ask for a join request first")
+        epochs = []
+        for envelope, retire_at in sealed:
+            root, epoch = newcomer.open_root(envelope)
+            epochs.append(EpochRoot(epoch, root, retire_at))
+        if not epochs:
+            raise EnclaveError("the grant holds no epoch")
+        self.keyring.install(epochs)
+        return max(e.epoch for e in epochs)
+
+    def template_keys(self, template_id: bytes) -> tuple[int, bytes, bytes, bytes]:
+        """(epoch, input public key, secrets public key, signature) of a template in the current epoch, signed
+        with this enclave's key for the KeyRegistry, which accepts them only from a registered, active enclave."""
+        if template_id not in self.templates:
+            raise EnclaveError(f"unknown template 0x{template_id.hex()}")
+        epoch, derived = self.keyring.template_keys(template_id)
+        input_key, secrets_key = derived.input_public, derived.secrets_public
+        _, _, signer = self._active
+        digest = template_keys_digest(self._domain, template_id, epoch, input_key, secrets_key)
+        return epoch, input_key, secrets_key, sign_digest(signer, digest)
+
+    def put_sealed_secret(self, template_id: bytes, name: str, envelope: bytes) -> None:
+        """Keeps a secret sealed to a template's secrets key; it is opened only when that template asks for it."""
+        template = self.templates.get(template_id)
+        if template is None:
+            raise EnclaveError(f"unknown template 0x{template_id.hex()}")
+        if name not in template.secrets:
+            raise EnclaveError(f"template {template.name} declares no secret {name!r}")
+        decrypt_secret(self.keyring.epoch_secret, envelope, name, self.config.chain_id, template_id)  # refused now, not at use
+        with self._rotation:
+            self._sealed_secrets[(template_id, name)] = envelope
+
+    def _open_secret(self, template: Template, name: str) -> str | None:
+        envelope = self._sealed_secrets.get((template.template_id, name))
+        if envelope is None:
+            return None
+        value = decrypt_secret(self.keyring.epoch_secret, envelope, name, self.config.chain_id, template.template_id)
+        return value.decode("utf-8", errors="replace")
+
+    def _open_input(self, template: Template, request: Request, input_data: bytes) -> bytes:
+        """The plaintext of an encrypted input; DecryptionFailed if it was not sealed for this template,
+        consumer, Coprocessor and chain, or its epoch is not held."""
+        c = self.config
+        return decrypt_input(self.keyring.epoch_secret, input_data, c.chain_id, c.coprocessor, request.consumer, template.template_id)
+
     def run(self, request: Request, input_data: bytes) -> SignedResult:
         """Runs the request's template on `input_data` and signs the outcome.
 
@@ -188,8 +307,13 @@ class Enclave:
         if template is None:
             status, output = Status.INVALID_INPUT, f"unknown template 0x{request.template_id.hex()}".encode()
         else:
-            with self._slots:
-                status, output = self._execute(template, request, input_data)
+            try:
+                plaintext = self._open_input(template, request, input_data) if template.encrypted_input else input_data
+            except DecryptionFailed as exc:
+                status, output = Status.INVALID_INPUT, f"encrypted input: {exc}".encode()
+            else:
+                with self._slots:
+                    status, output = self._execute(template, request, plaintext)
         address, _, signer = self._active
         digest = response_digest(self._domain, request, status, output)
         return SignedResult(status, output, sign_digest(signer, digest), address)
@@ -218,6 +342,8 @@ class Enclave:
         template = self.templates.get(template_id)
         if template is None:
             raise EnclaveError(f"unknown template 0x{template_id.hex()}")
+        if template.encrypted_input:  # a signed quote names its input's hash: that would publish a guessable plaintext's
+            raise EnclaveError(f"template {template.name} takes encrypted inputs: ask for it on-chain, not as a quote")
         nonce = secrets.token_bytes(32)
         # The job sees a request-shaped context: the nonce stands in for the request id.
         request = Request(nonce, to_checksum_address(consumer), template_id, keccak(input_data), 0, 0, deadline, anchor_block, anchor_hash)
@@ -265,9 +391,16 @@ class Enclave:
             },
         }
         timeout = template.limits.timeout_seconds
-        random_seed = keccak(b"coprocessor/random" + self._key)
+        random_seed = self._random_seed(template)
         capabilities = _QuoteCapabilities if sync else JobCapabilities
-        handler = capabilities(template, request, self.capabilities, random_seed, time.monotonic() + timeout)
+        handler = capabilities(
+            template,
+            request,
+            self.capabilities,
+            random_seed,
+            time.monotonic() + timeout,
+            sealed_secret=lambda name: self._open_secret(template, name),
+        )
         try:
             result = self._pool.run(self._images[template.template_id], job, timeout=timeout, handler=handler)
         finally:
@@ -289,6 +422,16 @@ class Enclave:
             if canonical != output:
                 return Status.TEMPLATE_ERROR, b"output is not canonical ABI of the declared types"
         return status, output
+
+    def _random_seed(self, template: Template) -> bytes:
+        """The cluster's seed for the template when keys are held, so every enclave of the cluster draws the
+        same values for a request; else one of this enclave's own."""
+        if self.keyring.current is not None:
+            try:
+                return self.keyring.template_keys(template.template_id)[1].random_seed
+            except EnclaveError:
+                pass
+        return keccak(b"coprocessor/random" + self._key)
 
     def close(self) -> None:
         """Stops the template zygotes, their spare workers and the fork server."""

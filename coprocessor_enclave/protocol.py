@@ -31,11 +31,13 @@ RESPONSE_TYPEHASH = keccak(b"Response(bytes32 requestId,bytes32 commitment,uint8
 REGISTRATION_TYPEHASH = keccak(
     b"Registration(address enclave,bytes32 imageId,uint8 teeType,address payee,uint64 expiresAt,bytes32 quoteHash)"
 )
+TEMPLATE_KEYS_TYPEHASH = keccak(b"TemplateKeys(bytes32 templateId,uint64 epoch,bytes32 inputKey,bytes32 secretsKey)")
 
 REQUEST_SUBMITTED_TOPIC = keccak(b"RequestSubmitted(bytes32,address,bytes32,bytes,bytes32,uint32,uint96,uint64,uint64,bytes32)")
 REQUEST_FULFILLED_TOPIC = keccak(b"RequestFulfilled(bytes32,address,uint8,bool)")
 FULFILLMENT_SKIPPED_TOPIC = keccak(b"FulfillmentSkipped(bytes32,uint8)")
 REQUEST_CANCELLED_TOPIC = keccak(b"RequestCancelled(bytes32,address,uint96)")
+KEYS_PUBLISHED_TOPIC = keccak(b"KeysPublished(bytes32,uint64,bytes32,bytes32,address)")
 
 FULFILL_SELECTOR = keccak(f"fulfill({FULFILLMENT_TUPLE}[])".encode())[:4]
 CANCEL_SELECTOR = keccak(f"cancel({REQUEST_TUPLE})".encode())[:4]
@@ -197,6 +199,13 @@ def request_id(chain_id: int, coprocessor: str, nonce: int) -> bytes:
 def response_digest(domain: Domain, request: Request, status: Status, output: bytes) -> bytes:
     """The EIP-712 digest of `Response(requestId, commitment, status, outputHash)`."""
     struct_hash = keccak(RESPONSE_TYPEHASH + _bytes32(request.request_id) + request.commitment() + _uint(int(status), 8) + keccak(output))
+    return domain.digest(struct_hash)
+
+
+def template_keys_digest(domain: Domain, template_id: bytes, epoch: int, input_key: bytes, secrets_key: bytes) -> bytes:
+    """The EIP-712 digest of `TemplateKeys(templateId, epoch, inputKey, secretsKey)`: what an enclave signs to
+    publish a template's public keys in the KeyRegistry, in the Coprocessor's domain (`coprocessor_domain`)."""
+    struct_hash = keccak(TEMPLATE_KEYS_TYPEHASH + _bytes32(template_id) + _uint(epoch, 64) + _bytes32(input_key) + _bytes32(secrets_key))
     return domain.digest(struct_hash)
 
 

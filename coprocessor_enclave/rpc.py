@@ -15,11 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from .attestation import Evidence
 from .enclave import Enclave, QuoteRefused, SignedResult
 from .errors import CoprocessorError, EnclaveUnreachable
 from .frames import FrameError, loads_bounded
 from .protocol import Request, Status
+from .provisioning import JoinRequest
 
+_MAX_EPOCHS = 16  # live epochs a grant may carry
 _MAX_BODY = 1024 * 1024
 # A connection is kept alive between requests (the node keeps one per enclave thread) and closed
 # after this long without one, so idle connections do not hold a thread each for ever.
@@ -121,6 +124,8 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
                     self._reply(200, _signed_json(enclave.run(request, input_data)))
                 elif self.path == "/quote":
                     self._reply(200, _quote(enclave, body))
+                elif self.path.startswith("/keys/") or self.path == "/secrets":
+                    self._reply(200, _keys(enclave, self.path, body))
                 else:
                     self._reply(404, {"error": f"no such endpoint {self.path}"})
             except EnclaveUnreachable as exc:  # something the enclave depends on is down: worth retrying
@@ -187,6 +192,42 @@ def _quote(enclave: Enclave, body: dict[str, Any]) -> dict[str, Any]:
     except QuoteRefused as refused:
         return {"status": int(refused.status), "reason": refused.reason}
     return {"status": int(Status.OK), **signed.to_json()}
+
+
+def _keys(enclave: Enclave, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The cluster keys' calls: genesis, rotation, a join (nonce, request, grant, accept), a template's
+    public keys signed for the KeyRegistry, and secrets sealed to a template (`/secrets`)."""
+    if path == "/keys/genesis":
+        return {"epoch": enclave.keys_genesis()}
+    if path == "/keys/rotate":
+        return {"epoch": enclave.rotate_epoch()}
+    if path == "/keys/join-nonce":
+        return {"nonce": "0x" + enclave.join_nonce().hex()}
+    if path == "/keys/join-request":
+        request = enclave.join_request(_bytes(body["nonce"]))
+        return {"evidence": request.evidence.to_json(), "ephemeralPublic": "0x" + request.ephemeral_public.hex()}
+    if path == "/keys/grant":
+        request = JoinRequest(Evidence.from_json(body["evidence"]), _bytes(body["ephemeralPublic"]))
+        sealed = enclave.grant(request, _bytes(body["nonce"]), body.get("collateral"))
+        return {"epochs": [{"sealed": "0x" + envelope.hex(), "retireAt": retire_at} for envelope, retire_at in sealed]}
+    if path == "/keys/accept":
+        epochs = body["epochs"]
+        if not isinstance(epochs, list) or len(epochs) > _MAX_EPOCHS:
+            raise ValueError(f"epochs must be a list of at most {_MAX_EPOCHS}")
+        granted = [(_bytes(e["sealed"]), None if e.get("retireAt") is None else float(e["retireAt"])) for e in epochs]
+        return {"epoch": enclave.accept(granted)}
+    if path == "/keys/template":
+        epoch, input_key, secrets_key, signature = enclave.template_keys(_bytes(body["templateId"]))
+        return {
+            "epoch": epoch,
+            "inputKey": "0x" + input_key.hex(),
+            "secretsKey": "0x" + secrets_key.hex(),
+            "signature": "0x" + signature.hex(),
+        }
+    if path == "/secrets":
+        enclave.put_sealed_secret(_bytes(body["templateId"]), str(body["name"]), _bytes(body["sealed"]))
+        return {}
+    raise KeyError(f"no such endpoint {path}")
 
 
 def _bytes(value: object) -> bytes:

@@ -32,7 +32,7 @@ _BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
 # `host`, `host:port` or `host:*`; `*.example.com` for subdomains; `*` alone for any public host.
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
 _SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config"}
+_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config", "encrypted_input"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,9 @@ class Template:
     http: HttpPolicy = field(default_factory=HttpPolicy)
     secrets: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+    # Its input arrives sealed to the template's input key (`keys.encrypt_input`): the enclave opens it,
+    # and an input that does not open is answered INVALID_INPUT. Part of the id, like every manifest byte.
+    encrypted_input: bool = False
     template_id: bytes = b""
     # The bytes the id was computed from, read once at load: workers run these, never the folder again.
     files: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
@@ -275,6 +278,9 @@ def load_template(folder: Path | str) -> Template:
     config = data.get("config", {})
     if not isinstance(config, dict):
         raise ManifestError(f"{manifest_path}: [config] must be a table")
+    encrypted_input = data.get("encrypted_input", False)
+    if not isinstance(encrypted_input, bool):
+        raise ManifestError(f"{manifest_path}: `encrypted_input` must be true or false")
 
     return Template(
         path=folder,
@@ -288,6 +294,7 @@ def load_template(folder: Path | str) -> Template:
         http=http,
         secrets=tuple(secrets),
         config=config,
+        encrypted_input=encrypted_input,
         template_id=files_hash(files),
         files=files,
     )

@@ -27,6 +27,7 @@ from coprocessor_enclave.protocol import (
     request_id,
     response_digest,
     sign_digest,
+    template_keys_digest,
 )
 
 VECTORS_PATH = Path(__file__).resolve().parent.parent / "solidity" / "test" / "vectors" / "golden.json"
@@ -131,7 +132,30 @@ def golden_vectors() -> dict:
             "digest": _hex(registration_digest(registry_domain(CHAIN_ID, REGISTRY), record)),
         },
         "quotes": _quote_vectors(enclave),
+        "templateKeys": _template_keys_vectors(),
     }
+
+
+def _template_keys_vectors() -> list[dict]:
+    """KeyRegistry records: `TemplateKeys` digests in the Coprocessor's domain, and the enclave's signatures."""
+    cases = [
+        (keccak(b"median-price"), 1, keccak(b"input key"), keccak(b"secrets key")),
+        (b"\xff" * 32, 2**64 - 1, b"\x01" + b"\0" * 31, b"\xff" * 32),
+    ]
+    vectors = []
+    for template_id, epoch, input_key, secrets_key in cases:
+        digest = template_keys_digest(coprocessor_domain(CHAIN_ID, COPROCESSOR), template_id, epoch, input_key, secrets_key)
+        vectors.append(
+            {
+                "templateId": _hex(template_id),
+                "epoch": epoch,
+                "inputKey": _hex(input_key),
+                "secretsKey": _hex(secrets_key),
+                "digest": _hex(digest),
+                "signature": _hex(sign_digest(ENCLAVE_KEY, digest)),
+            }
+        )
+    return vectors
 
 
 def _quote_vectors(enclave: str) -> list[dict]:

@@ -1,4 +1,5 @@
-"""The node benchmark runs end to end in quick mode: every figure reported, every request answered once."""
+"""The node benchmark runs end to end in quick mode (every phase, the nodes phase's 1-, 2- and 3-node clusters
+too): every figure reported, every request answered once."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ FIGURES = [
     "enclave_rss_peak_mb",
     "enclave_rss_drained_mb",
     "drain_responses_per_s",
+    "nodes_1_responses_per_s",
+    "nodes_2_responses_per_s",
+    "nodes_3_responses_per_s",
+    "nodes_1_postgres_vs_sqlite",
 ]
 TIME_LIMIT = 90.0
 
@@ -64,7 +69,7 @@ def test_bench_node_quick(contracts_built: None, tmp_path: Path) -> None:
     assert report["mode"] == "quick"
     assert {"nproc", "python", "anvil"} <= set(report["machine"])
     assert report["started_at"] < report["finished_at"]
-    for name in ("baselines", "idle", "sustained", "pending"):
+    for name in ("baselines", "idle", "sustained", "nodes", "pending"):
         assert report["phases"][name]["started_at"] < report["phases"][name]["finished_at"]
     for key in BASELINES:
         value = report["baselines"][key]["value"]
@@ -77,13 +82,20 @@ def test_bench_node_quick(contracts_built: None, tmp_path: Path) -> None:
     assert consumers == {"ExampleConsumer", "LoadConsumer"}
 
     # Exactly once: the consumers' own counters equal the requests fed; nothing settled or sent twice.
-    for name in ("idle", "sustained", "pending"):
+    for name in ("idle", "sustained", "pending", "nodes_1", "nodes_2", "nodes_3"):
         check = report["checks"][name]
         assert check["answered_on_chain"] == check["requests"], (name, check)
         assert check["answered_seen"] == check["requests"], (name, check)
         assert check["settled_twice"] == 0 and check["skipped"] == 0, (name, check)
         assert check["not_ok"] == 0 and check["callbacks_failed"] == 0, (name, check)
-    for name in ("sustained", "pending"):
+    for name in ("sustained", "pending", "nodes_1", "nodes_2", "nodes_3"):
         check = report["checks"][name]
         assert check["complete"], (name, check)
         assert check["example_consumer_callbacks"] == check["example_consumer_requests"], (name, check)
+
+    # The nodes phase: each cluster size ran its own nodes, every response sent by one of them.
+    for count in (1, 2, 3):
+        run = report["phases"]["nodes"]["runs"][str(count)]
+        assert len(run["node_logs"]) == count, run
+        assert set(run["responses_by_node"]) <= {str(i) for i in range(count)}, run
+        assert sum(run["responses_by_node"].values()) == run["requests"] + 1, run  # the warm-up request too

@@ -67,6 +67,7 @@ def _abi_item(contract: str, kind: str, name: str) -> dict:
         (protocol.REQUEST_FULFILLED_TOPIC, "Coprocessor", "RequestFulfilled"),
         (protocol.FULFILLMENT_SKIPPED_TOPIC, "Coprocessor", "FulfillmentSkipped"),
         (protocol.REQUEST_CANCELLED_TOPIC, "Coprocessor", "RequestCancelled"),
+        (protocol.KEYS_PUBLISHED_TOPIC, "KeyRegistry", "KeysPublished"),
         (catalog.TEMPLATE_PUBLISHED_TOPIC, "TemplateRegistry", "TemplatePublished"),
         (catalog.TEMPLATE_DEPRECATED_TOPIC, "TemplateRegistry", "TemplateDeprecated"),
     ],

@@ -90,7 +90,8 @@ def test_installedWheel_deployEnclaveServeAndNode_runFromAnEmptyFolder(installed
     assert deployed.returncode == 0, deployed.stderr
     deployment = Deployment.load(tmp_path / "deployment.json")
     w3 = connect(anvil)
-    deployment.check_on(w3, "coprocessor", "registry", "template_registry", "consumer")  # contracts from the shipped bytecode
+    # contracts from the shipped bytecode
+    deployment.check_on(w3, "coprocessor", "registry", "template_registry", "key_registry", "consumer")
 
     enclave = subprocess.Popen(
         [

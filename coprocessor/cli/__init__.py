@@ -18,6 +18,7 @@ from ..errors import CoprocessorError
 from .attest import attest_group
 from .dev import deploy, dev
 from .enclave import enclave
+from .keys import encrypt, keys_group, secrets_group
 from .node import node_command, status
 from .requests import quote, request
 from .template import template_group
@@ -69,7 +70,21 @@ def main() -> None:
     """
 
 
-for command in (dev, deploy, node_command, status, request, quote, enclave, attest_group, template_group, v4_group):
+for command in (
+    dev,
+    deploy,
+    node_command,
+    status,
+    request,
+    quote,
+    encrypt,
+    enclave,
+    keys_group,
+    secrets_group,
+    attest_group,
+    template_group,
+    v4_group,
+):
     main.add_command(command)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..errors import AttestationError
-from .options import deployment_option, enclave_token_option, policy_kwargs, policy_options, rpc_option
+from .options import deployment_option, enclave_token_option, enclave_url_option, policy_kwargs, policy_options, rpc_option
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
     from web3 import Web3
@@ -208,7 +208,7 @@ def attest_approve(
 
 
 @click.command("attest")
-@click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+@enclave_url_option
 @enclave_token_option
 @deployment_option
 @click.option(
@@ -227,7 +227,7 @@ def enclave_attest(enclave_url: str, enclave_token_file: Path, deployment_path: 
 
 
 @click.command("register")
-@click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+@enclave_url_option
 @enclave_token_option
 @rpc_option
 @deployment_option

@@ -102,7 +102,13 @@ def dev(
         # enclave but left for their author to publish (`coprocessor template publish`).
         deployment = devnet.deploy(rpc_url, templates=load_templates([TEMPLATES_DIR]).values())
         deployment.save(state_dir / "deployment.json")
-        log.info("deployed: registry %s, coprocessor %s, consumer %s", deployment.registry, deployment.coprocessor, deployment.consumer)
+        log.info(
+            "deployed: registry %s, coprocessor %s, key registry %s, consumer %s",
+            deployment.registry,
+            deployment.coprocessor,
+            deployment.key_registry,
+            deployment.consumer,
+        )
 
         w3 = connect(rpc_url)
         # A local Uniswap v4 to try hooks on (`coprocessor v4 hook|pool|swap` read this file).
@@ -132,6 +138,8 @@ def dev(
         )
         for template in templates.values():
             log.info("template %s v%s: %s", template.name, inert(template.version), template.id_hex)
+        epoch = devnet.provision_keys(rpc_url, deployment, enclave, templates.values(), sender=sender)
+        log.info("cluster keys made inside the enclave (epoch %d); every template's public keys published", epoch)
 
         journal = Journal(state_dir / "journal.sqlite")
         keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)

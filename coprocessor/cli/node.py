@@ -13,6 +13,7 @@ import click
 from .options import (
     deployment_option,
     enclave_token_option,
+    enclave_url_option,
     journal_option,
     node_config,
     node_options,
@@ -36,7 +37,7 @@ def serve_metrics(node: Node, port: int) -> None:
 @click.command("node")
 @rpc_option
 @deployment_option
-@click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+@enclave_url_option
 @enclave_token_option
 @journal_option
 @click.option(

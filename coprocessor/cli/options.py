@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,10 @@ from ..dev.toolchain import TEMPLATES_DIR
 
 if TYPE_CHECKING:
     from coprocessor_enclave.template import Template
+
+    from ..chain import TxSender
+
+LOCAL_CHAIN_ID = 31337  # Anvil's: where dev accounts stand in for keys that were not given
 
 
 class _Address(click.ParamType):  # type: ignore[type-arg]  # generic only in click's stubs of some versions
@@ -110,6 +115,25 @@ TCB_STATUSES = (
     "OutOfDate",
     "OutOfDateConfigurationNeeded",
 )
+
+
+enclave_url_option = click.option("--enclave", "enclave_url", required=True, help="URL of a running `coprocessor enclave serve`.")
+
+
+def dev_or_env_sender(w3: Any, key_env: str, dev_role: str, who: str) -> TxSender:
+    """The account whose key is in `key_env`, or on a local Anvil chain the dev account of `dev_role`
+    (a name in `devnet`, e.g. "AUTHOR"), saying so."""
+    from ..chain import ANVIL_KEYS, TxSender
+    from ..dev import devnet
+
+    key = os.environ.get(key_env)
+    if key:
+        return TxSender(w3, key)
+    if w3.eth.chain_id != LOCAL_CHAIN_ID:
+        raise click.UsageError(f"set {key_env} to {who}'s private key")
+    index = getattr(devnet, dev_role)
+    click.echo(f"{key_env} not set: sending as Anvil dev account #{index} (local chain)", err=True)
+    return TxSender(w3, ANVIL_KEYS[index])
 
 
 def setup_logging(verbose: bool) -> None:

@@ -58,7 +58,13 @@ def request(
             fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(chosen.template_id).call()
             if fee:
                 click.echo(f"paying the request fee of {fee} wei (minimum fee plus the author's fee)", err=True)
-        request_id, sent_at = client.ask(chosen.template_id, encode_args(chosen, values), timeout, fee)
+        input_data = encode_args(chosen, values)
+        if chosen.encrypted_input:  # sealed for this consumer: only the cluster's enclaves can read it
+            from ..confidential import encrypt_input
+
+            input_data = encrypt_input(w3, deployment, deployment.consumer, chosen.template_id, input_data)
+            click.echo(f"input sealed to {chosen.name}'s published input key ({len(input_data)} bytes on-chain)", err=True)
+        request_id, sent_at = client.ask(chosen.template_id, input_data, timeout, fee)
     except Exception as exc:  # the Coprocessor's refusals, said with what to do
         data = getattr(exc, "data", None)
         reason = decode_revert(data) if isinstance(data, (str, bytes)) else str(exc)

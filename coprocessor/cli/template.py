@@ -8,18 +8,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import CoprocessorError, ManifestError
-from .options import deployment_option, json_args, load_template_dirs, rpc_option, templates_option
+from .options import deployment_option, dev_or_env_sender, json_args, load_template_dirs, rpc_option, templates_option
 
 if TYPE_CHECKING:  # imported where they are used: see __init__.py
-    from ..chain import TxSender
     from ..node import catalog
-
-LOCAL_CHAIN_ID = 31337
 
 
 @click.group("template")
@@ -210,20 +207,6 @@ def template_test(template: str, pytest_args: tuple[str, ...], template_dirs: tu
 # ----------------------------------------------------------------------------- publish / deprecate / list
 
 
-def _author(w3: Any, key_env: str) -> TxSender:
-    """The publishing account: the key in `key_env`, or on a local Anvil chain its dev account #5."""
-    from ..chain import ANVIL_KEYS, TxSender
-    from ..dev import devnet
-
-    key = os.environ.get(key_env)
-    if key:
-        return TxSender(w3, key)
-    if w3.eth.chain_id != LOCAL_CHAIN_ID:
-        raise click.UsageError(f"set {key_env} to the author's private key")
-    click.echo(f"{key_env} not set: publishing as Anvil dev account #{devnet.AUTHOR} (local chain)", err=True)
-    return TxSender(w3, ANVIL_KEYS[devnet.AUTHOR])
-
-
 @template_group.command("publish")
 @click.argument("template")
 @click.option("--fee", default=0, show_default=True, help="Author fee in wei, paid on every Ok fulfilment; fixed for this version.")
@@ -247,7 +230,7 @@ def template_publish(
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
     deployment.check_on(w3, "template_registry")
-    author = _author(w3, key_env)
+    author = dev_or_env_sender(w3, key_env, "AUTHOR", "the author")
     catalog.publish(author, deployment.template_registry, chosen.template_id, chosen.name, chosen.version, uri, fee)
     click.echo(f"published {chosen.name} v{chosen.version} as {chosen.id_hex} (author {author.address}, fee {fee} wei)")
 
@@ -267,7 +250,9 @@ def template_deprecate(template_id: str, key_env: str, rpc: str, deployment_path
     deployment = Deployment.load(deployment_path)
     w3 = connect(rpc)
     deployment.check_on(w3, "template_registry")
-    catalog.deprecate(_author(w3, key_env), deployment.template_registry, bytes.fromhex(template_id.removeprefix("0x")))
+    catalog.deprecate(
+        dev_or_env_sender(w3, key_env, "AUTHOR", "the author"), deployment.template_registry, bytes.fromhex(template_id.removeprefix("0x"))
+    )
     click.echo(f"deprecated {template_id}")
 
 

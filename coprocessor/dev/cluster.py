@@ -40,7 +40,8 @@ class ClusterNode:
 
 
 def start_enclaves(rpc_url: str, deployment: Deployment, folder: Path, count: int, template_dirs: Sequence[Path]) -> list[ClusterNode]:
-    """Starts and registers `count` DEV enclaves (one dev PKI: the attestor trusts its root once)."""
+    """Starts and registers `count` DEV enclaves (one dev PKI: the attestor trusts its root once); the first
+    makes the cluster's keys and the others join it."""
     if not 1 <= count <= len(NODE_ACCOUNTS):
         raise ToolchainError(f"a dev cluster has 1 to {len(NODE_ACCOUNTS)} nodes (one dev account each)")
     w3 = connect(rpc_url)
@@ -60,6 +61,10 @@ def start_enclaves(rpc_url: str, deployment: Deployment, folder: Path, count: in
             account = TxSender(w3, ANVIL_KEYS[NODE_ACCOUNTS[index]]).address
             nodes.append(ClusterNode(index, account, process, enclave, folder / f"node-{index}.log"))
             devnet.register_enclave(rpc_url, deployment, enclave, folder / "dev-pki")
+            if index == 0:
+                enclave.keys_genesis()  # the cluster's keys, made in its first enclave
+            else:
+                enclave.join(nodes[0].enclave)  # checked by the first enclave's attestation code, sealed to this one
     except BaseException:
         stop_cluster(nodes)
         raise

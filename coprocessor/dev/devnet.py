@@ -76,7 +76,7 @@ def deploy(
     threshold: int = 1,
     templates: Iterable[Template] = (),
 ) -> Deployment:
-    """Deploys the registries, Coprocessor and ExampleConsumer; allows the DEV image; publishes `templates` (no fee)."""
+    """Deploys the registries, Coprocessor, KeyRegistry and ExampleConsumer; allows the DEV image; publishes `templates` (no fee)."""
     w3 = connect(rpc_url)
     deployer = TxSender(w3, ANVIL_KEYS[DEPLOYER])
     attestors = list(attestors) or [TxSender(w3, ANVIL_KEYS[ATTESTOR]).address]
@@ -84,11 +84,12 @@ def deploy(
     registry = deployer.deploy("EnclaveRegistry", deployer.address, allow_dev, attestors, threshold)
     template_registry = deployer.deploy("TemplateRegistry")
     coprocessor = deployer.deploy("Coprocessor", registry, template_registry, deployer.address)
+    key_registry = deployer.deploy("KeyRegistry", coprocessor, registry)
     consumer = deployer.deploy("ExampleConsumer", coprocessor)
     if allow_dev:
         deployer.call_function(contract(w3, "EnclaveRegistry", registry), "allowImage", dev_image_id(), int(TeeType.DEV))
     publish_templates(w3, template_registry, templates)
-    return Deployment(w3.eth.chain_id, registry, template_registry, coprocessor, consumer, start_block)
+    return Deployment(w3.eth.chain_id, registry, template_registry, coprocessor, key_registry, consumer, start_block)
 
 
 def publish_templates(w3: Web3, template_registry: str, templates: Iterable[Template], author_fee: int = 0) -> None:
@@ -173,6 +174,20 @@ def dev_registrar(
 def register_enclave(rpc_url: str, deployment: Deployment, enclave: EnclaveClient, pki_dir: Path) -> EnclaveRecord:
     """Attests the dev enclave, verifies its DCAP quote with dcap-qvl as an attestor would, approves and registers it."""
     return dev_registrar(rpc_url, deployment, pki_dir).register(enclave)
+
+
+def provision_keys(
+    rpc_url: str, deployment: Deployment, enclave: EnclaveClient, templates: Iterable[Template], sender: TxSender | None = None
+) -> int:
+    """Makes the cluster's keys inside the enclave (genesis) and publishes every template's public keys
+    in the KeyRegistry, signed by the enclave; returns the epoch."""
+    from ..confidential import publish_keys
+
+    epoch = enclave.keys_genesis()
+    sender = sender or TxSender(connect(rpc_url), ANVIL_KEYS[NODE])
+    for template in templates:
+        publish_keys(sender, deployment, enclave, template.template_id)
+    return epoch
 
 
 def stop(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:

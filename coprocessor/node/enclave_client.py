@@ -91,6 +91,47 @@ class EnclaveClient:
         """See `Enclave.activate`."""
         self._call("/activate", {"address": address})
 
+    # ------------------------------------------------------------------ the cluster's keys (see `Enclave`)
+
+    def keys_genesis(self) -> int:
+        """See `Enclave.keys_genesis`."""
+        return int(self._call("/keys/genesis", {})["epoch"])
+
+    def rotate_epoch(self) -> int:
+        """See `Enclave.rotate_epoch`."""
+        return int(self._call("/keys/rotate", {})["epoch"])
+
+    def join_nonce(self) -> str:
+        """See `Enclave.join_nonce` (hex)."""
+        return str(self._call("/keys/join-nonce", {})["nonce"])
+
+    def join_request(self, nonce: str) -> dict[str, Any]:
+        """See `Enclave.join_request` (JSON: evidence and ephemeral public key)."""
+        return self._call("/keys/join-request", {"nonce": nonce})
+
+    def grant(self, request: dict[str, Any], nonce: str, collateral: dict[str, Any] | None = None) -> dict[str, Any]:
+        """See `Enclave.grant` (JSON: the sealed epochs)."""
+        return self._call("/keys/grant", {**request, "nonce": nonce, "collateral": collateral})
+
+    def accept(self, grant: dict[str, Any]) -> int:
+        """See `Enclave.accept`."""
+        return int(self._call("/keys/accept", grant)["epoch"])
+
+    def join(self, holder: EnclaveClient, collateral: dict[str, Any] | None = None) -> int:
+        """Joins `holder`'s cluster: its nonce, this enclave's quote, its check and grant, this enclave's
+        accept. The node only relays: the keys travel sealed to a key that never leaves this enclave."""
+        nonce = holder.join_nonce()
+        return self.accept(holder.grant(self.join_request(nonce), nonce, collateral))
+
+    def template_keys(self, template_id: bytes) -> tuple[int, bytes, bytes, bytes]:
+        """See `Enclave.template_keys`: (epoch, input key, secrets key, signature)."""
+        body = self._call("/keys/template", {"templateId": "0x" + template_id.hex()})
+        return int(body["epoch"]), *(bytes.fromhex(str(body[k]).removeprefix("0x")) for k in ("inputKey", "secretsKey", "signature"))  # type: ignore[return-value]
+
+    def put_sealed_secret(self, template_id: bytes, name: str, sealed: bytes) -> None:
+        """See `Enclave.put_sealed_secret`."""
+        self._call("/secrets", {"templateId": "0x" + template_id.hex(), "name": name, "sealed": "0x" + sealed.hex()})
+
     def run(self, request: Request, input_data: bytes) -> SignedResult:
         """See `Enclave.run`."""
         return _signed(self._call("/run", {"request": request.to_json(), "input": "0x" + input_data.hex()}))

@@ -101,6 +101,13 @@ CREATE TABLE IF NOT EXISTS nodes (
     epoch       {int} NOT NULL,
     lease_until {real} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS secrets (
+    template_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    sealed      {blob} NOT NULL,
+    updated_at  {real} NOT NULL,
+    PRIMARY KEY (template_id, name)
+);
 CREATE TABLE IF NOT EXISTS leader (
     id          {int} PRIMARY KEY CHECK (id = 1),
     node_id     TEXT NOT NULL,
@@ -108,7 +115,7 @@ CREATE TABLE IF NOT EXISTS leader (
     lease_until {real} NOT NULL
 );
 """
-_TABLES = ("requests", "cursor", "blocks", "nodes", "leader", "meta")
+_TABLES = ("requests", "cursor", "blocks", "nodes", "leader", "secrets", "meta")
 
 _COLUMNS = "request, input, block_number, state, status, output, signature, tx_hash, error, seen_at, attempts, updated_at, commitment"
 
@@ -515,6 +522,25 @@ class Journal:
     ) -> bool:
         """Moves a request to a terminal or failed state, with the reason; a failed one is left for any node to cancel."""
         return self._move(commitment, expect, state, error=error, owner=None)
+
+    # ------------------------------------------------------------------ secrets sealed to templates
+
+    def put_secret(self, template_id: bytes, name: str, sealed: bytes) -> None:
+        """Stores a secret sealed to a template's secrets key (ciphertext only: no node can open it)."""
+        self._tx(
+            [
+                (
+                    "INSERT INTO secrets (template_id, name, sealed, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(template_id, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                    (template_id.hex(), name, sealed, time.time()),
+                )
+            ]
+        )
+
+    def secrets_since(self, since: float) -> list[tuple[bytes, str, bytes, float]]:
+        """Sealed secrets stored or replaced after `since`: (template id, name, sealed, when)."""
+        rows = self.db.query("SELECT template_id, name, sealed, updated_at FROM secrets WHERE updated_at > ? ORDER BY updated_at", (since,))
+        return [(bytes.fromhex(t), str(n), bytes(v), float(u)) for t, n, v, u in rows]
 
     # ------------------------------------------------------------------ reading
 

@@ -99,6 +99,7 @@ class Node:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.lease_lost: LeaseLost | None = None  # why the node stopped, if other nodes took over its work
+        self._secrets_pushed = 0.0  # the newest sealed secret handed to the enclave (journal time)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -114,6 +115,7 @@ class Node:
         """Serves until `stop()`, or until its lease is lost (`lease_lost` says so)."""
         self.journal.join()
         self.journal.heartbeat()
+        self._push_secrets()
         self.recover()
         scheduler = self._start_key_checks()
         self.heads.start()
@@ -180,6 +182,25 @@ class Node:
             except Exception as exc:  # the database is down: the lease may run out, and sends stop (`fence`)
                 log.warning("lease renewal failed, retrying: %s", exc)
                 self.metrics.errors.labels("lease").inc()
+            self._push_secrets()
+
+    def _push_secrets(self) -> None:
+        """Hands the enclave the sealed secrets stored since the last time (`coprocessor secrets put`)."""
+        try:
+            fresh = self.journal.secrets_since(self._secrets_pushed)
+        except Exception as exc:
+            log.warning("reading sealed secrets failed, retrying: %s", exc)
+            return
+        for template_id, name, sealed, stored_at in fresh:
+            try:
+                self.enclave.put_sealed_secret(template_id, name, sealed)
+                log.info("sealed secret %s of template 0x%s handed to the enclave", name, template_id.hex()[:12])
+            except EnclaveUnreachable as exc:
+                log.warning("enclave unreachable while handing it sealed secrets, retrying: %s", exc)
+                return
+            except EnclaveError as exc:  # sealed for another template, chain or epoch: it will never open here
+                log.error("sealed secret %s of template 0x%s refused by the enclave: %s", name, template_id.hex()[:12], exc)
+            self._secrets_pushed = max(self._secrets_pushed, stored_at)
 
     def _lose_lease(self, exc: LeaseLost) -> None:
         log.error("%s: stopping (restart the node to rejoin)", exc)

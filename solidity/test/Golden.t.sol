@@ -6,7 +6,9 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 import {Coprocessor} from "../src/Coprocessor.sol";
 import {EnclaveRegistry} from "../src/EnclaveRegistry.sol";
+import {KeyRegistry} from "../src/KeyRegistry.sol";
 import {IEnclaveRegistry, EnclaveRecord} from "../src/interfaces/IEnclaveRegistry.sol";
+import {IKeyRegistry} from "../src/interfaces/IKeyRegistry.sol";
 import {Request, RequestLib} from "../src/libraries/RequestLib.sol";
 import {Quote, SignedQuote, QuoteLib} from "../src/libraries/QuoteLib.sol";
 
@@ -125,6 +127,33 @@ contract GoldenTest is Test {
                 vm.parseJsonBytes(json, string.concat(k, "quoteData")),
                 "quoteData"
             );
+        }
+    }
+
+    function test_golden_templateKeysDigestAndSignaturePublish() public {
+        deployCodeTo(
+            "Coprocessor.sol:Coprocessor", abi.encode(address(0), address(0), address(this)), coprocessorAddress
+        );
+        address enclave = vm.parseJsonAddress(json, ".enclave");
+        address registryAddress = vm.parseJsonAddress(json, ".registry");
+        // Only the registry's verdict on the golden enclave is mocked: the digest and signature checks are real.
+        vm.mockCall(registryAddress, abi.encodeCall(IEnclaveRegistry.isActive, (enclave)), abi.encode(true));
+        KeyRegistry keyRegistry = new KeyRegistry(coprocessorAddress, registryAddress);
+
+        for (uint256 i; i < 2; ++i) {
+            string memory k = string.concat(".templateKeys[", vm.toString(i), "].");
+            bytes32 templateId = vm.parseJsonBytes32(json, string.concat(k, "templateId"));
+            uint64 epoch = uint64(vm.parseJsonUint(json, string.concat(k, "epoch")));
+            bytes32 inputKey = vm.parseJsonBytes32(json, string.concat(k, "inputKey"));
+            bytes32 secretsKey = vm.parseJsonBytes32(json, string.concat(k, "secretsKey"));
+            bytes32 digest = keyRegistry.keysDigest(templateId, epoch, inputKey, secretsKey);
+            assertEq(digest, vm.parseJsonBytes32(json, string.concat(k, "digest")), "digest");
+            bytes memory signature = vm.parseJsonBytes(json, string.concat(k, "signature"));
+            assertEq(ECDSA.recover(digest, signature), enclave, "signer");
+
+            vm.expectEmit(true, true, true, true, address(keyRegistry));
+            emit IKeyRegistry.KeysPublished(templateId, epoch, inputKey, secretsKey, enclave);
+            keyRegistry.publish(templateId, epoch, inputKey, secretsKey, signature);
         }
     }
 }
