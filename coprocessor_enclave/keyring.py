@@ -35,6 +35,7 @@ class Keyring:
     def __init__(self, grace_seconds: float = DEFAULT_GRACE_SECONDS) -> None:
         self.grace_seconds = grace_seconds
         self._epochs: dict[int, EpochRoot] = {}
+        self._derived: dict[tuple[int, bytes], keys.TemplateKeys] = {}  # X25519 derivation costs ~80 us: once per epoch
         self._lock = threading.Lock()
 
     @property
@@ -94,8 +95,12 @@ class Keyring:
         secret = None if epoch is None else self.epoch_secret(epoch)
         if epoch is None or secret is None:
             raise EnclaveError("this enclave holds no cluster keys: run genesis, or join a running enclave")
-        return epoch, keys.template_keys(secret, template_id)
+        derived = self._derived.get((epoch, template_id))
+        if derived is None:
+            derived = self._derived[(epoch, template_id)] = keys.template_keys(secret, template_id)
+        return epoch, derived
 
     def _forget_retired(self, now: float) -> None:
         for epoch in [e for e, held in self._epochs.items() if held.retire_at is not None and held.retire_at <= now]:
             del self._epochs[epoch]
+            self._derived = {k: v for k, v in self._derived.items() if k[0] != epoch}

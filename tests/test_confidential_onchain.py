@@ -84,3 +84,24 @@ def test_encrypt_plainTemplate_saysItTakesPlainInputs(stack: Devnet, keyed: Path
     common = ["--rpc", stack.rpc_url, "--deployment", str(keyed), "--templates", str(TEST_TEMPLATES)]
     result = CliRunner().invoke(main, ["encrypt", "fee-echo", "[1]", *common])
     assert result.exit_code == 2 and "takes plain inputs" in result.output
+
+
+def test_sealedInputConsumer_inputSealedForItWithTheCli_answered(stack: Devnet, keyed: Path, node: Node) -> None:
+    from eth_abi import decode
+
+    from coprocessor.chain import ANVIL_KEYS, TxSender, contract
+
+    sender = TxSender(stack.w3, ANVIL_KEYS[devnet.USER])
+    address = sender.deploy("SealedInputConsumer", stack.deployment.coprocessor, stack.deployment.key_registry)
+    sealed = _cli(stack, keyed, "encrypt", "sealed-sum", "[[40, 2]]", "--consumer", address).strip()
+    consumer = contract(stack.w3, "SealedInputConsumer", address)
+    template_id = stack.template("sealed-sum").template_id
+    fee = contract(stack.w3, "Coprocessor", stack.deployment.coprocessor).functions.requestFee(template_id).call()
+    data = consumer.encode_abi("askSealed", args=[template_id, bytes.fromhex(sealed.removeprefix("0x")), 300])
+    receipt = sender.wait(sender.send(address, bytes.fromhex(data.removeprefix("0x")), value=fee))
+    assert receipt["status"] == 1
+    request_id = bytes(receipt["logs"][0]["topics"][1])  # the Coprocessor's RequestSubmitted comes first
+    deadline = time.monotonic() + 30
+    while not consumer.functions.outputs(request_id).call() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert decode(["uint256"], consumer.functions.outputs(request_id).call()) == (42,)
