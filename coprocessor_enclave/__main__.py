@@ -78,7 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     option("--dev-pki", type=Path, default=Path(".coprocessor/dev-pki"), help="dev: where the development PKI lives (created if missing)")
     option("--dstack-endpoint", default=None, help="dstack: guest agent socket or URL (default: dstack-sdk's)")
     option("--chain-rpc", default=None, help="JSON-RPC URL templates read chain state from (untrusted: every answer is verified)")
-    option("--secrets", type=Path, default=None, help="TOML file of secrets, each bound to the template ids that may read it")
+    option(
+        "--secrets",
+        type=Path,
+        default=None,
+        help="TOML file of plaintext secrets, each bound to the template ids that may read it: DEVELOPMENT ONLY "
+        "(the operator reads them; seal secrets with `coprocessor secrets put` instead)",
+    )
     option("--http-allow-private", action="store_true", help="let templates reach loopback and private addresses (local development only)")
     return parser
 

@@ -41,7 +41,7 @@ from .options import (
     "secrets_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="TOML file of secrets for templates (see docs/templates.md).",
+    help="TOML file of plaintext secrets for templates: DEVELOPMENT ONLY, the operator reads them (production: `coprocessor secrets put`).",
 )
 @click.option(
     "--quote-port",
