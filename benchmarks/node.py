@@ -15,13 +15,15 @@ its `RequestSubmitted` log to its `RequestFulfilled` log, both observed the same
               first request mined to the last callback, queueing delay.
 4. gas        from the node's fulfil receipts of phases 2 and 3: gas per response by batch size, and the
               callback's share (debug_traceTransaction, callTracer: gasUsed of the calls to the consumer).
-5. pending    10,000 requests fed while the node runs: node and enclave RSS idle, at peak, after drain.
-After phases 3 and 5, with the node stopped, the raw throughput is measured again on that phase's grown
+5. nodes      the sustained feed again, to 1, 2 and 3 nodes sharing one PostgreSQL journal (each its own
+              DEV enclave and account; each size on a fresh Anvil, a new database of one server): responses/s.
+6. pending    10,000 requests fed while the node runs: node and enclave RSS idle, at peak, after drain.
+After phases 3 and 6, with the node stopped, the raw throughput is measured again on that phase's grown
 chain: a second baseline that shows how much of a slow drain is Anvil's own slowdown.
 
     .venv/bin/python benchmarks/node.py [--quick] [--out .coprocessor/bench-node.json]   (make bench)
 
-`--quick` (about 55 requests, 20 pending) is the smoke run of tests/test_bench_smoke.py, not a
+`--quick` (about 115 requests, 20 pending) is the smoke run of tests/test_bench_smoke.py, not a
 measurement. See docs/benchmarks.md.
 """
 
@@ -56,9 +58,11 @@ from web3 import Web3
 from websockets.sync.client import connect as ws_connect
 
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
-from coprocessor.dev import devnet
+from coprocessor.dev import cluster, devnet
 from coprocessor.dev.consumer import ExampleConsumerClient
+from coprocessor.dev.postgres import LocalPostgres
 from coprocessor.dev.toolchain import PROJECT_ROOT, TEMPLATES_DIR, forge_build, tool_path
+from coprocessor.errors import ToolchainError
 from coprocessor.node.enclave_client import EnclaveClient
 from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
@@ -75,6 +79,9 @@ REQUEST_TIMEOUT = 3 * 3600  # seconds before a request may be cancelled: never d
 WINDOW = 100  # transactions outstanding at once, at most (Anvil 1.7.1 stalls under thousands)
 MB = 1024.0  # kB per MB (VmRSS is in kB)
 NODE_ARGS: list[str] = []  # extra `coprocessor node` options (--node-args)
+PHASES = ("baselines", "idle", "sustained", "nodes", "pending")  # in the order they run
+NODE_COUNTS = (1, 2, 3)  # the nodes phase: cluster sizes, one dev account each (cluster.NODE_ACCOUNTS)
+NODES_LEASE = 10.0  # seconds: `coprocessor node --lease`'s default
 
 
 class BenchError(Exception):
@@ -385,6 +392,7 @@ class Stack:
     anvil_pid: int
     node: subprocess.Popen[bytes] | None = None
     watcher: LogWatcher | None = None
+    cluster_nodes: list[cluster.ClusterNode] = field(default_factory=list)  # nodes sharing a PostgreSQL journal, if any
     rpc: Rpc = field(init=False)
     sender: TxSender = field(init=False)
 
@@ -422,10 +430,30 @@ class Stack:
         )
         log.close()
 
+    def start_cluster(self, journal: str) -> None:
+        """`coprocessor node` for each enclave of the cluster, all on the PostgreSQL journal at `journal`;
+        returns once every node logged that it serves."""
+        for member in self.cluster_nodes:
+            cluster.start_node(
+                member, self.rpc_url, self.folder / "deployment.json", self.folder, journal, NODES_LEASE, extra_args=NODE_ARGS
+            )
+        try:
+            cluster.wait_serving(self.cluster_nodes)
+        except ToolchainError as exc:
+            raise BenchError(str(exc)) from exc
+
     def node_alive(self) -> None:
-        """Raises with the tail of the node's log if the node process exited."""
+        """Raises with the tail of the node's log if the node process (or a cluster node) exited."""
         if self.node is not None and self.node.poll() is not None:
             raise BenchError(f"the node exited with code {self.node.returncode}; its log ends:\n{self.log_tail('node.log')}")
+        for member in self.cluster_nodes:
+            if member.process is not None and member.process.poll() is not None:
+                raise BenchError(f"node {member.index} exited with code {member.process.returncode}; its log ends:\n{member.log_tail()}")
+
+    def node_logs_tail(self) -> str:
+        if not self.cluster_nodes:
+            return self.log_tail("node.log")
+        return "\n".join(f"node {m.index}:\n{m.log_tail(10)}" for m in self.cluster_nodes)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         try:
@@ -443,7 +471,7 @@ class Stack:
         started = time.perf_counter()
         rid, _ = client.ask(self.median.template_id, self.median_input(), REQUEST_TIMEOUT)
         if not self.watcher.wait(lambda: rid in self.watcher.fulfilled, timeout, self.node_alive):  # type: ignore[union-attr]
-            raise BenchError(f"warm-up request not answered within {timeout:g} s; node log ends:\n{self.log_tail('node.log')}")
+            raise BenchError(f"warm-up request not answered within {timeout:g} s; node log ends:\n{self.node_logs_tail()}")
         return time.perf_counter() - started
 
     def cpu_seconds(self) -> dict[str, float]:
@@ -470,13 +498,17 @@ class Stack:
 
 
 @contextmanager
-def fresh_stack(root: Path, name: str) -> Iterator[Stack]:
-    """Anvil, the contracts, the library published, a DEV enclave serving it, registered; torn down after."""
+def fresh_stack(root: Path, name: str, cluster_size: int = 0) -> Iterator[Stack]:
+    """Anvil, the contracts, the library published, a DEV enclave serving it, registered; torn down after.
+
+    With `cluster_size`, that many DEV enclaves instead (`coprocessor.dev.cluster`, enclave-<i>.log), each
+    registered, for as many nodes with their own accounts (`Stack.start_cluster`); the first is `stack.enclave`."""
     folder = root / name
     folder.mkdir(parents=True)
     port = devnet.free_port()
     anvil = devnet.start_anvil(port)
     enclave_process = None
+    members: list[cluster.ClusterNode] = []
     stack = None
     try:
         rpc_url = f"http://127.0.0.1:{port}"
@@ -485,16 +517,24 @@ def fresh_stack(root: Path, name: str) -> Iterator[Stack]:
         deployment.save(folder / "deployment.json")
         w3 = connect(rpc_url)
         payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
-        enclave_process, enclave = devnet.start_enclave(
-            deployment,
-            payee,
-            [t.path for t in templates.values()],
-            folder / "dev-pki",
-            folder / "enclave.token",
-            folder / "enclave.log",
-            chain_rpc=rpc_url,
-        )
-        devnet.register_enclave(rpc_url, deployment, enclave, folder / "dev-pki")
+        template_dirs = [t.path for t in templates.values()]
+        if cluster_size:
+            try:
+                members = cluster.start_enclaves(rpc_url, deployment, folder, cluster_size, template_dirs)
+            except ToolchainError as exc:
+                raise BenchError(str(exc)) from exc
+            enclave_process, enclave = members[0].enclave_process, members[0].enclave
+        else:
+            enclave_process, enclave = devnet.start_enclave(
+                deployment,
+                payee,
+                template_dirs,
+                folder / "dev-pki",
+                folder / "enclave.token",
+                folder / "enclave.log",
+                chain_rpc=rpc_url,
+            )
+            devnet.register_enclave(rpc_url, deployment, enclave, folder / "dev-pki")
         stack = Stack(
             folder,
             rpc_url,
@@ -505,6 +545,7 @@ def fresh_stack(root: Path, name: str) -> Iterator[Stack]:
             enclave_process,
             enclave,
             anvil.pid,
+            cluster_nodes=members,
         )
         stack.watcher = LogWatcher(stack.ws_url, deployment.coprocessor)
         yield stack
@@ -514,6 +555,7 @@ def fresh_stack(root: Path, name: str) -> Iterator[Stack]:
             if stack.watcher is not None:
                 stack.watcher.close()
             stack.rpc.close()
+        cluster.stop_cluster(members)  # nodes, then enclaves
         devnet.stop(enclave_process)
         devnet.stop(anvil)
 
@@ -530,6 +572,7 @@ _SHORT = {
     "gas_per_response_single": "gas/response, batch 1",
     "gas_per_response_largest_batch": "gas/response, largest",
     "pending_fed": "requests fed",
+    "sustained_responses_per_s": "sustained (SQLite)",
     "node_rss_idle_mb": "node RSS idle",
     "enclave_rss_idle_mb": "enclave RSS idle",
     "enclave_tree_pss_idle_mb": "enclave tree PSS idle",
@@ -980,6 +1023,158 @@ def phase_sustained(report: Report, settings: Settings, root: Path) -> None:
         anvil_after(report, stack, "sustained", record)
 
 
+# ---------------------------------------------------------------------------- the nodes phase: 1, 2, 3 nodes on one PostgreSQL journal
+
+
+def _postgres_pid(postgres: LocalPostgres) -> int:
+    """The postmaster's pid: the first line of postmaster.pid in the server's data folder (0 if unreadable)."""
+    try:
+        return int((postgres.folder / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _cluster_cpu_seconds(stack: Stack, postgres_pid: int) -> dict[str, float]:
+    """CPU seconds so far: the nodes, their enclaves, Anvil, PostgreSQL (server and backends), this process, the machine."""
+    me = os.times()
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return {
+        "nodes": sum(tree_cpu_seconds(m.process.pid) for m in stack.cluster_nodes if m.process is not None),
+        "enclaves": sum(tree_cpu_seconds(m.enclave_process.pid) for m in stack.cluster_nodes),
+        "anvil": tree_cpu_seconds(stack.anvil_pid),
+        "postgres": tree_cpu_seconds(postgres_pid) if postgres_pid else 0.0,
+        "bench (feed and watch)": me.user + me.system,
+        "machine": (sum(ticks) - ticks[3] - ticks[4]) / _TICKS,
+    }
+
+
+def _nodes_run(report: Report, settings: Settings, root: Path, postgres: LocalPostgres, count: int) -> dict[str, Any]:
+    """One cluster size: a fresh Anvil, `count` registered enclaves and nodes on a new database, the sustained feed."""
+    fed = settings.sustained_txs * settings.sustained_per_tx
+    with fresh_stack(root, f"nodes/{count}-nodes", cluster_size=count) as stack:
+        watcher = stack.watcher
+        assert watcher is not None
+        sender, load = _deploy_load_consumer(stack)
+        journal = postgres.new_database(f"bench_{count}_nodes")
+        stack.start_cluster(journal)
+        record: dict[str, Any] = {"warm_up_seconds": round(stack.warm_up(stack.user()), 2)}
+        consumer = load.address
+        postgres_pid = _postgres_pid(postgres)
+        cpu_before = _cluster_cpu_seconds(stack, postgres_pid)
+        receipts = _feed(stack, sender, load, settings.sustained_txs, settings.sustained_per_tx, WINDOW)
+        if not watcher.wait(lambda: watcher.submitted_by[consumer] >= fed, 30.0):
+            raise BenchError(f"nodes phase, {count} nodes: saw {watcher.submitted_by[consumer]} of {fed} RequestSubmitted logs")
+        with watcher.cond:
+            rids = [r for r, c in watcher.consumer_of.items() if c == consumer]
+        started = time.perf_counter()
+
+        label = f"{count} node{'s' if count > 1 else ''}"
+
+        def progress() -> None:
+            done = watcher.answered_by[consumer]
+            _progress(f"{label}: {done}/{fed} answered ({done / (time.perf_counter() - started):.1f}/s so far)")
+
+        complete = watcher.wait(lambda: watcher.answered_by[consumer] >= fed, settings.phase_timeout, stack.node_alive, progress)
+        if not complete:
+            _progress(f"{label}: timed out after {settings.phase_timeout:g} s: reporting what was answered")
+        cpu_after = _cluster_cpu_seconds(stack, postgres_pid)
+        time.sleep(0.5)  # a duplicate delivery would show up here
+        with watcher.cond:
+            answered = [r for r in rids if r in watcher.fulfilled]
+            first = min(watcher.submitted[r] for r in rids)
+            last = max((watcher.fulfilled[r] for r in answered), default=first)
+            delays = [(watcher.fulfilled[r] - watcher.submitted[r]) * 1000 for r in answered]
+            fulfil_txs = dict(watcher.tx_items)
+        if not answered:
+            raise BenchError(f"nodes phase, {count} nodes: no request was answered")
+        rate = len(answered) / (last - first)
+        report.figure(
+            f"nodes_{count}_responses_per_s",
+            f"responses/s, {label} on one PostgreSQL journal ({fed} fed)",
+            rate,
+            "responses/s",
+            "raw_throughput_tx_per_s",
+        )
+
+        # Who sent what: each fulfil transaction's sender is one node's account.
+        index_of = {m.account.lower(): m.index for m in stack.cluster_nodes}
+        responses: Counter[int] = Counter()
+        txs: Counter[int] = Counter()
+        for tx, items in fulfil_txs.items():
+            sent_by = index_of.get(stack.rpc.call("eth_getTransactionByHash", tx)["from"].lower(), -1)
+            responses[sent_by] += items
+            txs[sent_by] += 1
+        cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / len(answered) for name in cpu_before}
+        cpu_ms["template jobs and the rest"] = cpu_ms["machine"] - sum(v for k, v in cpu_ms.items() if k != "machine")
+        _progress(
+            f"{label}: {rate:.1f} responses/s; responses by node {dict(sorted(responses.items()))};"
+            f" skipped {watcher.skipped}; CPU per response: " + ", ".join(f"{name} {ms:.2f} ms" for name, ms in cpu_ms.items())
+        )
+        report.data["checks"][f"nodes_{count}"] = {
+            "requests": fed,
+            "answered_on_chain": load.functions.answered().call(),
+            "answered_seen": len(answered),
+            "example_consumer_callbacks": stack.callback_count(),
+            "example_consumer_requests": 1,
+            **watcher.exactly_once(),
+            "duplicates": watcher.skipped,  # fulfilments the chain skipped: a request sent again after it settled
+            "not_ok": watcher.not_ok,
+            "callbacks_failed": watcher.callback_failed,
+            "complete": complete,
+        }
+        record.update(
+            nodes=count,
+            requests=fed,
+            answered=len(answered),
+            responses_per_s=round(rate, 1),
+            drain_seconds=round(last - first, 3),
+            latency_p50_ms=round(statistics.median(delays), 1),
+            latency_p99_ms=round(_pct(delays, 0.99), 1),
+            request_gas_per_item=statistics.median(int(r["gasUsed"]) for r in receipts) / settings.sustained_per_tx,
+            responses_by_node={str(i): n for i, n in sorted(responses.items())},
+            fulfil_txs_by_node={str(i): n for i, n in sorted(txs.items())},
+            batches=sorted(Counter(n for t, n in fulfil_txs.items() if watcher.tx_consumers[t] == {consumer}).items()),
+            cpu_ms_per_response={name: round(ms, 2) for name, ms in cpu_ms.items()},
+            journal=journal,
+            node_logs=[str(m.log) for m in stack.cluster_nodes],
+            enclave_logs=[str(stack.folder / f"enclave-{m.index}.log") for m in stack.cluster_nodes],
+        )
+        return record
+
+
+def phase_nodes(report: Report, settings: Settings, root: Path) -> None:
+    fed = settings.sustained_txs * settings.sustained_per_tx
+    sizes = ", ".join(str(n) for n in NODE_COUNTS)
+    with report.phase(
+        "nodes",
+        f"{fed} requests fed at once ({settings.sustained_txs} txs x {settings.sustained_per_tx}) to {sizes} nodes"
+        " sharing one PostgreSQL journal, each its own enclave and account, each size on a fresh Anvil",
+    ) as record:
+        try:
+            postgres = LocalPostgres()
+        except ToolchainError as exc:
+            raise BenchError(f"nodes phase: {exc}") from exc
+        runs: dict[str, Any] = {}
+        record.update(folder=str(root / "nodes"), lease_seconds=NODES_LEASE, runs=runs)
+        try:
+            for count in NODE_COUNTS:
+                runs[str(count)] = _nodes_run(report, settings, root, postgres, count)
+        finally:
+            postgres.stop()
+        one = report.value_of("nodes_1_responses_per_s")
+        record["scaling_vs_1_node"] = {str(n): round(report.value_of(f"nodes_{n}_responses_per_s") / one, 3) for n in NODE_COUNTS}
+        _progress("throughput against 1 node: " + ", ".join(f"{n} {x:.2f}x" for n, x in record["scaling_vs_1_node"].items()))
+        if "sustained_responses_per_s" in report.data["figures"]:  # the same feed, 1 node on SQLite, this run
+            report.figure(
+                "nodes_1_postgres_vs_sqlite",
+                "  1 node: PostgreSQL journal against SQLite (sustained)",
+                one,
+                "responses/s",
+                "sustained_responses_per_s",
+            )
+
+
 # ---------------------------------------------------------------------------- phase 4: gas by batch size
 
 
@@ -1156,7 +1351,7 @@ def phase_pending(report: Report, settings: Settings, root: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small feeds (~55 requests, 20 pending): a smoke run, not a measurement")
+    parser.add_argument("--quick", action="store_true", help="small feeds (~115 requests, 20 pending): a smoke run, not a measurement")
     parser.add_argument("--out", type=Path, default=Path(".coprocessor/bench-node.json"), help="JSON report path")
     parser.add_argument(
         "--work-dir",
@@ -1171,7 +1366,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--phases",
-        default="baselines,idle,sustained,pending",
+        default=",".join(PHASES),
         help="the phases to run, comma-separated (default: all; the baselines always run, every ratio needs them)",
     )
     parser.add_argument(
@@ -1179,8 +1374,8 @@ def main() -> None:
     )
     options = parser.parse_args()
     phases = {p.strip() for p in options.phases.split(",") if p.strip()}
-    if unknown := phases - {"baselines", "idle", "sustained", "pending"}:
-        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}: choose from baselines, idle, sustained, pending")
+    if unknown := phases - set(PHASES):
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}: choose from {', '.join(PHASES)}")
     settings = QUICK if options.quick else FULL
     if options.phase_timeout is not None:
         settings = Settings(**{**settings.__dict__, "phase_timeout": options.phase_timeout})
@@ -1208,6 +1403,8 @@ def main() -> None:
                 "description": "gas per response by batch size, from the node's fulfil receipts of the idle and"
                 " sustained phases, traced (callTracer) before each phase's Anvil stopped",
             }
+            if "nodes" in phases:
+                phase_nodes(report, settings, root)
             if "pending" in phases:
                 phase_pending(report, settings, root)
         except BenchError as exc:
