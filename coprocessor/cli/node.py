@@ -71,6 +71,7 @@ def serve_metrics(node: Node, port: int) -> None:
     "lease_seconds",
     default=10.0,
     show_default=True,
+    type=click.FloatRange(min=1.0),
     help="Seconds this node's claim on its work outlives its last heartbeat; with a shared PostgreSQL journal, "
     "another node takes the work over after that.",
 )

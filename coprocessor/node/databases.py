@@ -46,6 +46,7 @@ class Database(Protocol):
     retry_hint: str  # SQLite's `INDEXED BY` for the retry query; PostgreSQL's planner finds the index itself
     tables_query: str  # the names of the tables the journal's schema holds
     migration_lock: str  # taken by the schema's transaction, so nodes starting together create it once
+    share_lock: str  # appended to a read that fences: the row cannot change until the transaction ends
 
     def atomic(self, body: Callable[[Execute], T]) -> T: ...
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
@@ -81,6 +82,7 @@ class SqliteDatabase:
     retry_hint = "INDEXED BY requests_retry"
     tables_query = "SELECT name FROM sqlite_master WHERE type = 'table'"
     migration_lock = ""  # `BEGIN IMMEDIATE` already excludes every other writer
+    share_lock = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -132,6 +134,7 @@ class PostgresDatabase:
     retry_hint = ""
     tables_query = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
     migration_lock = "SELECT pg_advisory_xact_lock(7342016)"  # any fixed key, the same in every node
+    share_lock = " FOR SHARE"
 
     def __init__(self, url: str) -> None:
         try:

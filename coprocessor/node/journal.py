@@ -190,7 +190,15 @@ class Journal:
             if "requests" in tables:
                 version = ex("SELECT value FROM meta WHERE name = 'schema'", ()).rows if "meta" in tables else []
                 if not version or version[0][0] != str(SCHEMA_VERSION):
-                    log.warning("journal %s has another layout: rescanning the chain to rebuild it", redacted(self.target))
+                    if self.db.kind != "sqlite":  # shared: other nodes may run on it, and its sealed secrets are not on-chain
+                        raise CoprocessorError(
+                            f"journal {redacted(self.target)} has layout {version[0][0] if version else 'unknown'}, this node needs"
+                            f" {SCHEMA_VERSION}: run every node of one version, or point them at a new database"
+                        )
+                    log.warning(
+                        "journal %s has another layout: rescanning the chain to rebuild it (sealed secrets in it must be put again)",
+                        redacted(self.target),
+                    )
                     for table in _TABLES:
                         ex(f"DROP TABLE IF EXISTS {table}", ())
             for statement in statements:
@@ -203,9 +211,23 @@ class Journal:
         self.db.atomic(body)
 
     def _tx(self, statements: Iterable[tuple[str, Sequence[object]]]) -> list[int]:
-        """Runs `statements` in one transaction; returns each one's row count."""
+        """Runs `statements` in one transaction, if this node still holds its epoch; returns each one's row count."""
         listed = list(statements)
-        return self.db.atomic(lambda ex: [ex(sql, params).count for sql, params in listed])
+
+        def body(ex: Execute) -> list[int]:
+            self._fenced(ex)
+            return [ex(sql, params).count for sql, params in listed]
+
+        return self.db.atomic(body)
+
+    def _fenced(self, ex: Execute) -> None:
+        """Inside a transaction: `LeaseLost` unless this node's epoch still stands (when it joined). On PostgreSQL
+        the row is share-locked, so a release by another node commits wholly before or after this transaction."""
+        if not self.epoch:
+            return
+        rows = ex(f"SELECT epoch FROM nodes WHERE node_id = ?{self.db.share_lock}", (self.node_id,)).rows
+        if not rows or int(rows[0][0]) != self.epoch:
+            raise LeaseLost(f"node {self.node_id}: its lease ran out and other nodes took over its work")
 
     def _select(self, where: str, params: Sequence[object], limit: int | None = None) -> list[Entry]:
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
@@ -218,6 +240,7 @@ class Journal:
         fields = {"owner": self.node_id, **assign}
 
         def body(ex: Execute) -> list[Entry]:
+            self._fenced(ex)  # a node that was released takes nothing back
             rows = ex(
                 f"SELECT {_COLUMNS} FROM requests WHERE {where} ORDER BY block_number, seen_at LIMIT ?{self.db.skip_locked}",
                 (*params, int(limit)),
@@ -259,11 +282,7 @@ class Journal:
         def body(ex: Execute) -> tuple[list[str], bool]:
             if ex("UPDATE nodes SET lease_until = ? WHERE node_id = ? AND epoch = ?", (until, *me)).count != 1:
                 raise LeaseLost(f"node {self.node_id}: its lease ran out and other nodes took over its work")
-            dead = [str(row[0]) for row in ex(
-                "UPDATE nodes SET epoch = epoch + 1, lease_until = 0 WHERE lease_until > 0 AND lease_until < ? RETURNING node_id", (now,)
-            ).rows]  # fmt: skip
-            for node in dead:
-                _release(ex, node, now)
+            # The leader's row first, then requests: the order a leader's own writes take them in (no deadlock).
             # A restarted node takes its own earlier life's lead at once; that life is fenced off by its epoch.
             leads = ex(
                 "UPDATE leader SET node_id = ?, epoch = ?, lease_until = ? WHERE id = 1 AND (node_id = ? OR lease_until < ?)",
@@ -273,6 +292,12 @@ class Journal:
                 leads = ex(
                     "INSERT INTO leader (id, node_id, epoch, lease_until) VALUES (1, ?, ?, ?) ON CONFLICT(id) DO NOTHING", (*me, until)
                 ).count
+            dead = [str(row[0]) for row in ex(
+                "UPDATE nodes SET epoch = epoch + 1, lease_until = 0 WHERE lease_until > 0 AND lease_until < ? RETURNING node_id", (now,)
+            ).rows]  # fmt: skip
+            # Released nodes included (lease 0): whatever still carries their id is freed, whoever wrote it.
+            for (node,) in ex("SELECT node_id FROM nodes WHERE lease_until < ?", (now,)).rows:
+                _release(ex, str(node), now)
             return dead, leads == 1
 
         if not self.epoch or self._lease_db is None:
@@ -298,7 +323,16 @@ class Journal:
         return [(str(n), int(e), float(u)) for n, e, u in self.db.query("SELECT node_id, epoch, lease_until FROM nodes ORDER BY node_id")]
 
     def _check_leader(self, ex: Execute) -> None:
-        if self.epoch and not ex("SELECT 1 FROM leader WHERE id = 1 AND node_id = ? AND epoch = ?", (self.node_id, self.epoch)).rows:
+        """Inside a transaction: `NotLeading` unless this node holds the leader's lease, now, under its epoch (both
+        rows share-locked on PostgreSQL, so a handover cannot commit in the middle of the listener's writes)."""
+        if not self.epoch:
+            return
+        self._fenced(ex)
+        held = ex(
+            f"SELECT 1 FROM leader WHERE id = 1 AND node_id = ? AND epoch = ? AND lease_until > ?{self.db.share_lock}",
+            (self.node_id, self.epoch, time.time()),
+        ).rows
+        if not held:
             self.leading = False
             raise NotLeading(f"node {self.node_id} no longer leads: another node scans the chain")
 

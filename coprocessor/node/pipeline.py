@@ -78,6 +78,7 @@ class Node:
                 max_in_flight=config.max_in_flight,
                 batch_wait=config.batch_wait,
                 backlog_batch_wait=config.backlog_batch_wait,
+                fence_margin=journal.lease_seconds / 3,
             ),
             request_state=self._request_state,
             on_receipt=self._on_receipt,
@@ -224,6 +225,9 @@ class Node:
                 found = self.listener.poll(head)
             except NotLeading as exc:
                 log.info("%s", exc)
+                continue
+            except LeaseLost as exc:
+                self._lose_lease(exc)
                 continue
             except Exception as exc:  # RPC outage or a transport error of any type: keep serving
                 log.warning("intake failed, retrying: %s", exc)

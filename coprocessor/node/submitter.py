@@ -100,7 +100,8 @@ class SubmitterConfig:
     # third less than one of 20 (Anvil mines a block per transaction).
     backlog_batch_wait: float = 0.25
     # A send needs this much of the node's lease left (seconds): with several nodes on one journal, a
-    # node whose lease ran out may already have had its work taken over (`Journal.fence`).
+    # node whose lease ran out may already have had its work taken over (`Journal.fence`). The node
+    # sets it to a third of its lease, the time between two heartbeats.
     fence_margin: float = 3.0
 
 
@@ -182,6 +183,8 @@ class Submitter:
             if self.clock() < hold_until and self.more_coming():
                 self.hold_until = hold_until
                 return 0
+        if not self.journal.fence(self.config.fence_margin):  # before taking work: a node past its lease takes none
+            return 0
         ready = self.journal.ready(self.config.max_batch, chain_time)
         batch: list[Entry] = []
         gas_planned = _BATCH_OVERHEAD_GAS
@@ -203,8 +206,6 @@ class Submitter:
             if not batch:
                 return 0
             gas_planned = gas * 6 // 5 + 20_000
-        if not self.journal.fence(self.config.fence_margin):
-            return 0
         items = [Fulfillment(e.request, e.status, e.output, e.signature) for e in batch]  # type: ignore[arg-type]
         sent = self._send("fulfill", batch, encode_fulfill(items), gas_planned, base_fee)
         self._last_fulfil = sent.sent_at
@@ -216,6 +217,8 @@ class Submitter:
         count = 0
         # Cancels are one transaction each, so they get room beyond the fulfils' slots.
         room = self.config.max_in_flight + self.config.max_batch - len(self.in_flight)
+        if not self.journal.fence(self.config.fence_margin):
+            return 0
         for entry in self.journal.expired_candidates(chain_time, limit=max(0, room)):
             data = encode_cancel(entry.request)
             try:
