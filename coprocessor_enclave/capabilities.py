@@ -27,8 +27,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpcore
 
-from .errors import CapabilityError, CoprocessorError, EnclaveUnreachable, ManifestError
+from .errors import CapabilityError, EnclaveUnreachable, ManifestError
 from .frames import FrameError, loads_bounded
+from .keys import DecryptionFailed
 from .outbound import guarded_pool
 from .protocol import Request
 from .template import Template
@@ -266,7 +267,7 @@ class JobCapabilities:
             raise CapabilityError(f"secret {name!r} is not declared in the manifest's `secrets`")
         try:
             sealed = self._sealed_secret(name)
-        except CoprocessorError as exc:  # sealed in an epoch since retired, or damaged
+        except DecryptionFailed as exc:  # sealed in an epoch since retired, or damaged (a newer epoch: EnclaveUnreachable)
             raise CapabilityError(f"secret {name!r} does not open: {exc}") from None
         if sealed is not None:
             return sealed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +18,12 @@ from eth_utils import to_checksum_address
 from . import bundles
 from .abi import NonCanonicalAbi, check_canonical
 from .abicodec import keccak  # pycryptodome directly, as protocol.py
-from .attestation import AttestationBackend, Evidence
+from .attestation import AttestationBackend, Evidence, pad_report_data
 from .capabilities import CapabilitySettings, JobCapabilities
-from .dcap import QuotePolicy
-from .errors import CapabilityError, EnclaveError
-from .keyring import EpochRoot, Keyring
-from .keys import DecryptionFailed, decrypt_input, decrypt_secret, seal_root
+from .dcap import QuotePolicy, verify_bound_evidence
+from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
+from .keyring import MAX_LIVE_EPOCHS, EpochRoot, Keyring
+from .keys import ENVELOPE_VERSION, DecryptionFailed, decrypt_input, decrypt_secret, seal_root
 from .pool import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
 from .protocol import (
     Quote,
@@ -84,6 +86,18 @@ class QuoteRefused(EnclaveError):
 _NO_ANCHOR = b"\0" * 32
 _JOIN_NONCE_SECONDS = 300.0
 _MAX_JOIN_NONCES = 64
+_MAX_REMEMBERED_INPUTS = 1 << 17  # encrypted inputs remembered with their request (64 bytes each: ~8 MB at most)
+_MAX_SEALED_SECRETS = 4096
+_GRANT_LABEL = b"coprocessor/v1/grant"
+
+
+def _grant_digest(binding: bytes, sealed: list[tuple[bytes, float | None]]) -> bytes:
+    """What a granting enclave's quote binds: the join, and every sealed root with its retirement time."""
+    parts = [_GRANT_LABEL, binding]
+    for envelope, retire_at in sealed:
+        retire = (2**64 - 1) if retire_at is None else int(retire_at * 1000)
+        parts += [len(envelope).to_bytes(4, "big"), envelope, retire.to_bytes(8, "big")]
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
 class Enclave:
@@ -130,6 +144,7 @@ class Enclave:
         self._join_nonces: dict[bytes, float] = {}  # issued for joins: each accepted once, within _JOIN_NONCE_SECONDS
         self._newcomer: Newcomer | None = None  # this enclave's own join in progress
         self._sealed_secrets: dict[tuple[bytes, str], bytes] = {}  # (template id, name) -> envelope: opened at use only
+        self._runs_of_input: OrderedDict[bytes, bytes] = OrderedDict()  # encrypted input's hash -> the request it ran for
 
     @property
     def address(self) -> str:
@@ -229,34 +244,46 @@ class Enclave:
         self._newcomer = newcomer
         return newcomer.join_request(self.backend)
 
-    def grant(self, request: JoinRequest, nonce: bytes, collateral: dict[str, Any] | None = None) -> list[tuple[bytes, float | None]]:
+    def _cluster_policy(self) -> QuotePolicy:
+        """Whose quotes this enclave trusts as the cluster's: its own measurement and the configured cluster
+        images; a dev cluster trusts its dev PKI's root, a production one no development root at all."""
+        return QuotePolicy(
+            allowed_images=frozenset({self.backend.image_id(), *self.config.cluster_images}),
+            dev_root_ca_der=None if self.cluster.production else getattr(self.backend, "dev_root_ca_der", None),
+        )
+
+    def grant(
+        self, request: JoinRequest, nonce: bytes, collateral: dict[str, Any] | None = None
+    ) -> tuple[list[tuple[bytes, float | None]], Evidence]:
         """Each live epoch's root sealed to a newcomer, with its retirement time, after checking its quote
         with the attestor's code: measurement on the allowlist (this enclave's own, and the configured
         cluster images), report data binding its ephemeral key and `nonce`, and no DEV enclave in a
-        production cluster. The nonce is spent either way."""
+        production cluster. The nonce is spent either way. With it, this enclave's own quote over the
+        grant, so the newcomer installs keys from an attested member of its cluster only, never from the
+        node relaying them."""
         with self._rotation:
             issued = self._join_nonces.pop(nonce, None)
         if issued is None or time.monotonic() - issued > _JOIN_NONCE_SECONDS:
             raise EnclaveError("unknown or expired join nonce: ask this enclave for a new one")
-        policy = QuotePolicy(
-            allowed_images=frozenset({self.backend.image_id(), *self.config.cluster_images}),
-            dev_root_ca_der=None if self.cluster.production else getattr(self.backend, "dev_root_ca_der", None),
-        )
-        check_newcomer(request, nonce, self.cluster, policy, collateral)
+        check_newcomer(request, nonce, self.cluster, self._cluster_policy(), collateral)
         binding = self.cluster.binding(nonce, request.ephemeral_public)
-        return [(seal_root(request.ephemeral_public, e.root, e.epoch, binding), e.retire_at) for e in self.keyring.live()]
+        sealed = [(seal_root(request.ephemeral_public, e.root, e.epoch, binding), e.retire_at) for e in self.keyring.live()]
+        return sealed, self.backend.attest(_grant_digest(binding, sealed))
 
-    def accept(self, sealed: list[tuple[bytes, float | None]]) -> int:
-        """Opens the epochs a running enclave granted to this one's join; returns the current epoch."""
+    def accept(self, sealed: list[tuple[bytes, float | None]], evidence: Evidence, collateral: dict[str, Any] | None = None) -> int:
+        """Opens the epochs a running enclave granted to this one's join, once its quote over exactly this grant
+        (roots and retirement times, for this join) checked out under the cluster's policy; returns the current epoch."""
         newcomer, self._newcomer = self._newcomer, None
         if newcomer is None:
             raise EnclaveError("no join in progress: ask for a join request first")
+        if not sealed or len(sealed) > MAX_LIVE_EPOCHS:
+            raise EnclaveError(f"a grant holds 1 to {MAX_LIVE_EPOCHS} epochs")
+        expected = pad_report_data(_grant_digest(newcomer.binding, sealed))
+        verify_bound_evidence(evidence, expected, "(the grant sealed for this join)", self._cluster_policy(), collateral)
         epochs = []
         for envelope, retire_at in sealed:
             root, epoch = newcomer.open_root(envelope)
             epochs.append(EpochRoot(epoch, root, retire_at))
-        if not epochs:
-            raise EnclaveError("the grant holds no epoch")
         self.keyring.install(epochs)
         return max(e.epoch for e in epochs)
 
@@ -280,20 +307,52 @@ class Enclave:
             raise EnclaveError(f"template {template.name} declares no secret {name!r}")
         decrypt_secret(self.keyring.epoch_secret, envelope, name, self.config.chain_id, template_id)  # refused now, not at use
         with self._rotation:
+            if (template_id, name) not in self._sealed_secrets and len(self._sealed_secrets) >= _MAX_SEALED_SECRETS:
+                raise EnclaveError(f"this enclave keeps at most {_MAX_SEALED_SECRETS} sealed secrets")
             self._sealed_secrets[(template_id, name)] = envelope
 
     def _open_secret(self, template: Template, name: str) -> str | None:
         envelope = self._sealed_secrets.get((template.template_id, name))
         if envelope is None:
             return None
-        value = decrypt_secret(self.keyring.epoch_secret, envelope, name, self.config.chain_id, template.template_id)
+        try:
+            value = decrypt_secret(self.keyring.epoch_secret, envelope, name, self.config.chain_id, template.template_id)
+        except DecryptionFailed:
+            self._unless_epoch_held(envelope)
+            raise
         return value.decode("utf-8", errors="replace")
 
     def _open_input(self, template: Template, request: Request, input_data: bytes) -> bytes:
         """The plaintext of an encrypted input; DecryptionFailed if it was not sealed for this template,
-        consumer, Coprocessor and chain, or its epoch is not held."""
+        consumer, Coprocessor and chain, or to a retired epoch. A newer epoch than this enclave holds is
+        `EnclaveUnreachable`: not the input's fault, so nothing is signed and the run is retried (by this
+        node once its enclave joined again, or by another node's)."""
         c = self.config
-        return decrypt_input(self.keyring.epoch_secret, input_data, c.chain_id, c.coprocessor, request.consumer, template.template_id)
+        try:
+            return decrypt_input(self.keyring.epoch_secret, input_data, c.chain_id, c.coprocessor, request.consumer, template.template_id)
+        except DecryptionFailed:
+            self._unless_epoch_held(input_data)
+            raise
+
+    def _unless_epoch_held(self, envelope: bytes) -> None:
+        """`EnclaveUnreachable` when `envelope` names an epoch newer than any this enclave holds."""
+        if len(envelope) < 9 or envelope[0] != ENVELOPE_VERSION:
+            return
+        epoch, current = int.from_bytes(envelope[1:9], "big"), self.keyring.current
+        if current is None or epoch > current:
+            raise EnclaveUnreachable(f"this enclave does not hold key epoch {epoch}: have it join the cluster (`coprocessor keys join`)")
+
+    def _first_run_of(self, input_data: bytes, commitment: bytes) -> bool:
+        """Whether an encrypted input runs for this request only: the node chooses the requests it asks the
+        enclave to run, so without this it could run one sealed input under invented requests (other
+        randomness, other anchor blocks) and learn more from their outputs than the chain will."""
+        key = keccak(input_data)
+        with self._rotation:
+            first = self._runs_of_input.setdefault(key, commitment)
+            self._runs_of_input.move_to_end(key)
+            while len(self._runs_of_input) > _MAX_REMEMBERED_INPUTS:
+                self._runs_of_input.popitem(last=False)
+        return first == commitment
 
     def run(self, request: Request, input_data: bytes) -> SignedResult:
         """Runs the request's template on `input_data` and signs the outcome.
@@ -312,6 +371,8 @@ class Enclave:
             except DecryptionFailed as exc:
                 status, output = Status.INVALID_INPUT, f"encrypted input: {exc}".encode()
             else:
+                if template.encrypted_input and not self._first_run_of(input_data, request.commitment()):
+                    raise EnclaveError("this encrypted input was already run for another request: refused, nothing signed")
                 with self._slots:
                     status, output = self._execute(template, request, plaintext)
         address, _, signer = self._active

@@ -18,6 +18,7 @@ from . import keys
 from .errors import EnclaveError
 
 DEFAULT_GRACE_SECONDS = 24 * 3600
+MAX_LIVE_EPOCHS = 8  # a rotation waits for the oldest to retire beyond this; a grant carries at most this many
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,12 @@ class Keyring:
         with self._lock:
             if not self._epochs:
                 raise EnclaveError("no cluster keys to rotate: run genesis, or join a running enclave")
+            self._forget_retired(now)
+            if len(self._epochs) >= MAX_LIVE_EPOCHS:
+                raise EnclaveError(f"{MAX_LIVE_EPOCHS} epochs are live: wait until the oldest retires (grace {self.grace_seconds:g} s)")
             latest = max(self._epochs)
             self._epochs[latest] = EpochRoot(latest, self._epochs[latest].root, now + self.grace_seconds)
             self._epochs[latest + 1] = EpochRoot(latest + 1, keys.new_root())
-            self._forget_retired(now)
             return latest + 1
 
     def live(self, now: float | None = None) -> list[EpochRoot]:
@@ -78,6 +81,8 @@ class Keyring:
                 held = self._epochs.get(epoch.epoch)
                 if held is not None and held.root != epoch.root:
                     raise EnclaveError(f"epoch {epoch.epoch} received with another root than the one held")
+                if held is not None and held.retire_at is not None:  # a retirement is never postponed or undone
+                    epoch = EpochRoot(epoch.epoch, epoch.root, min(held.retire_at, epoch.retire_at or held.retire_at))
                 self._epochs[epoch.epoch] = epoch
 
     def epoch_secret(self, epoch: int, now: float | None = None) -> bytes | None:

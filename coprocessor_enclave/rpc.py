@@ -19,10 +19,10 @@ from .attestation import Evidence
 from .enclave import Enclave, QuoteRefused, SignedResult
 from .errors import CoprocessorError, EnclaveUnreachable
 from .frames import FrameError, loads_bounded
+from .keyring import MAX_LIVE_EPOCHS
 from .protocol import Request, Status
 from .provisioning import JoinRequest
 
-_MAX_EPOCHS = 16  # live epochs a grant may carry
 _MAX_BODY = 1024 * 1024
 # A connection is kept alive between requests (the node keeps one per enclave thread) and closed
 # after this long without one, so idle connections do not hold a thread each for ever.
@@ -208,14 +208,17 @@ def _keys(enclave: Enclave, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"evidence": request.evidence.to_json(), "ephemeralPublic": "0x" + request.ephemeral_public.hex()}
     if path == "/keys/grant":
         request = JoinRequest(Evidence.from_json(body["evidence"]), _bytes(body["ephemeralPublic"]))
-        sealed = enclave.grant(request, _bytes(body["nonce"]), body.get("collateral"))
-        return {"epochs": [{"sealed": "0x" + envelope.hex(), "retireAt": retire_at} for envelope, retire_at in sealed]}
+        sealed, evidence = enclave.grant(request, _bytes(body["nonce"]), body.get("collateral"))
+        return {
+            "epochs": [{"sealed": "0x" + envelope.hex(), "retireAt": retire_at} for envelope, retire_at in sealed],
+            "evidence": evidence.to_json(),
+        }
     if path == "/keys/accept":
         epochs = body["epochs"]
-        if not isinstance(epochs, list) or len(epochs) > _MAX_EPOCHS:
-            raise ValueError(f"epochs must be a list of at most {_MAX_EPOCHS}")
+        if not isinstance(epochs, list) or len(epochs) > MAX_LIVE_EPOCHS:
+            raise ValueError(f"epochs must be a list of at most {MAX_LIVE_EPOCHS}")
         granted = [(_bytes(e["sealed"]), None if e.get("retireAt") is None else float(e["retireAt"])) for e in epochs]
-        return {"epoch": enclave.accept(granted)}
+        return {"epoch": enclave.accept(granted, Evidence.from_json(body["evidence"]), body.get("collateral"))}
     if path == "/keys/template":
         epoch, input_key, secrets_key, signature = enclave.template_keys(_bytes(body["templateId"]))
         return {

@@ -16,7 +16,7 @@ from coprocessor_enclave import keys
 from coprocessor_enclave.abicodec import keccak
 from coprocessor_enclave.attestation import DevBackend
 from coprocessor_enclave.enclave import Enclave, EnclaveConfig
-from coprocessor_enclave.errors import AttestationError, EnclaveError
+from coprocessor_enclave.errors import AttestationError, EnclaveError, EnclaveUnreachable
 from coprocessor_enclave.protocol import Request, Status
 from coprocessor_enclave.template import encode_args, find_template, load_templates
 
@@ -52,7 +52,7 @@ def pair(pki: Path) -> Iterator[tuple[Enclave, Enclave]]:
 
 def _join(newcomer: Enclave, holder: Enclave) -> int:
     nonce = holder.join_nonce()
-    return newcomer.accept(holder.grant(newcomer.join_request(nonce), nonce))
+    return newcomer.accept(*holder.grant(newcomer.join_request(nonce), nonce))
 
 
 def _request(template_id: bytes, data: bytes, consumer: str = CONSUMER, n: int = 1) -> Request:
@@ -77,7 +77,7 @@ def test_run_encryptedInput_anyEnclaveOfTheClusterOpensIt(pair: tuple[Enclave, E
     holder, newcomer = pair
     template_id, sealed = _sealed_sum(holder, [30, 12])
     for enclave in pair:
-        result = enclave.run(_request(template_id, sealed), sealed)
+        result = enclave.run(_request(template_id, sealed, n=7), sealed)
         assert result.status == Status.OK, result.output
         assert decode(["uint256"], result.output) == (42,)
 
@@ -170,7 +170,8 @@ def test_rotateEpoch_oldEpochOpensInTheGraceWindowAndANewcomerMustJoinAgain(pki:
         assert holder.rotate_epoch() == 2
         assert holder.run(_request(template_id, before), before).status == Status.OK, "epoch 1 still opens in the grace window"
         _, after = _sealed_sum(holder, [7, 7])
-        assert member.run(_request(template_id, after), after).status == Status.INVALID_INPUT, "no epoch 2 without joining again"
+        with pytest.raises(EnclaveUnreachable, match="does not hold key epoch 2"):  # retried, not signed: another may hold it
+            member.run(_request(template_id, after), after)
         assert _join(member, holder) == 2
         assert member.run(_request(template_id, after), after).status == Status.OK
         holder.keyring._epochs[1] = holder.keyring._epochs[1].__class__(1, holder.keyring._epochs[1].root, 0.0)  # noqa: SLF001 - grace over
@@ -185,3 +186,41 @@ def test_quote_encryptedInputTemplate_refused(pair: tuple[Enclave, Enclave]) -> 
     template_id, sealed = _sealed_sum(holder, [1])
     with pytest.raises(EnclaveError, match="takes encrypted inputs"):
         holder.quote(template_id, sealed, CONSUMER, int(time.time()) + 60)
+
+
+def test_run_sealedInputUnderAnotherRequest_refusedUnsigned(pair: tuple[Enclave, Enclave]) -> None:
+    holder, _ = pair
+    template_id, sealed = _sealed_sum(holder, [3, 4])
+    assert holder.run(_request(template_id, sealed, n=11), sealed).status == Status.OK
+    assert holder.run(_request(template_id, sealed, n=11), sealed).status == Status.OK, "the same request again (a retry) runs"
+    with pytest.raises(EnclaveError, match="already run for another request"):  # the node inventing requests around it
+        holder.run(_request(template_id, sealed, n=12), sealed)
+
+
+def test_accept_grantNotFromAnAttestedMember_refused(pki: Path, pair: tuple[Enclave, Enclave]) -> None:
+    holder, _ = pair
+    newcomer = _enclave(pki)
+    try:
+        nonce = holder.join_nonce()
+        request = newcomer.join_request(nonce)
+        sealed, evidence = holder.grant(request, nonce)
+        binding = newcomer.cluster.binding(nonce, request.ephemeral_public)
+        # The relaying node seals a root of its own choosing to the newcomer's ephemeral key (all of it public).
+        forged = [(keys.seal_root(request.ephemeral_public, b"\x66" * 32, 2**63, binding), None)]
+        with pytest.raises(AttestationError, match="report data does not bind"):
+            newcomer.accept(forged, evidence)
+        assert newcomer.keyring.current is None
+    finally:
+        newcomer.close()
+
+
+def test_accept_retirementTimesChangedInTransit_refused(pki: Path, pair: tuple[Enclave, Enclave]) -> None:
+    holder, _ = pair
+    newcomer = _enclave(pki)
+    try:
+        nonce = holder.join_nonce()
+        sealed, evidence = holder.grant(newcomer.join_request(nonce), nonce)
+        with pytest.raises(AttestationError, match="report data does not bind"):
+            newcomer.accept([(envelope, 0.0) for envelope, _ in sealed], evidence)  # every epoch retired at once
+    finally:
+        newcomer.close()

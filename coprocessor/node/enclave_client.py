@@ -121,7 +121,8 @@ class EnclaveClient:
         """Joins `holder`'s cluster: its nonce, this enclave's quote, its check and grant, this enclave's
         accept. The node only relays: the keys travel sealed to a key that never leaves this enclave."""
         nonce = holder.join_nonce()
-        return self.accept(holder.grant(self.join_request(nonce), nonce, collateral))
+        grant = holder.grant(self.join_request(nonce), nonce, collateral)
+        return self.accept({**grant, "collateral": collateral})
 
     def template_keys(self, template_id: bytes) -> tuple[int, bytes, bytes, bytes]:
         """See `Enclave.template_keys`: (epoch, input key, secrets key, signature)."""

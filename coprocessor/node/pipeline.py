@@ -100,7 +100,7 @@ class Node:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.lease_lost: LeaseLost | None = None  # why the node stopped, if other nodes took over its work
-        self._secrets_pushed = 0.0  # the newest sealed secret handed to the enclave (journal time)
+        self._secrets_pushed: dict[tuple[bytes, str], bytes] = {}  # what the enclave holds: (template, name) -> sealed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,7 +121,7 @@ class Node:
         scheduler = self._start_key_checks()
         self.heads.start()
         stages = [("lease", self._lease_loop), ("intake", self._intake_loop), ("dispatch", self._dispatch_loop)]
-        stages += [("submit", self._submit_loop)]
+        stages += [("submit", self._submit_loop), ("secrets", self._secrets_loop)]
         stages += [(f"enclave-{i}", self._enclave_loop) for i in range(self.config.concurrency)]
         self._threads = [threading.Thread(target=fn, name=f"node-{name}", daemon=True) for name, fn in stages]
         for thread in self._threads:
@@ -183,16 +183,24 @@ class Node:
             except Exception as exc:  # the database is down: the lease may run out, and sends stop (`fence`)
                 log.warning("lease renewal failed, retrying: %s", exc)
                 self.metrics.errors.labels("lease").inc()
+
+    def _secrets_loop(self) -> None:
+        """Hands the enclave sealed secrets as they are stored; its own thread, so a slow enclave never
+        delays a heartbeat."""
+        while not self._stop.wait(self.journal.lease_seconds / 3):
             self._push_secrets()
 
     def _push_secrets(self) -> None:
-        """Hands the enclave the sealed secrets stored since the last time (`coprocessor secrets put`)."""
+        """Hands the enclave every sealed secret it does not hold yet, or holds an older envelope of
+        (`coprocessor secrets put`); compared by content, so no clock orders them."""
         try:
-            fresh = self.journal.secrets_since(self._secrets_pushed)
+            stored = self.journal.secrets_since(0.0)
         except Exception as exc:
             log.warning("reading sealed secrets failed, retrying: %s", exc)
             return
-        for template_id, name, sealed, stored_at in fresh:
+        for template_id, name, sealed, _ in stored:
+            if self._secrets_pushed.get((template_id, name)) == sealed:
+                continue
             try:
                 self.enclave.put_sealed_secret(template_id, name, sealed)
                 log.info("sealed secret %s of template 0x%s handed to the enclave", name, template_id.hex()[:12])
@@ -201,7 +209,7 @@ class Node:
                 return
             except EnclaveError as exc:  # sealed for another template, chain or epoch: it will never open here
                 log.error("sealed secret %s of template 0x%s refused by the enclave: %s", name, template_id.hex()[:12], exc)
-            self._secrets_pushed = max(self._secrets_pushed, stored_at)
+            self._secrets_pushed[(template_id, name)] = sealed
 
     def _lose_lease(self, exc: LeaseLost) -> None:
         log.error("%s: stopping (restart the node to rejoin)", exc)
