@@ -105,3 +105,21 @@ def test_sealedInputConsumer_inputSealedForItWithTheCli_answered(stack: Devnet, 
     while not consumer.functions.outputs(request_id).call() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert decode(["uint256"], consumer.functions.outputs(request_id).call()) == (42,)
+
+
+def test_keysJoin_refusesAnEnclaveNotActiveInTheRegistryThenJoinsItOnceRegistered(stack: Devnet, keyed: Path, tmp_path: Path) -> None:
+    payee = stack.payee
+    process, newcomer = devnet.start_enclave(stack.deployment, payee, [TEST_TEMPLATES], stack.pki_dir, tmp_path / "new.token")
+    try:
+        args = ["keys", "join", "--enclave", newcomer.url, "--enclave-token-file", str(tmp_path / "new.token")]
+        args += ["--from", stack.enclave_url, "--from-token-file", str(stack.enclave_token_file)]
+        args += ["--rpc", stack.rpc_url, "--deployment", str(keyed)]
+        refused = CliRunner().invoke(main, args)
+        assert refused.exit_code == 1 and "not active in the EnclaveRegistry" in refused.output, refused.output
+        devnet.register_enclave(stack.rpc_url, stack.deployment, newcomer, stack.pki_dir)
+        joined = CliRunner().invoke(main, args)
+        assert joined.exit_code == 0 and "joined" in joined.output, joined.output
+        template_id = stack.template("sealed-sum").template_id
+        assert newcomer.template_keys(template_id)[:3] == stack.enclave().template_keys(template_id)[:3]
+    finally:
+        devnet.stop(process)

@@ -55,16 +55,30 @@ def keys_genesis(enclave_url: str, enclave_token_file: Path) -> None:
     required=True,
     help="The token of the enclave at --from.",
 )
-def keys_join(enclave_url: str, enclave_token_file: Path, holder_url: str, holder_token_file: Path) -> None:
+@rpc_option
+@deployment_option
+def keys_join(
+    enclave_url: str, enclave_token_file: Path, holder_url: str, holder_token_file: Path, rpc: str, deployment_path: Path
+) -> None:
     """Give the enclave at --enclave the cluster's keys held by the one at --from.
 
     The holder checks the newcomer's quote with the attestor's code (measurement, report data
     binding a fresh key and its nonce, no DEV enclave in a production cluster) and seals each live
-    epoch to that key. This command only relays sealed messages.
+    epoch to that key. This command only relays sealed messages. It refuses an enclave whose key
+    is not active in the EnclaveRegistry (never registered, expired or revoked): a revoked enclave
+    gets no new epoch.
     """
+    from ..chain import Deployment, connect, contract
+    from ..errors import ChainError
     from ..node.enclave_client import EnclaveClient
 
     newcomer = EnclaveClient.with_token_file(enclave_url, enclave_token_file)
+    deployment = Deployment.load(deployment_path)
+    w3 = connect(rpc)
+    deployment.check_on(w3, "registry")
+    address = str(newcomer.info()["address"])
+    if not contract(w3, "EnclaveRegistry", deployment.registry).functions.isActive(address).call():
+        raise ChainError(f"enclave {address} is not active in the EnclaveRegistry (not registered, expired or revoked): it gets no keys")
     epoch = newcomer.join(EnclaveClient.with_token_file(holder_url, holder_token_file))
     click.echo(f"joined: the enclave holds the cluster's keys up to epoch {epoch}")
 
