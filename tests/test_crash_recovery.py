@@ -21,7 +21,7 @@ from coprocessor_enclave.protocol import FULFILLMENT_SKIPPED_TOPIC, REQUEST_FULF
 
 from .conftest import Devnet
 
-REQUESTS = 24  # three waves of the node's 8 enclave runs
+REQUESTS = 40  # five waves of the node's 8 enclave runs: work still waits while the second batch is in flight, even under load
 SLEEP_MS = 400
 
 
