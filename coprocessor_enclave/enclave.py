@@ -305,7 +305,11 @@ class Enclave:
             raise EnclaveError(f"unknown template 0x{template_id.hex()}")
         if name not in template.secrets:
             raise EnclaveError(f"template {template.name} declares no secret {name!r}")
-        decrypt_secret(self.keyring.epoch_secret, envelope, name, self.config.chain_id, template_id)  # refused now, not at use
+        try:  # refused now, not at use; an epoch this enclave has yet to receive is worth handing over again later
+            decrypt_secret(self.keyring.epoch_secret, envelope, name, self.config.chain_id, template_id)
+        except DecryptionFailed:
+            self._unless_epoch_held(envelope)
+            raise
         with self._rotation:
             if (template_id, name) not in self._sealed_secrets and len(self._sealed_secrets) >= _MAX_SEALED_SECRETS:
                 raise EnclaveError(f"this enclave keeps at most {_MAX_SEALED_SECRETS} sealed secrets")

@@ -224,3 +224,18 @@ def test_accept_retirementTimesChangedInTransit_refused(pki: Path, pair: tuple[E
             newcomer.accept([(envelope, 0.0) for envelope, _ in sealed], evidence)  # every epoch retired at once
     finally:
         newcomer.close()
+
+
+def test_putSealedSecret_enclaveWithoutTheEpoch_askedAgainLater(pki: Path, pair: tuple[Enclave, Enclave]) -> None:
+    holder, _ = pair
+    template = find_template(holder.templates, "secret-digest")
+    epoch, _, secrets_key, _ = holder.template_keys(template.template_id)
+    sealed = keys.encrypt_secret(secrets_key, epoch, "API_TOKEN", b"v", CHAIN, template.template_id)
+    restarted = _enclave(pki)  # keys live in memory: a restarted enclave holds none until it joins again
+    try:
+        with pytest.raises(EnclaveUnreachable, match="does not hold key epoch"):
+            restarted.put_sealed_secret(template.template_id, "API_TOKEN", sealed)
+        _join(restarted, holder)
+        restarted.put_sealed_secret(template.template_id, "API_TOKEN", sealed)
+    finally:
+        restarted.close()

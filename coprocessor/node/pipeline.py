@@ -101,6 +101,7 @@ class Node:
         self._threads: list[threading.Thread] = []
         self.lease_lost: LeaseLost | None = None  # why the node stopped, if other nodes took over its work
         self._secrets_pushed: dict[tuple[bytes, str], bytes] = {}  # what the enclave holds: (template, name) -> sealed
+        self._enclave_address = ""  # the enclave key they were handed to: another one is a restarted enclave
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -195,9 +196,13 @@ class Node:
         (`coprocessor secrets put`); compared by content, so no clock orders them."""
         try:
             stored = self.journal.secrets_since(0.0)
+            # A restarted enclave holds none of them (and has a new key): hand every one over again.
+            address = str(self.enclave.info()["address"]) if stored else self._enclave_address
         except Exception as exc:
             log.warning("reading sealed secrets failed, retrying: %s", exc)
             return
+        if address != self._enclave_address:
+            self._enclave_address, self._secrets_pushed = address, {}
         for template_id, name, sealed, _ in stored:
             if self._secrets_pushed.get((template_id, name)) == sealed:
                 continue
