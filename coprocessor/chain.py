@@ -360,6 +360,7 @@ class Deployment:
     template_registry: str
     coprocessor: str
     key_registry: str
+    subscriptions: str
     consumer: str
     start_block: int
 
@@ -410,5 +411,6 @@ _CONTRACT_NAMES = {
     "template_registry": "TemplateRegistry",
     "coprocessor": "Coprocessor",
     "key_registry": "KeyRegistry",
+    "subscriptions": "Subscriptions",
     "consumer": "ExampleConsumer",
 }

@@ -81,6 +81,7 @@ class Devnet:
             self.enclave(),
             TxSender(w3, ANVIL_KEYS[devnet.NODE]),
             w3.eth.block_number + 1 if start_block is None else start_block,
+            subscriptions=self.deployment.subscriptions,
         )
         thread = threading.Thread(target=node.run, daemon=True)
         thread.start()

@@ -143,7 +143,17 @@ def dev(
 
         journal = Journal(state_dir / "journal.sqlite")
         keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)
-        node = Node(w3, deployment.coprocessor, journal, enclave, sender, deployment.start_block, config, keeper)
+        node = Node(
+            w3,
+            deployment.coprocessor,
+            journal,
+            enclave,
+            sender,
+            deployment.start_block,
+            config,
+            keeper,
+            subscriptions=deployment.subscriptions,
+        )
         serve_metrics(node, metrics_port)
         if quote_port:
             quote_server = start_quote_server(enclave, w3, "127.0.0.1", quote_port)

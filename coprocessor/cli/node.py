@@ -154,6 +154,7 @@ def node_command(
         deployment.start_block,
         config,
         keeper,
+        subscriptions=deployment.subscriptions,
     )
     serve_metrics(node, metrics_port)
     signal.signal(signal.SIGTERM, lambda *_: node.stop())

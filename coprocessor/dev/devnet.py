@@ -76,7 +76,7 @@ def deploy(
     threshold: int = 1,
     templates: Iterable[Template] = (),
 ) -> Deployment:
-    """Deploys the registries, Coprocessor, KeyRegistry and ExampleConsumer; allows the DEV image; publishes `templates` (no fee)."""
+    """Deploys the registries, Coprocessor, KeyRegistry, Subscriptions and ExampleConsumer; allows the DEV image; publishes `templates` (no fee)."""
     w3 = connect(rpc_url)
     deployer = TxSender(w3, ANVIL_KEYS[DEPLOYER])
     attestors = list(attestors) or [TxSender(w3, ANVIL_KEYS[ATTESTOR]).address]
@@ -85,11 +85,12 @@ def deploy(
     template_registry = deployer.deploy("TemplateRegistry")
     coprocessor = deployer.deploy("Coprocessor", registry, template_registry, deployer.address)
     key_registry = deployer.deploy("KeyRegistry", coprocessor, registry)
+    subscriptions = deployer.deploy("Subscriptions", coprocessor)
     consumer = deployer.deploy("ExampleConsumer", coprocessor)
     if allow_dev:
         deployer.call_function(contract(w3, "EnclaveRegistry", registry), "allowImage", dev_image_id(), int(TeeType.DEV))
     publish_templates(w3, template_registry, templates)
-    return Deployment(w3.eth.chain_id, registry, template_registry, coprocessor, key_registry, consumer, start_block)
+    return Deployment(w3.eth.chain_id, registry, template_registry, coprocessor, key_registry, subscriptions, consumer, start_block)
 
 
 def publish_templates(w3: Web3, template_registry: str, templates: Iterable[Template], author_fee: int = 0) -> None:

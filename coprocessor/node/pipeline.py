@@ -34,6 +34,7 @@ from .heads import HeadSource, ws_url_for
 from .journal import Entry, Journal, LeaseLost, NotLeading, State
 from .listener import Listener
 from .metrics import NodeMetrics
+from .schedules import SubscriptionScheduler
 from .submitter import InFlight, Submitter, SubmitterConfig
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Node:
         config: NodeConfig = NodeConfig(),  # noqa: B008 - frozen: one shared default is safe
         keeper: KeyKeeper | None = None,
         metrics: NodeMetrics | None = None,
+        subscriptions: str | None = None,
     ) -> None:
         self.w3 = w3
         self.keeper = keeper
@@ -90,6 +92,8 @@ class Node:
             endpoint = getattr(w3.provider, "endpoint_uri", None)
             ws_url = ws_url_for(str(endpoint)) if endpoint else None
         self.heads = HeadSource(w3, ws_url, config.poll_interval)
+        # Scheduled jobs (docs/triggers.md): the leader triggers due runs; each then comes back as a request.
+        self.scheduler = SubscriptionScheduler(w3, subscriptions) if subscriptions else None
         self._work: queue.Queue[Entry | None] = queue.Queue()
         self._solo: set[bytes] = set()  # commitments whose call was refused whole: each goes alone next
         self._busy = 0  # claimed and not yet finished; at most 2 x concurrency
@@ -391,7 +395,7 @@ class Node:
     def _submit_loop(self) -> None:
         """Sends what is signed, tracks what is in flight, cancels what expired."""
         last_sweep = last_track = 0.0
-        tracked_version = reorgs_seen = -1
+        tracked_version = reorgs_seen = scheduled_version = -1
         while not self._stop.is_set():
             timeout = 0.25 if self.submitter.in_flight else 1.0
             held = self.submitter.hold_until - time.monotonic()  # a partial batch waiting for responses being made
@@ -412,6 +416,9 @@ class Node:
                 if self.usable:
                     while self.submitter.send_ready(head.timestamp, head.base_fee):
                         pass
+                if self.scheduler is not None and self.journal.leading and self.usable and self.heads.version != scheduled_version:
+                    scheduled_version = self.heads.version  # due-ness changes only with chain time: once per head
+                    self._trigger_due(head.timestamp, head.base_fee)
                 if time.monotonic() - last_sweep >= self.config.sweep_interval:
                     last_sweep = time.monotonic()
                     self.submitter.cancel_expired(head.timestamp, head.base_fee)
@@ -422,6 +429,14 @@ class Node:
                 self.metrics.errors.labels("submit").inc()
                 self._stop.wait(_ERROR_PAUSE)
             self.metrics.in_flight.set(len(self.submitter.in_flight))
+
+    def _trigger_due(self, chain_time: int, base_fee: int) -> None:
+        """Sends `trigger` for every subscription run due at `chain_time` (this node leads)."""
+        assert self.scheduler is not None
+        for sub_id, run_index in self.scheduler.due(chain_time):
+            if self.submitter.send_call("trigger", self.scheduler.address, self.scheduler.trigger_data(sub_id), base_fee):
+                self.scheduler.sent(sub_id, run_index)
+                log.info("subscription %d: run %d triggered", sub_id, run_index)
 
     # ------------------------------------------------------------------ callbacks
 

@@ -234,6 +234,21 @@ class Submitter:
             count += 1
         return count
 
+    def send_call(self, kind: str, to: str, data: bytes, base_fee: int) -> bool:
+        """Sends one transaction that is no request's fulfil or cancel (a subscription's `trigger`), if it would
+        succeed now and the node's lease allows; whether it was sent. The nonce is this account's, as for every send."""
+        if len(self.in_flight) >= self.config.max_in_flight + self.config.max_batch:
+            return False
+        try:
+            gas = self.account.estimate(to, data)
+        except ChainError as exc:  # not due after all (another node was first), or the budget is spent
+            log.info("%s to %s not sent: %s", kind, to, exc)
+            return False
+        if not self.journal.fence(self.config.fence_margin):
+            return False
+        self._send(kind, [], data, gas * 6 // 5 + 20_000, base_fee, to=to)
+        return True
+
     def forget_floor(self) -> None:
         """Re-reads the account's nonce before the next send: after a reorg (or a chain restored from older
         state) its count can go down, and a transaction sent above it would wait in the pool. (A gap below

@@ -1,0 +1,50 @@
+"""Scheduled jobs: which runs of the Subscriptions contract are due, read from the chain alone.
+
+Nothing is kept that the chain does not say: after a restart or a reorg the next runs are read
+again (`nextRunAt`), so a run is never doubled (the contract advances the run index on trigger)
+nor forgotten (a due run stays due until triggered, or is recorded as missed past its tolerance).
+Due-ness is judged by chain time, the clock the contract checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..chain import contract
+
+log = logging.getLogger(__name__)
+
+_NEVER = 2**256 - 1  # `nextRunAt`'s due time of a finished or cancelled subscription
+
+
+class SubscriptionScheduler:
+    """Finds due subscription runs; the node's leader sends their `trigger` transactions."""
+
+    def __init__(self, w3: Any, address: str) -> None:
+        self.address = address
+        self._contract = contract(w3, "Subscriptions", address)
+        self._done: set[int] = set()  # finished or cancelled: they never run again
+        self._sent: dict[int, int] = {}  # id -> run index whose trigger is sent and not yet seen mined
+
+    def due(self, chain_time: int) -> list[tuple[int, int]]:
+        """(id, run index) of every subscription with a run due at `chain_time` and no trigger for it in flight."""
+        functions = self._contract.functions
+        found = []
+        for sub_id in range(1, int(functions.subscriptionCount().call()) + 1):
+            if sub_id in self._done:
+                continue
+            run_index, due_at = functions.nextRunAt(sub_id).call()
+            if due_at == _NEVER:
+                self._done.add(sub_id)
+            elif due_at <= chain_time and self._sent.get(sub_id) != run_index:
+                found.append((sub_id, int(run_index)))
+        return found
+
+    def trigger_data(self, sub_id: int) -> bytes:
+        """Calldata of `trigger(sub_id)`."""
+        return bytes.fromhex(self._contract.encode_abi("trigger", args=[sub_id]).removeprefix("0x"))
+
+    def sent(self, sub_id: int, run_index: int) -> None:
+        """Notes a trigger in flight, so the same run is not triggered again before it is mined."""
+        self._sent[sub_id] = run_index

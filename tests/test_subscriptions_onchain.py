@@ -1,0 +1,76 @@
+"""Scheduled jobs on Anvil: the node's leader triggers each due run of a subscription by chain time, each run
+settles as a request carrying its run index, and a node restarted mid-schedule neither doubles nor loses a run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from coprocessor.chain import ANVIL_KEYS, TxSender, contract
+from coprocessor.dev import devnet
+from coprocessor_enclave.protocol import REQUEST_FULFILLED_TOPIC
+
+from .conftest import Devnet
+
+INTERVAL, RUNS = 3600, 4
+
+
+def _advance(stack: Devnet, seconds: int) -> None:
+    stack.w3.provider.make_request("evm_increaseTime", [seconds])
+    stack.w3.provider.make_request("evm_mine", [])
+
+
+def _wait_calls(consumer: object, calls: int, timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    seen = consumer.functions.calls().call()  # type: ignore[attr-defined]
+    while seen < calls and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = consumer.functions.calls().call()  # type: ignore[attr-defined]
+    return int(seen)
+
+
+def test_subscription_runsOnScheduleAndSurvivesANodeRestart(stack: Devnet, tmp_path: Path) -> None:
+    w3, deployment = stack.w3, stack.deployment
+    owner = TxSender(w3, ANVIL_KEYS[devnet.USER])
+    consumer = contract(w3, "RunConsumer", owner.deploy("RunConsumer", deployment.subscriptions))
+    subscriptions = contract(w3, "Subscriptions", deployment.subscriptions)
+    template_id = stack.template("run-echo").template_id
+    fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(template_id).call()
+    start = w3.eth.get_block("latest")["timestamp"] + 60
+    schedule = (start, INTERVAL, RUNS, 600, 0)  # startAt, interval, maxRuns, tolerance, RunLate
+    data = subscriptions.encode_abi("create", args=[consumer.address, template_id, b"job", schedule, 100_000, 3600])
+    assert owner.wait(owner.send(deployment.subscriptions, bytes.fromhex(data[2:]), value=fee * RUNS))["status"] == 1
+    first_block = w3.eth.block_number
+
+    node, thread = stack.start_node(tmp_path / "journal.sqlite", start_block=first_block)
+    try:
+        time.sleep(1.0)
+        assert consumer.functions.calls().call() == 0, "run 0 is not due before startAt"
+        _advance(stack, 60)
+        assert _wait_calls(consumer, 1) == 1
+        _advance(stack, INTERVAL)
+        assert _wait_calls(consumer, 2) == 2
+    finally:
+        node.stop()
+        thread.join(10)
+
+    _advance(stack, INTERVAL)  # run 2 falls due while no node runs
+    node, thread = stack.start_node(tmp_path / "journal.sqlite", start_block=first_block)
+    try:
+        assert _wait_calls(consumer, 3) == 3, "the run due during the outage is run late, within its tolerance"
+        _advance(stack, INTERVAL)
+        assert _wait_calls(consumer, 4) == 4
+        _advance(stack, INTERVAL)
+        time.sleep(1.5)
+        assert consumer.functions.calls().call() == RUNS, "no run past maxRuns, none doubled"
+        assert consumer.functions.lastRunIndex().call() == RUNS - 1
+    finally:
+        node.stop()
+        thread.join(10)
+
+    triggered = subscriptions.events.RunTriggered().get_logs(from_block=first_block)
+    assert sorted(int(e["args"]["runIndex"]) for e in triggered) == list(range(RUNS))
+    fulfilled = w3.eth.get_logs(
+        {"address": deployment.coprocessor, "fromBlock": first_block, "topics": ["0x" + REQUEST_FULFILLED_TOPIC.hex()]}
+    )
+    assert sorted(bytes(e["topics"][1]) for e in fulfilled) == sorted(bytes(e["args"]["requestId"]) for e in triggered)
