@@ -51,6 +51,7 @@ _CONTRACTS_WITH_ERRORS = (
     "EnclaveRegistry",
     "TemplateRegistry",
     "KeyRegistry",
+    "Subscriptions",
     "ExampleConsumer",
     "ExactGasCall",
     "SignedQuoteConsumer",

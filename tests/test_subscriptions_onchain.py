@@ -74,3 +74,34 @@ def test_subscription_runsOnScheduleAndSurvivesANodeRestart(stack: Devnet, tmp_p
         {"address": deployment.coprocessor, "fromBlock": first_block, "topics": ["0x" + REQUEST_FULFILLED_TOPIC.hex()]}
     )
     assert sorted(bytes(e["topics"][1]) for e in fulfilled) == sorted(bytes(e["args"]["requestId"]) for e in triggered)
+
+
+def test_subscription_runThatExpired_itsFeeIsReclaimedToTheBudget(stack: Devnet, tmp_path: Path) -> None:
+    w3, deployment = stack.w3, stack.deployment
+    owner = TxSender(w3, ANVIL_KEYS[devnet.USER])
+    consumer = contract(w3, "RunConsumer", owner.deploy("RunConsumer", deployment.subscriptions))
+    subscriptions = contract(w3, "Subscriptions", deployment.subscriptions)
+    template_id = stack.template("run-echo").template_id
+    fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(template_id).call()
+    schedule = (0, INTERVAL, 1, 600, 0)
+    data = subscriptions.encode_abi("create", args=[consumer.address, template_id, b"late", schedule, 100_000, 120])
+    owner.wait(owner.send(deployment.subscriptions, bytes.fromhex(data[2:]), value=fee))
+    sub_id = subscriptions.functions.subscriptionCount().call()
+    first_block = w3.eth.block_number
+    # Triggered by anyone while no node runs, then left past its 120 s timeout.
+    trigger = subscriptions.encode_abi("trigger", args=[sub_id])
+    assert owner.wait(owner.send(deployment.subscriptions, bytes.fromhex(trigger[2:])))["status"] == 1
+    assert subscriptions.functions.subscriptions(sub_id).call()[5] == 0, "the budget paid the run"
+    _advance(stack, 300)
+
+    node, thread = stack.start_node(tmp_path / "journal.sqlite", start_block=first_block)
+    try:
+        deadline = time.monotonic() + 30
+        while not subscriptions.events.RunRefunded().get_logs(from_block=first_block) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        node.stop()
+        thread.join(10)
+    assert subscriptions.events.RunRefunded().get_logs(from_block=first_block), "the node reclaimed the expired run"
+    assert subscriptions.functions.subscriptions(sub_id).call()[5] == fee, "its fee is back in the budget"
+    assert consumer.functions.calls().call() == 0

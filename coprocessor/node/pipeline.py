@@ -93,7 +93,9 @@ class Node:
             ws_url = ws_url_for(str(endpoint)) if endpoint else None
         self.heads = HeadSource(w3, ws_url, config.poll_interval)
         # Scheduled jobs (docs/triggers.md): the leader triggers due runs; each then comes back as a request.
-        self.scheduler = SubscriptionScheduler(w3, subscriptions) if subscriptions else None
+        self.scheduler = SubscriptionScheduler(w3, subscriptions, coprocessor) if subscriptions else None
+        if self.scheduler is not None:
+            self.submitter.cancel_call = self.scheduler.reclaim_call  # an expired run's fee goes back to its budget
         self._work: queue.Queue[Entry | None] = queue.Queue()
         self._solo: set[bytes] = set()  # commitments whose call was refused whole: each goes alone next
         self._busy = 0  # claimed and not yet finished; at most 2 x concurrency

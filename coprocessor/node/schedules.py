@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from coprocessor_enclave.protocol import Request, encode_cancel
+
 from ..chain import contract
 
 log = logging.getLogger(__name__)
@@ -21,8 +23,9 @@ _NEVER = 2**256 - 1  # `nextRunAt`'s due time of a finished or cancelled subscri
 class SubscriptionScheduler:
     """Finds due subscription runs; the node's leader sends their `trigger` transactions."""
 
-    def __init__(self, w3: Any, address: str) -> None:
+    def __init__(self, w3: Any, address: str, coprocessor: str) -> None:
         self.address = address
+        self._coprocessor = coprocessor
         self._contract = contract(w3, "Subscriptions", address)
         self._done: set[int] = set()  # finished or cancelled: they never run again
         self._sent: dict[int, int] = {}  # id -> run index whose trigger is sent and not yet seen mined
@@ -44,6 +47,14 @@ class SubscriptionScheduler:
     def trigger_data(self, sub_id: int) -> bytes:
         """Calldata of `trigger(sub_id)`."""
         return bytes.fromhex(self._contract.encode_abi("trigger", args=[sub_id]).removeprefix("0x"))
+
+    def reclaim_call(self, request: Request) -> tuple[str, bytes]:
+        """Where and what to send to cancel an expired request: `Subscriptions.reclaim` for one of its runs, which
+        cancels it at the Coprocessor and puts the fee back in the subscription's budget; the Coprocessor's
+        `cancel` for any other request."""
+        if request.consumer.lower() != self.address.lower():
+            return self._coprocessor, encode_cancel(request)
+        return self.address, bytes.fromhex(self._contract.encode_abi("reclaim", args=[request.as_tuple()]).removeprefix("0x"))
 
     def sent(self, sub_id: int, run_index: int) -> None:
         """Notes a trigger in flight, so the same run is not triggered again before it is mined."""

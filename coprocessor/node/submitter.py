@@ -21,6 +21,7 @@ from coprocessor_enclave.protocol import (
     FULFILLMENT_SKIPPED_TOPIC,
     REQUEST_FULFILLED_TOPIC,
     Fulfillment,
+    Request,
     RequestState,
     SkipReason,
     encode_cancel,
@@ -119,6 +120,7 @@ class Submitter:
         clock: Callable[[], float] = time.monotonic,
         more_coming: Callable[[], bool] = lambda: False,
         behind: Callable[[], bool] = lambda: False,
+        cancel_call: Callable[[Request], tuple[str, bytes]] | None = None,
     ) -> None:
         self.account = account
         self.coprocessor = coprocessor
@@ -129,6 +131,8 @@ class Submitter:
         self.clock = clock
         self.more_coming = more_coming  # whether responses are being made now (the enclave stage is busy)
         self.behind = behind  # whether requests also wait to be run (a backlog)
+        # Where an expired request's cancel goes: the Coprocessor, or (a subscription's run) `Subscriptions.reclaim`.
+        self.cancel_call = cancel_call or (lambda request: (coprocessor, encode_cancel(request)))
         self.hold_until = 0.0  # a partial batch waits until then (clock) for responses being made
         self._last_fulfil = float("-inf")
         self.in_flight: dict[int, InFlight] = {}
@@ -220,16 +224,16 @@ class Submitter:
         if not self.journal.fence(self.config.fence_margin):
             return 0
         for entry in self.journal.expired_candidates(chain_time, limit=max(0, room)):
-            data = encode_cancel(entry.request)
+            to, data = self.cancel_call(entry.request)
             try:
-                gas = self.account.estimate(self.coprocessor, data)
+                gas = self.account.estimate(to, data)
             except ChainError as exc:
                 if "DeadlineNotReached" not in str(exc):  # the chain's clock lags ours: try next time
                     self.reconcile(entry, f"cancel refused: {exc}")
                 continue
             if not self.journal.fence(self.config.fence_margin):
                 break
-            sent = self._send("cancel", [entry], data, gas * 6 // 5 + 10_000, base_fee)
+            sent = self._send("cancel", [entry], data, gas * 6 // 5 + 10_000, base_fee, to=to)
             self.journal.submitted([entry.commitment], sent.hashes[-1].hex(), cancelling=True)
             count += 1
         return count
