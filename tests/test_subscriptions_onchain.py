@@ -3,8 +3,11 @@ settles as a request carrying its run index, and a node restarted mid-schedule n
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
+
+import pytest
 
 from coprocessor.chain import ANVIL_KEYS, TxSender, contract
 from coprocessor.dev import devnet
@@ -29,7 +32,8 @@ def _wait_calls(consumer: object, calls: int, timeout: float = 30.0) -> int:
     return int(seen)
 
 
-def test_subscription_runsOnScheduleAndSurvivesANodeRestart(stack: Devnet, tmp_path: Path) -> None:
+def test_subscription_runsOnScheduleAndSurvivesANodeRestart(stack: Devnet, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="coprocessor")
     w3, deployment = stack.w3, stack.deployment
     owner = TxSender(w3, ANVIL_KEYS[devnet.USER])
     consumer = contract(w3, "RunConsumer", owner.deploy("RunConsumer", deployment.subscriptions))
@@ -47,7 +51,7 @@ def test_subscription_runsOnScheduleAndSurvivesANodeRestart(stack: Devnet, tmp_p
         time.sleep(1.0)
         assert consumer.functions.calls().call() == 0, "run 0 is not due before startAt"
         _advance(stack, 60)
-        assert _wait_calls(consumer, 1) == 1
+        assert _wait_calls(consumer, 1) == 1, caplog.text[-3000:]
         _advance(stack, INTERVAL)
         assert _wait_calls(consumer, 2) == 2
     finally:

@@ -403,6 +403,7 @@ class Node:
             held = self.submitter.hold_until - time.monotonic()  # a partial batch waiting for responses being made
             self._submit_wake.wait(min(timeout, held) if held > 0 else timeout)
             self._submit_wake.clear()
+            head_version = self.heads.version  # read first: `head` is then at least as new as the version noted
             head = self.heads.latest
             if self._stop.is_set() or head is None:
                 continue
@@ -418,9 +419,10 @@ class Node:
                 if self.usable:
                     while self.submitter.send_ready(head.timestamp, head.base_fee):
                         pass
-                if self.scheduler is not None and self.journal.leading and self.usable and self.heads.version != scheduled_version:
-                    scheduled_version = self.heads.version  # due-ness changes only with chain time: once per head
-                    self._trigger_due(head.timestamp, head.base_fee)
+                if self.scheduler is not None and self.journal.leading and self.usable and head_version != scheduled_version:
+                    # Due-ness changes only with chain time: once per head, and again within a second while a due
+                    # run could not be sent (an RPC error, say), since an idle chain brings no new head.
+                    scheduled_version = head_version if self._trigger_due(head.timestamp, head.base_fee) else -1
                 if time.monotonic() - last_sweep >= self.config.sweep_interval:
                     last_sweep = time.monotonic()
                     self.submitter.cancel_expired(head.timestamp, head.base_fee)
@@ -432,13 +434,17 @@ class Node:
                 self._stop.wait(_ERROR_PAUSE)
             self.metrics.in_flight.set(len(self.submitter.in_flight))
 
-    def _trigger_due(self, chain_time: int, base_fee: int) -> None:
-        """Sends `trigger` for every subscription run due at `chain_time` (this node leads)."""
+    def _trigger_due(self, chain_time: int, base_fee: int) -> bool:
+        """Sends `trigger` for every subscription run due at `chain_time` (this node leads); whether all went out."""
         assert self.scheduler is not None
+        all_sent = True
         for sub_id, run_index in self.scheduler.due(chain_time):
             if self.submitter.send_call("trigger", self.scheduler.address, self.scheduler.trigger_data(sub_id), base_fee):
                 self.scheduler.sent(sub_id, run_index)
                 log.info("subscription %d: run %d triggered", sub_id, run_index)
+            else:
+                all_sent = False
+        return all_sent
 
     # ------------------------------------------------------------------ callbacks
 

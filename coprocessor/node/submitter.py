@@ -136,6 +136,7 @@ class Submitter:
         self.hold_until = 0.0  # a partial batch waits until then (clock) for responses being made
         self._last_fulfil = float("-inf")
         self.in_flight: dict[int, InFlight] = {}
+        self._refused: dict[tuple[str, bytes], str] = {}  # calls the chain refused, with the reason last logged
         self._floor: int | None = None  # no nonce below this is free (the chain's `latest` count)
 
     # ------------------------------------------------------------------ the loop's entry points
@@ -246,8 +247,11 @@ class Submitter:
         try:
             gas = self.account.estimate(to, data)
         except ChainError as exc:  # not due after all (another node was first), or the budget is spent
-            log.info("%s to %s not sent: %s", kind, to, exc)
+            if self._refused.get((to, data)) != str(exc):  # said once, not on every retry
+                self._refused[(to, data)] = str(exc)
+                log.info("%s to %s not sent: %s", kind, to, exc)
             return False
+        self._refused.pop((to, data), None)
         if not self.journal.fence(self.config.fence_margin):
             return False
         self._send(kind, [], data, gas * 6 // 5 + 20_000, base_fee, to=to)
