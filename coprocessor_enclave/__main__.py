@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .attestation import DEV_BANNER, AttestationBackend, DevBackend, DstackBackend
 from .capabilities import CapabilitySettings, load_secrets
-from .enclave import DEFAULT_CONCURRENCY, Enclave, EnclaveConfig
-from .errors import CoprocessorError
+from .enclave import DEFAULT_CONCURRENCY, Binding, Enclave, EnclaveConfig
+from .errors import CoprocessorError, EnclaveError
 from .pool import DEFAULT_WARM_TEMPLATES
 from .rpc import make_server, write_token
 from .template import load_templates
@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     option("--chain-id", type=int, required=True, help="chain the enclave signs for")
     option("--coprocessor", required=True, help="Coprocessor address (the EIP-712 verifying contract)")
     option("--registry", required=True, help="EnclaveRegistry address (bound into the attestation)")
+    option(
+        "--also",
+        action="append",
+        metavar="CHAIN_ID,COPROCESSOR,REGISTRY[,RPC_URL]",
+        help="one more chain this enclave's key answers (its Coprocessor, its EnclaveRegistry, and where templates read it); repeatable",
+    )
     option("--payee", required=True, help="account credited with fees for this enclave's responses")
     option(
         "--backend",
@@ -89,6 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_binding(text: str) -> Binding:
+    """`CHAIN_ID,COPROCESSOR,REGISTRY[,RPC_URL]` (--also) as a Binding."""
+    parts = text.split(",", 3)
+    if len(parts) < 3 or not parts[0].strip().isdigit():
+        raise EnclaveError(f"--also {text!r}: give CHAIN_ID,COPROCESSOR,REGISTRY[,RPC_URL]")
+    return Binding(int(parts[0]), parts[1].strip(), parts[2].strip(), parts[3].strip() if len(parts) == 4 else None)
+
+
 def serve(args: argparse.Namespace) -> None:
     """Starts the key holder and serves it until SIGTERM or Ctrl-C."""
     backend: AttestationBackend
@@ -102,7 +116,9 @@ def serve(args: argparse.Namespace) -> None:
         secrets=load_secrets(args.secrets) if args.secrets else {},
         allow_private_hosts=args.http_allow_private,
     )
-    config = EnclaveConfig(int(args.chain_id), args.coprocessor, args.registry, args.payee)
+    config = EnclaveConfig(
+        int(args.chain_id), args.coprocessor, args.registry, args.payee, others=tuple(map(parse_binding, args.also or ()))
+    )
     enclave = Enclave(config, load_templates(list(args.templates)), backend, int(args.concurrency), capabilities, int(args.warm_templates))
     token = write_token(args.token_file)
     server = make_server(enclave, token, args.host, int(args.port))

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import coincurve
@@ -49,8 +49,23 @@ DEFAULT_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
+class Binding:
+    """One deployment the enclave signs for: a Coprocessor (the EIP-712 verifying contract) and the
+    EnclaveRegistry its key is registered in, on one chain."""
+
+    chain_id: int
+    coprocessor: str
+    registry: str
+    chain_rpc: str | None = None  # where templates answering this chain's requests read it (untrusted, verified)
+
+
+@dataclass(frozen=True)
 class EnclaveConfig:
-    """What the enclave is bound to. Fixed at start: the node cannot change it per request."""
+    """What the enclave is bound to. Fixed at start: the node cannot change it per request.
+
+    The home deployment (`chain_id`, `coprocessor`, `registry`) holds the cluster's keys; `others` are
+    deployments on further chains, one per chain, that the same key answers (design §12).
+    """
 
     chain_id: int
     coprocessor: str
@@ -62,6 +77,16 @@ class EnclaveConfig:
     # start, so in production part of the measured configuration (dstack's compose hash).
     cluster_images: frozenset[bytes] = frozenset()
     key_grace_seconds: float = 24 * 3600  # how long a rotated-out epoch still opens inputs and secrets
+    others: tuple[Binding, ...] = ()
+
+    def bindings(self, home_rpc: str | None = None) -> dict[int, Binding]:
+        """Every deployment by chain id, home first; two on one chain are refused."""
+        found = {self.chain_id: Binding(self.chain_id, self.coprocessor, self.registry, home_rpc)}
+        for binding in self.others:
+            if binding.chain_id in found:
+                raise EnclaveError(f"chain {binding.chain_id} is served twice: one Coprocessor per chain")
+            found[binding.chain_id] = binding
+        return found
 
 
 @dataclass(frozen=True)
@@ -136,7 +161,8 @@ class Enclave:
         address = self._new_key()
         # (address, key, its signer), replaced as one tuple, so a reader never sees a mix
         self._active = (address, self._keys[address], coincurve.PrivateKey(self._keys[address]))
-        self._domain = coprocessor_domain(config.chain_id, config.coprocessor)
+        self._bindings = config.bindings(self.capabilities.chain_rpc)
+        self._domains = {chain: coprocessor_domain(chain, b.coprocessor) for chain, b in self._bindings.items()}
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._quote_slots = threading.BoundedSemaphore(max(1, max_concurrency - 1))
         self._rotation = threading.Lock()
@@ -163,19 +189,30 @@ class Enclave:
             "coprocessor": to_checksum_address(self.config.coprocessor),
             "registry": to_checksum_address(self.config.registry),
             "payee": to_checksum_address(self.config.payee),
+            "chains": [
+                {"chainId": b.chain_id, "coprocessor": to_checksum_address(b.coprocessor), "registry": to_checksum_address(b.registry)}
+                for b in self._bindings.values()
+            ],
             "teeType": int(self.backend.tee_type),
             "imageId": "0x" + self.backend.image_id().hex(),
             "templates": [{"id": t.id_hex, "name": t.name, "version": t.version} for t in self.templates.values()],
         }
 
-    def attest(self, nonce: bytes, address: str | None = None) -> Evidence:
-        """Evidence whose report data binds a key of ours (default: the active one), the payee, the chain,
-        the registry and `nonce`."""
+    def attest(self, nonce: bytes, address: str | None = None, chain_id: int | None = None) -> Evidence:
+        """Evidence whose report data binds a key of ours (default: the active one), the payee, the chain
+        (default: home), its registry and `nonce`."""
         if len(nonce) != 32:
             raise EnclaveError("nonce must be 32 bytes")
         address = self._known(address or self.address)
-        c = self.config
-        return self.backend.attest(report_data(address, c.payee, c.chain_id, c.registry, nonce))
+        binding = self._binding(chain_id)
+        return self.backend.attest(report_data(address, self.config.payee, binding.chain_id, binding.registry, nonce))
+
+    def _binding(self, chain_id: int | None) -> Binding:
+        """The deployment a call is for: `chain_id`'s, or home's when it is None."""
+        binding = self._bindings.get(self.config.chain_id if chain_id is None else chain_id)
+        if binding is None:
+            raise EnclaveError(f"this enclave does not serve chain {chain_id} (it serves {sorted(self._bindings)})")
+        return binding
 
     def rotate(self) -> str:
         """Generates a fresh key beside the active one and returns its address; `activate` switches to it.
@@ -287,15 +324,16 @@ class Enclave:
         self.keyring.install(epochs)
         return max(e.epoch for e in epochs)
 
-    def template_keys(self, template_id: bytes) -> tuple[int, bytes, bytes, bytes]:
+    def template_keys(self, template_id: bytes, chain_id: int | None = None) -> tuple[int, bytes, bytes, bytes]:
         """(epoch, input public key, secrets public key, signature) of a template in the current epoch, signed
-        with this enclave's key for the KeyRegistry, which accepts them only from a registered, active enclave."""
+        with this enclave's key for a chain's KeyRegistry (default: home's), which accepts them only from a
+        registered, active enclave."""
         if template_id not in self.templates:
             raise EnclaveError(f"unknown template 0x{template_id.hex()}")
         epoch, derived = self.keyring.template_keys(template_id)
         input_key, secrets_key = derived.input_public, derived.secrets_public
         _, _, signer = self._active
-        digest = template_keys_digest(self._domain, template_id, epoch, input_key, secrets_key)
+        digest = template_keys_digest(self._domains[self._binding(chain_id).chain_id], template_id, epoch, input_key, secrets_key)
         return epoch, input_key, secrets_key, sign_digest(signer, digest)
 
     def put_sealed_secret(self, template_id: bytes, name: str, envelope: bytes) -> None:
@@ -326,14 +364,14 @@ class Enclave:
             raise
         return value.decode("utf-8", errors="replace")
 
-    def _open_input(self, template: Template, request: Request, input_data: bytes) -> bytes:
+    def _open_input(self, template: Template, request: Request, input_data: bytes, binding: Binding) -> bytes:
         """The plaintext of an encrypted input; DecryptionFailed if it was not sealed for this template,
         consumer, Coprocessor and chain, or to a retired epoch. A newer epoch than this enclave holds is
         `EnclaveUnreachable`: not the input's fault, so nothing is signed and the run is retried (by this
         node once its enclave joined again, or by another node's)."""
-        c = self.config
+        b = binding
         try:
-            return decrypt_input(self.keyring.epoch_secret, input_data, c.chain_id, c.coprocessor, request.consumer, template.template_id)
+            return decrypt_input(self.keyring.epoch_secret, input_data, b.chain_id, b.coprocessor, request.consumer, template.template_id)
         except DecryptionFailed:
             self._unless_epoch_held(input_data)
             raise
@@ -358,29 +396,31 @@ class Enclave:
                 self._runs_of_input.popitem(last=False)
         return first == commitment
 
-    def run(self, request: Request, input_data: bytes) -> SignedResult:
-        """Runs the request's template on `input_data` and signs the outcome.
+    def run(self, request: Request, input_data: bytes, chain_id: int | None = None) -> SignedResult:
+        """Runs the request's template on `input_data` and signs the outcome for `chain_id`'s Coprocessor
+        (default: home's).
 
         Refuses (raises) rather than signs when the input is not the one the request committed
         to: a signature must only ever speak about the request the chain holds.
         """
         if keccak(input_data) != request.input_hash:
             raise EnclaveError("input does not match the request's inputHash")
+        binding = self._binding(chain_id)
         template = self.templates.get(request.template_id)
         if template is None:
             status, output = Status.INVALID_INPUT, f"unknown template 0x{request.template_id.hex()}".encode()
         else:
             try:
-                plaintext = self._open_input(template, request, input_data) if template.encrypted_input else input_data
+                plaintext = self._open_input(template, request, input_data, binding) if template.encrypted_input else input_data
             except DecryptionFailed as exc:
                 status, output = Status.INVALID_INPUT, f"encrypted input: {exc}".encode()
             else:
                 if template.encrypted_input and not self._first_run_of(input_data, request.commitment()):
                     raise EnclaveError("this encrypted input was already run for another request: refused, nothing signed")
                 with self._slots:
-                    status, output = self._execute(template, request, plaintext)
+                    status, output = self._execute(template, request, plaintext, binding)
         address, _, signer = self._active
-        digest = response_digest(self._domain, request, status, output)
+        digest = response_digest(self._domains[binding.chain_id], request, status, output)
         return SignedResult(status, output, sign_digest(signer, digest), address)
 
     def quote(
@@ -391,6 +431,7 @@ class Enclave:
         deadline: int,
         anchor_block: int = 0,
         anchor_hash: bytes = _NO_ANCHOR,
+        chain_id: int | None = None,
     ) -> SignedQuote:
         """Runs a template now, outside any on-chain request, and signs a `Quote` of its Ok output.
 
@@ -404,6 +445,7 @@ class Enclave:
             raise EnclaveError(f"deadline must be within the next {self.config.max_quote_seconds} s")
         if len(anchor_hash) != 32 or (anchor_hash == _NO_ANCHOR) != (anchor_block == 0):
             raise EnclaveError("anchorBlock and anchorHash are given together (or both zero)")
+        binding = self._binding(chain_id)
         template = self.templates.get(template_id)
         if template is None:
             raise EnclaveError(f"unknown template 0x{template_id.hex()}")
@@ -414,7 +456,7 @@ class Enclave:
         request = Request(nonce, to_checksum_address(consumer), template_id, keccak(input_data), 0, 0, deadline, anchor_block, anchor_hash)
         # Quotes are free to ask for: they never take the last slot, which on-chain requests keep.
         with self._quote_slots, self._slots:
-            status, output = self._execute(template, request, input_data, sync=True)
+            status, output = self._execute(template, request, input_data, binding, sync=True)
         if status != Status.OK:
             raise QuoteRefused(status, output.decode(errors="replace"))
         quote = Quote(
@@ -422,16 +464,18 @@ class Enclave:
             request.input_hash,
             keccak(output),
             request.consumer,
-            self.config.chain_id,
+            binding.chain_id,
             deadline,
             anchor_block,
             anchor_hash,
             nonce,
         )
         address, _, signer = self._active
-        return SignedQuote(quote, output, address, sign_digest(signer, quote_digest(self._domain, quote)))
+        return SignedQuote(quote, output, address, sign_digest(signer, quote_digest(self._domains[binding.chain_id], quote)))
 
-    def _execute(self, template: Template, request: Request, input_data: bytes, sync: bool = False) -> tuple[Status, bytes]:
+    def _execute(
+        self, template: Template, request: Request, input_data: bytes, binding: Binding, sync: bool = False
+    ) -> tuple[Status, bytes]:
         limit = min(template.limits.output_bytes, self.config.max_output_bytes)
         job = {
             "template_id": template.id_hex,
@@ -450,7 +494,7 @@ class Enclave:
                 "template_id": request.template_id.hex(),
                 "anchor_block": request.anchor_block,
                 "anchor_hash": request.anchor_hash.hex(),
-                "chain_id": self.config.chain_id,
+                "chain_id": binding.chain_id,
                 "deadline": request.deadline,
                 "config": template.config,
             },
@@ -461,7 +505,7 @@ class Enclave:
         handler = capabilities(
             template,
             request,
-            self.capabilities,
+            self.capabilities if binding.chain_id == self.config.chain_id else replace(self.capabilities, chain_rpc=binding.chain_rpc),
             random_seed,
             time.monotonic() + timeout,
             sealed_secret=lambda name: self._open_secret(template, name),

@@ -111,17 +111,17 @@ def make_server(enclave: Enclave, token: str, host: str = "127.0.0.1", port: int
                 body = loads_bounded(self.rfile.read(int(length)))  # the node is untrusted too
                 if self.path == "/attest":
                     nonce = bytes.fromhex(body["nonce"].removeprefix("0x"))
-                    self._reply(200, enclave.attest(nonce, body.get("address")).to_json())
+                    self._reply(200, enclave.attest(nonce, body.get("address"), _chain(body)).to_json())
                 elif self.path == "/rotate":
                     self._reply(200, {"address": enclave.rotate()})
                 elif self.path == "/activate":
                     enclave.activate(body["address"])
                     self._reply(200, {"address": enclave.address})
                 elif self.path == "/run" and "runs" in body:
-                    self._stream(_start_runs(enclave, runners, body["runs"]))
+                    self._stream(_start_runs(enclave, runners, body))
                 elif self.path == "/run":
                     request, input_data = _run_args(body)
-                    self._reply(200, _signed_json(enclave.run(request, input_data)))
+                    self._reply(200, _signed_json(enclave.run(request, input_data, _chain(body))))
                 elif self.path == "/quote":
                     self._reply(200, _quote(enclave, body))
                 elif self.path.startswith("/keys/") or self.path == "/secrets":
@@ -144,6 +144,16 @@ def _run_args(body: Any) -> tuple[Request, bytes]:
     return Request.from_json(body["request"]), bytes.fromhex(body["input"].removeprefix("0x"))
 
 
+def _chain(body: dict[str, Any]) -> int | None:
+    """The chain a call is for (`chainId`); None, the enclave's home chain, when it names none."""
+    chain = body.get("chainId")
+    if chain is None:
+        return None
+    if not isinstance(chain, int) or isinstance(chain, bool):
+        raise ValueError("chainId must be an integer")
+    return chain
+
+
 def _signed_json(result: SignedResult) -> dict[str, Any]:
     return {
         "status": int(result.status),
@@ -153,15 +163,17 @@ def _signed_json(result: SignedResult) -> dict[str, Any]:
     }
 
 
-def _start_runs(enclave: Enclave, runners: ThreadPoolExecutor, runs: Any) -> dict[Future[SignedResult], int]:
+def _start_runs(enclave: Enclave, runners: ThreadPoolExecutor, body: dict[str, Any]) -> dict[Future[SignedResult], int]:
     """`/run` with `runs`: starts each (a job of its own, within the enclave's slots); their futures by index.
 
     A malformed call is refused whole (400) before anything runs.
     """
+    runs = body["runs"]
     if not isinstance(runs, list) or not 1 <= len(runs) <= MAX_RUNS_PER_CALL:
         raise ValueError(f"runs must be a list of 1-{MAX_RUNS_PER_CALL} runs")
     calls = [_run_args(run) for run in runs]
-    return {runners.submit(enclave.run, request, input_data): i for i, (request, input_data) in enumerate(calls)}
+    chain = _chain(body)
+    return {runners.submit(enclave.run, request, input_data, chain): i for i, (request, input_data) in enumerate(calls)}
 
 
 def _run_outcome(future: Future[SignedResult]) -> dict[str, Any]:
@@ -188,6 +200,7 @@ def _quote(enclave: Enclave, body: dict[str, Any]) -> dict[str, Any]:
             int(body["deadline"]),
             int(body.get("anchorBlock") or 0),
             _bytes(body.get("anchorHash") or "0x" + "00" * 32),
+            _chain(body),
         )
     except QuoteRefused as refused:
         return {"status": int(refused.status), "reason": refused.reason}
@@ -220,7 +233,7 @@ def _keys(enclave: Enclave, path: str, body: dict[str, Any]) -> dict[str, Any]:
         granted = [(_bytes(e["sealed"]), None if e.get("retireAt") is None else float(e["retireAt"])) for e in epochs]
         return {"epoch": enclave.accept(granted, Evidence.from_json(body["evidence"]), body.get("collateral"))}
     if path == "/keys/template":
-        epoch, input_key, secrets_key, signature = enclave.template_keys(_bytes(body["templateId"]))
+        epoch, input_key, secrets_key, signature = enclave.template_keys(_bytes(body["templateId"]), _chain(body))
         return {
             "epoch": epoch,
             "inputKey": "0x" + input_key.hex(),

@@ -47,13 +47,17 @@ class Attestation:
 def attest(enclave: EnclaveClient, chain_id: int, registry: str, address: str | None = None) -> Attestation:
     """Asks the enclave for evidence over a fresh nonce for one of its keys (default: the active one)."""
     info = enclave.info()
-    if int(info["chainId"]) != chain_id or to_checksum_address(info["registry"]) != to_checksum_address(registry):
+    # An enclave from before several chains names its home binding only.
+    bindings = info.get("chains") or [{"chainId": info["chainId"], "registry": info["registry"]}]
+    served = {int(b["chainId"]): to_checksum_address(b["registry"]) for b in bindings}
+    if served.get(chain_id) != to_checksum_address(registry):
         raise AttestationError(
-            f"enclave is bound to chain {info['chainId']} registry {info['registry']}, not chain {chain_id} registry {registry}"
+            f"enclave is bound to {', '.join(f'chain {c} registry {r}' for c, r in served.items())}, not chain {chain_id} registry {registry}"
+            " (serve another chain with `enclave serve --also`)"
         )
     nonce = secrets.token_bytes(32)
     address = to_checksum_address(address or info["address"])
-    return Attestation(Claim(address, info["payee"], chain_id, registry, nonce), enclave.attest(nonce, address))
+    return Attestation(Claim(address, info["payee"], chain_id, registry, nonce), enclave.for_chain(chain_id).attest(nonce, address))
 
 
 class Registrar:

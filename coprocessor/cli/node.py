@@ -37,6 +37,14 @@ def serve_metrics(node: Node, port: int) -> None:
 @click.command("node")
 @rpc_option
 @deployment_option
+@click.option(
+    "--chains",
+    "chains_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve several chains: a TOML file of [[chains]] (name, rpc, deployment, optional confirmations and reorg_depth); "
+    "replaces --rpc and --deployment. The enclave must serve every one (`enclave serve --also`).",
+)
 @enclave_url_option
 @enclave_token_option
 @journal_option
@@ -81,6 +89,7 @@ def serve_metrics(node: Node, port: int) -> None:
 def node_command(
     rpc: str,
     deployment_path: Path,
+    chains_file: Path | None,
     enclave_url: str,
     enclave_token_file: Path,
     journal_path: Path | str,
@@ -105,15 +114,20 @@ def node_command(
     Several nodes, each with its own enclave and account, serve one deployment when they
     share a PostgreSQL journal (`--journal postgresql://...`): one scans the chain, all run
     and submit, and a node that stops has its work finished by the others.
+
+    One node serves several chains with `--chains FILE`: each chain gets its own journal
+    partition, cursor, account nonces and metrics (labelled `chain`), and one enclave whose
+    key is registered on every chain answers them all (docs/chains.md).
     """
     import functools
     import signal
 
     from ..attest.registration import KeyKeeper, Registrar
     from ..chain import Deployment, TxSender, connect
+    from ..node.chains import MultiChainNode, load_chains, partition_for
     from ..node.enclave_client import EnclaveClient
     from ..node.journal import Journal
-    from ..node.pipeline import Node
+    from ..node.pipeline import Node, NodeConfig
     from ..node.quotes import start_quote_server
     from .attest import build_policy, collateral_for, onchain_images
 
@@ -127,50 +141,72 @@ def node_command(
     if missing:
         raise click.UsageError(f"set {', '.join(missing)} (the submitting account's key, then attestor keys)")
     key, *attestor_keys = (os.environ[name] for name in names)
-    deployment = Deployment.load(deployment_path)
-    w3 = connect(rpc)
-    deployment.check_on(w3, "coprocessor", "registry")
+    if chains_file is not None and quote_port:
+        raise click.UsageError("--quote-port serves one chain: run it with --rpc and --deployment, not --chains")
     enclave = EnclaveClient.with_token_file(enclave_url, enclave_token_file)
-    sender = TxSender(w3, key)
-    registrar = None
-    if attestor_keys:
-        policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
-        registrar = Registrar(
+    log = logging.getLogger("coprocessor.node.pipeline")
+
+    def chain_node(rpc_url: str, deployment: Deployment, chain_config: NodeConfig, partition: str | None) -> Node:
+        """The node of one chain: its RPC, account nonces, key checks and journal (partition)."""
+        w3 = connect(rpc_url)
+        deployment.check_on(w3, "coprocessor", "registry")
+        chain_enclave = enclave.for_chain(deployment.chain_id)
+        sender = TxSender(w3, key)
+        registrar = None
+        if attestor_keys:
+            policy = build_policy(options, functools.partial(onchain_images, w3, deployment.registry, deployment.start_block))
+            registrar = Registrar(
+                w3,
+                deployment,
+                sender,
+                [bytes.fromhex(k.removeprefix("0x")) for k in attestor_keys],
+                policy,
+                validity,
+                collateral=functools.partial(collateral_for, options),
+            )
+        keeper = KeyKeeper(w3, deployment.registry, chain_enclave, registrar, renew_before)
+        journal = Journal(journal_path, node_id=sender.address.lower(), lease_seconds=lease_seconds, partition=partition)
+        return Node(
             w3,
-            deployment,
+            deployment.coprocessor,
+            journal,
+            chain_enclave,
             sender,
-            [bytes.fromhex(k.removeprefix("0x")) for k in attestor_keys],
-            policy,
-            validity,
-            collateral=functools.partial(collateral_for, options),
+            deployment.start_block,
+            chain_config,
+            keeper,
+            subscriptions=deployment.subscriptions,
         )
-    keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before)
-    node = Node(
-        w3,
-        deployment.coprocessor,
-        Journal(journal_path, node_id=sender.address.lower(), lease_seconds=lease_seconds),
-        enclave,
-        sender,
-        deployment.start_block,
-        config,
-        keeper,
-        subscriptions=deployment.subscriptions,
-    )
-    serve_metrics(node, metrics_port)
-    signal.signal(signal.SIGTERM, lambda *_: node.stop())
-    logging.getLogger("coprocessor.node.pipeline").info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
-    quote_server = start_quote_server(enclave, w3, quote_host, quote_port) if quote_port else None
-    if quote_server is not None:
-        logging.getLogger("coprocessor.node.pipeline").info("quote endpoint on http://%s:%d/quote", quote_host, quote_port)
+
+    served: Node | MultiChainNode
+    if chains_file is not None:
+        chains = load_chains(chains_file)
+        home = int(enclave.info()["chainId"])
+        nodes = {c.name: chain_node(c.rpc, c.deployment, c.node_config(config), partition_for(c.chain_id, home)) for c in chains}
+        served = MultiChainNode(nodes)
+        if metrics_port:
+            log.info("metrics of %d chains on http://127.0.0.1:%d/metrics", len(chains), served.serve_metrics(metrics_port))
+        for c in chains:
+            log.info("serving chain %s (%d): coprocessor %s", c.name, c.chain_id, c.deployment.coprocessor)
+        quote_server = None
+    else:
+        deployment = Deployment.load(deployment_path)
+        served = node = chain_node(rpc, deployment, config, None)
+        serve_metrics(node, metrics_port)
+        log.info("node serving %s with enclave %s", deployment.coprocessor, enclave_url)
+        quote_server = start_quote_server(enclave, node.w3, quote_host, quote_port) if quote_port else None
+        if quote_server is not None:
+            log.info("quote endpoint on http://%s:%d/quote", quote_host, quote_port)
+    signal.signal(signal.SIGTERM, lambda *_: served.stop())
     try:
-        node.run()
+        served.run()
     except KeyboardInterrupt:
-        node.stop()
+        served.stop()
     finally:
         if quote_server is not None:  # a stopped node (revoked or expired key) stops quoting too
             quote_server.shutdown()
-    if node.lease_lost is not None:
-        raise node.lease_lost
+    if served.lease_lost is not None:
+        raise served.lease_lost
 
 
 @click.command()

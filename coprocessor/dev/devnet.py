@@ -109,9 +109,10 @@ def start_enclave(
     log_file: Path | None = None,
     chain_rpc: str | None = None,
     secrets_file: Path | None = None,
+    also: Sequence[tuple[Deployment, str]] = (),
 ) -> tuple[subprocess.Popen[bytes], EnclaveClient]:
     """Starts `coprocessor-enclave serve --backend dev` as its own process; returns it and a client holding
-    the token it wrote to `token_file`.
+    the token it wrote to `token_file`. `also`: more chains it answers, each (deployment, RPC URL).
 
     Local development: templates may reach loopback and private addresses over HTTP.
     """
@@ -141,6 +142,8 @@ def start_enclave(
     ]
     if chain_rpc:
         command += ["--chain-rpc", chain_rpc]
+    for other, other_rpc in also:
+        command += ["--also", f"{other.chain_id},{other.coprocessor},{other.registry},{other_rpc}"]
     if secrets_file:
         command += ["--secrets", str(secrets_file)]
     for folder in template_dirs:

@@ -68,9 +68,20 @@ def redacted(target: str | Path) -> str:
     return text
 
 
-def connect_database(target: str | Path) -> Database:
-    """A SQLite file path, or a `postgresql://` URL."""
-    return PostgresDatabase(str(target)) if is_postgres(target) else SqliteDatabase(Path(target))
+def partitioned(target: str | Path, partition: str | None) -> str | Path:
+    """Where one partition of a journal lives (a chain's, for a node serving several): a file beside a SQLite
+    journal (`journal.sqlite` -> `journal.<partition>.sqlite`); PostgreSQL keeps the URL and uses a schema."""
+    if partition is None or is_postgres(target):
+        return target
+    path = Path(target)
+    return path.with_name(f"{path.stem}.{partition}{path.suffix}")
+
+
+def connect_database(target: str | Path, partition: str | None = None) -> Database:
+    """A SQLite file path, or a `postgresql://` URL; with `partition`, that partition of it (`partitioned`)."""
+    if is_postgres(target):
+        return PostgresDatabase(str(target), partition)
+    return SqliteDatabase(Path(partitioned(target, partition)))
 
 
 class SqliteDatabase:
@@ -136,7 +147,7 @@ class PostgresDatabase:
     migration_lock = "SELECT pg_advisory_xact_lock(7342016)"  # any fixed key, the same in every node
     share_lock = " FOR SHARE"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, schema: str | None = None) -> None:
         try:
             import psycopg  # only a node pointed at PostgreSQL needs the driver
         except ImportError as exc:
@@ -147,6 +158,14 @@ class PostgresDatabase:
         self._lock = threading.Lock()
         self._db = psycopg.connect(url, autocommit=True)
         self._sql: dict[str, str] = {}
+        if schema is not None:  # a partition: its own tables, in a schema of its own
+            from psycopg import sql
+
+            name = sql.Identifier(schema)
+            with self._db.transaction():  # two nodes starting together: the lock makes one create it
+                self._db.execute(self.migration_lock)
+                self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+            self._db.execute(sql.SQL("SET search_path TO {}").format(name))
 
     def _text(self, sql: str) -> str:
         """The statement with psycopg's placeholders (the journal's SQL has no literal `%` or `?`)."""

@@ -34,11 +34,13 @@ def read_token(path: Path | str) -> str:
 
 
 class EnclaveClient:
-    """Talks to an enclave over its local RPC."""
+    """Talks to an enclave over its local RPC, for one of the chains it serves (`chain_id`; None: its home)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 120.0, chain_id: int | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.chain_id = chain_id
+        self._token = token
         parsed = urllib.parse.urlsplit(self.url)
         if parsed.scheme != "http" or not parsed.hostname:
             raise EnclaveError(f"enclave URL {url!r} is not http://host:port (the enclave RPC is local HTTP)")
@@ -52,6 +54,14 @@ class EnclaveClient:
     def with_token_file(cls, url: str, token_file: Path | str, timeout: float = 120.0) -> EnclaveClient:
         """A client presenting the token in `token_file`."""
         return cls(url, read_token(token_file), timeout)
+
+    def for_chain(self, chain_id: int) -> EnclaveClient:
+        """A client of the same enclave whose runs, quotes, attestations and template keys are for `chain_id`'s
+        deployment; a connection of its own."""
+        return EnclaveClient(self.url, self._token, self.timeout, chain_id)
+
+    def _chain(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body if self.chain_id is None else {**body, "chainId": self.chain_id}
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         # http.client on a kept-alive connection per thread: a connection (and an enclave thread) per
@@ -81,7 +91,7 @@ class EnclaveClient:
 
     def attest(self, nonce: bytes, address: str | None = None) -> Evidence:
         """See `Enclave.attest`."""
-        return Evidence.from_json(self._call("/attest", {"nonce": "0x" + nonce.hex(), "address": address}))
+        return Evidence.from_json(self._call("/attest", self._chain({"nonce": "0x" + nonce.hex(), "address": address})))
 
     def rotate(self) -> str:
         """See `Enclave.rotate`."""
@@ -126,7 +136,7 @@ class EnclaveClient:
 
     def template_keys(self, template_id: bytes) -> tuple[int, bytes, bytes, bytes]:
         """See `Enclave.template_keys`: (epoch, input key, secrets key, signature)."""
-        body = self._call("/keys/template", {"templateId": "0x" + template_id.hex()})
+        body = self._call("/keys/template", self._chain({"templateId": "0x" + template_id.hex()}))
         return int(body["epoch"]), *(bytes.fromhex(str(body[k]).removeprefix("0x")) for k in ("inputKey", "secretsKey", "signature"))  # type: ignore[return-value]
 
     def put_sealed_secret(self, template_id: bytes, name: str, sealed: bytes) -> None:
@@ -135,7 +145,7 @@ class EnclaveClient:
 
     def run(self, request: Request, input_data: bytes) -> SignedResult:
         """See `Enclave.run`."""
-        return _signed(self._call("/run", {"request": request.to_json(), "input": "0x" + input_data.hex()}))
+        return _signed(self._call("/run", self._chain({"request": request.to_json(), "input": "0x" + input_data.hex()})))
 
     def run_many(self, runs: list[tuple[Request, bytes]]) -> Iterator[tuple[int, SignedResult | EnclaveError]]:
         """Several runs in one call, each its own job, run concurrently by the enclave: yields (index, outcome)
@@ -145,7 +155,7 @@ class EnclaveClient:
         if len(runs) == 1:  # the plain call: one answer with its length, the least work on both sides
             yield 0, self.run(*runs[0])
             return
-        body = json.dumps({"runs": [{"request": r.to_json(), "input": "0x" + data.hex()} for r, data in runs]}).encode()
+        body = json.dumps(self._chain({"runs": [{"request": r.to_json(), "input": "0x" + data.hex()} for r, data in runs]})).encode()
         try:
             response = self._http.open("POST", self._base + "/run", body, self._headers)
         except (OSError, http.client.HTTPException) as exc:
@@ -182,14 +192,16 @@ class EnclaveClient:
         """See `Enclave.quote`; raises `QuoteRefused` when the run did not end Ok."""
         body = self._call(
             "/quote",
-            {
-                "templateId": "0x" + template_id.hex(),
-                "input": "0x" + input_data.hex(),
-                "consumer": consumer,
-                "deadline": deadline,
-                "anchorBlock": anchor_block,
-                "anchorHash": "0x" + anchor_hash.hex(),
-            },
+            self._chain(
+                {
+                    "templateId": "0x" + template_id.hex(),
+                    "input": "0x" + input_data.hex(),
+                    "consumer": consumer,
+                    "deadline": deadline,
+                    "anchorBlock": anchor_block,
+                    "anchorHash": "0x" + anchor_hash.hex(),
+                }
+            ),
         )
         if body["status"] != Status.OK:
             raise QuoteRefused(Status(body["status"]), str(body.get("reason", "")))

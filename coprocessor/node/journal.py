@@ -164,13 +164,16 @@ class Journal:
     that never `join`s (a reader, or a unit under test) takes no lease and checks none.
     """
 
-    def __init__(self, target: Path | str, node_id: str = "node", lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+    def __init__(
+        self, target: Path | str, node_id: str = "node", lease_seconds: float = DEFAULT_LEASE_SECONDS, partition: str | None = None
+    ) -> None:
         self.target = target
+        self.partition = partition  # one chain's part of a journal shared by the chains a node serves
         self.node_id = node_id
         self.lease_seconds = lease_seconds
         self.epoch = 0  # this node's fencing epoch, from `join`; 0: not joined, no lease checked
         self.leading = False  # whether this node held the leader's lease at its last heartbeat
-        self.db: Database = connect_database(target)
+        self.db: Database = connect_database(target, partition)
         self._lease_db: Database | None = None  # a connection of its own: a heartbeat never queues behind the work
         self._migrate()
 
@@ -260,7 +263,7 @@ class Journal:
         """Starts this node's lease under a new fencing epoch (any earlier life of it is fenced off)."""
         until = time.time() + self.lease_seconds
         if self._lease_db is None:
-            self._lease_db = connect_database(self.target)
+            self._lease_db = connect_database(self.target, self.partition)
         rows = self._lease_db.atomic(
             lambda ex: ex(
                 "INSERT INTO nodes (node_id, epoch, lease_until) VALUES (?, 1, ?)"

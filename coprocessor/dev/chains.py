@@ -1,0 +1,110 @@
+"""Several local chains served by one enclave and one node (`coprocessor dev --chains N`, and the tests)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from coprocessor_enclave.template import Template
+
+from ..chain import ANVIL_KEYS, Deployment, TxSender, connect
+from ..config import NodeConfig
+from ..node.chains import MultiChainNode, partition_for
+from ..node.enclave_client import EnclaveClient
+from ..node.journal import Journal
+from ..node.pipeline import Node
+from . import devnet
+
+FIRST_CHAIN_ID = 31337  # Anvil's default; the next chains count up from it
+
+
+@dataclass
+class DevChain:
+    """One local chain: its Anvil, RPC URL and deployment."""
+
+    name: str
+    rpc_url: str
+    deployment: Deployment
+    anvil: subprocess.Popen[bytes]
+
+    @property
+    def chain_id(self) -> int:
+        """The chain's id."""
+        return self.deployment.chain_id
+
+
+def start_chains(count: int, templates: Iterable[Template], first_port: int | None = None) -> list[DevChain]:
+    """`count` Anvils with chain ids 31337, 31338, ... (ports from `first_port`, else free ones), the contracts
+    deployed and `templates` published on each."""
+    templates = list(templates)
+    chains: list[DevChain] = []
+    try:
+        for i in range(count):
+            port = devnet.free_port() if first_port is None else first_port + i
+            chain_id = FIRST_CHAIN_ID + i
+            anvil = devnet.start_anvil(port, ["--chain-id", str(chain_id)])
+            rpc_url = f"http://127.0.0.1:{port}"
+            chains.append(DevChain(f"chain-{chain_id}", rpc_url, devnet.deploy(rpc_url, templates=templates), anvil))
+    except BaseException:
+        stop_chains(chains)
+        raise
+    return chains
+
+
+def stop_chains(chains: Iterable[DevChain]) -> None:
+    """Stops every chain's Anvil."""
+    for chain in chains:
+        devnet.stop(chain.anvil)
+
+
+def start_enclave(
+    chains: Sequence[DevChain], template_dirs: Sequence[Path], state: Path, secrets_file: Path | None = None
+) -> tuple[subprocess.Popen[bytes], EnclaveClient]:
+    """One DEV enclave answering every chain (the first is its home), registered in each chain's EnclaveRegistry."""
+    home, *others = chains
+    payee = TxSender(connect(home.rpc_url), ANVIL_KEYS[devnet.PAYEE]).address
+    process, enclave = devnet.start_enclave(
+        home.deployment,
+        payee,
+        template_dirs,
+        state / "dev-pki",
+        state / "enclave.token",
+        state / "enclave.log",
+        chain_rpc=home.rpc_url,
+        secrets_file=secrets_file,
+        also=[(c.deployment, c.rpc_url) for c in others],
+    )
+    try:
+        for chain in chains:
+            devnet.register_enclave(chain.rpc_url, chain.deployment, enclave.for_chain(chain.chain_id), state / "dev-pki")
+    except BaseException:
+        devnet.stop(process)
+        raise
+    return process, enclave
+
+
+def chain_node(chain: DevChain, enclave: EnclaveClient, journal: Path | str, config: NodeConfig = NodeConfig()) -> Node:  # noqa: B008
+    """The node of one chain, on its own partition of `journal`, reading from the chain's deployment block."""
+    w3 = connect(chain.rpc_url)
+    return Node(
+        w3,
+        chain.deployment.coprocessor,
+        Journal(journal, partition=partition_for(chain.chain_id, int(enclave.info()["chainId"]))),
+        enclave.for_chain(chain.chain_id),
+        TxSender(w3, ANVIL_KEYS[devnet.NODE]),
+        chain.deployment.start_block,
+        config,
+        subscriptions=chain.deployment.subscriptions,
+    )
+
+
+def multichain_node(
+    chains: Sequence[DevChain],
+    enclave: EnclaveClient,
+    journal: Path | str,
+    config: NodeConfig = NodeConfig(),  # noqa: B008 - frozen
+) -> MultiChainNode:
+    """One node serving every chain."""
+    return MultiChainNode({chain.name: chain_node(chain, enclave, journal, config) for chain in chains})
