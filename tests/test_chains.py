@@ -7,6 +7,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,6 +98,11 @@ def test_multiChainNode_requestsOnBothChains_eachAnsweredForItsOwnChain(
         time.sleep(0.1)
     assert [j.counts().get("settled", 0) for j in journals.values()] == [1, 1]
     assert journals[a.name].target == journals[b.name].target and journals[a.name].partition != journals[b.name].partition
+    # One /metrics for both chains, every sample labelled with its chain.
+    port = node.serve_metrics(0)
+    exposition = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for chain in running:
+        assert f'coprocessor_requests{{chain="{chain.name}",state="settled"}} 1.0' in exposition
 
 
 def test_multiChainNode_oneChainsRpcDown_theOtherKeepsItsIdleLatency(

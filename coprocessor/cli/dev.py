@@ -12,7 +12,6 @@ import click
 
 from ..config import default_state_dir
 from ..dev.toolchain import TEMPLATES_DIR
-from .node import serve_metrics
 from .options import (
     in_state_dir,
     load_template_dirs,
@@ -26,7 +25,15 @@ from .options import (
 
 
 @click.command()
-@click.option("--port", default=8545, show_default=True, help="Port for the local Anvil chain.")
+@click.option("--port", default=8545, show_default=True, help="Port for the local Anvil chain (further chains take the next ports).")
+@click.option(
+    "--chains",
+    "chain_count",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="How many local chains (chain ids 31337, 31338, ...) one enclave and one node serve.",
+)
 @click.option("--demo", is_flag=True, help="Send a handful of requests, print the answers, then exit.")
 @click.option(
     "--state-dir",
@@ -53,6 +60,7 @@ from .options import (
 @node_options
 def dev(
     port: int,
+    chain_count: int,
     demo: bool,
     state_dir: Path,
     template_dirs: tuple[Path, ...],
@@ -62,6 +70,9 @@ def dev(
     **kwargs: Any,
 ) -> None:
     """Run everything locally: Anvil, contracts, a DEV enclave and the node.
+
+    With --chains N, N Anvils (chain ids 31337 up) are served by one enclave, whose key is
+    registered on each, and one node; `<state dir>/chains.toml` lists them for `coprocessor node --chains`.
 
     Development attestation only: NOT SECURE. Ctrl-C stops every child process.
     """
@@ -73,13 +84,11 @@ def dev(
     from coprocessor_enclave.template import load_templates
     from coprocessor_enclave.text import inert
 
-    from ..attest.registration import KeyKeeper
     from ..chain import ANVIL_KEYS, TxSender, connect
+    from ..dev import chains as dev_chains
     from ..dev import devnet, v4
-    from ..dev.demo import run_demo
+    from ..dev.demo import run_chains_demo, run_demo
     from ..dev.toolchain import forge_build
-    from ..node.journal import Journal
-    from ..node.pipeline import Node
     from ..node.quotes import start_quote_server
 
     setup_logging(verbose)
@@ -87,97 +96,82 @@ def dev(
     log = logging.getLogger("coprocessor.dev")
     templates = load_templates([TEMPLATES_DIR, *template_dirs])  # the library, plus the author's own
     state_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm", "enclave.log"):
-        (state_dir / stale).unlink(missing_ok=True)
+    for pattern in ("journal*.sqlite*", "enclave.log", "deployment-*.json"):
+        for stale in state_dir.glob(pattern):
+            stale.unlink()
 
     click.echo("compiling contracts (forge, offline solcjs)...", err=True)
     forge_build()
-    anvil = enclave_process = None
-    node = quote_server = None
+    running: list[dev_chains.DevChain] = []
+    enclave_process = served = quote_server = None
     try:
-        click.echo(f"starting anvil on 127.0.0.1:{port}...", err=True)
-        anvil = devnet.start_anvil(port)
-        rpc_url = f"http://127.0.0.1:{port}"
+        click.echo(f"starting {chain_count} anvil chain(s) from 127.0.0.1:{port}...", err=True)
         # The project's library is published for the demo; templates from --templates are loaded into the
         # enclave but left for their author to publish (`coprocessor template publish`).
-        deployment = devnet.deploy(rpc_url, templates=load_templates([TEMPLATES_DIR]).values())
+        running = dev_chains.start_chains(chain_count, load_templates([TEMPLATES_DIR]).values(), first_port=port)
+        home = running[0]
+        deployment = home.deployment
         deployment.save(state_dir / "deployment.json")
-        log.info(
-            "deployed: registry %s, coprocessor %s, key registry %s, consumer %s",
-            deployment.registry,
-            deployment.coprocessor,
-            deployment.key_registry,
-            deployment.consumer,
-        )
+        for chain in running[1:]:
+            chain.deployment.save(state_dir / f"deployment-{chain.chain_id}.json")
+        if chain_count > 1:  # `coprocessor node --chains` reads this
+            (state_dir / "chains.toml").write_text(dev_chains.chains_file(running, state_dir))
+        for chain in running:
+            log.info(
+                "chain %d at %s: registry %s, coprocessor %s, key registry %s, consumer %s",
+                chain.chain_id,
+                chain.rpc_url,
+                chain.deployment.registry,
+                chain.deployment.coprocessor,
+                chain.deployment.key_registry,
+                chain.deployment.consumer,
+            )
 
-        w3 = connect(rpc_url)
+        w3 = connect(home.rpc_url)
         # A local Uniswap v4 to try hooks on (`coprocessor v4 hook|pool|swap` read this file).
         v4_stack = v4.deploy_v4_stack(TxSender(w3, ANVIL_KEYS[devnet.DEPLOYER]))
         (state_dir / "v4.json").write_text(json.dumps(asdict(v4_stack), indent=2))
         log.info("Uniswap v4: PoolManager %s (real bytecode), swap router %s", v4_stack.pool_manager, v4_stack.swap_router)
-        payee = TxSender(w3, ANVIL_KEYS[devnet.PAYEE]).address
-        pki_dir = state_dir / "dev-pki"
-        enclave_process, enclave = devnet.start_enclave(
-            deployment,
-            payee,
-            [t.path for t in templates.values()],
-            pki_dir,
-            state_dir / "enclave.token",
-            state_dir / "enclave.log",
-            chain_rpc=rpc_url,
-            secrets_file=secrets_file,
-        )
+        enclave_process, enclave = dev_chains.start_enclave(running, [t.path for t in templates.values()], state_dir, secrets_file)
         click.echo(DEV_BANNER, err=True)
-        sender = TxSender(w3, ANVIL_KEYS[devnet.NODE])  # one nonce counter for registrations and fulfilments
-        registrar = devnet.dev_registrar(rpc_url, deployment, pki_dir, sender=sender)
-        record = registrar.register(enclave)
         log.info(
-            "dev enclave %s: DCAP quote verified by dcap-qvl against the dev root, approved and registered (payee %s)",
-            record.enclave,
-            payee,
+            "dev enclave %s: DCAP quote verified by dcap-qvl against the dev root, approved and registered on %s",
+            enclave.info()["address"],
+            ", ".join(f"chain {c.chain_id}" for c in running),
         )
         for template in templates.values():
             log.info("template %s v%s: %s", template.name, inert(template.version), template.id_hex)
-        epoch = devnet.provision_keys(rpc_url, deployment, enclave, templates.values(), sender=sender)
+        epoch = enclave.keys_genesis()
+        for chain in running:
+            devnet.publish_all_keys(chain.rpc_url, chain.deployment, enclave.for_chain(chain.chain_id), templates.values())
         log.info("cluster keys made inside the enclave (epoch %d); every template's public keys published", epoch)
 
-        journal = Journal(state_dir / "journal.sqlite")
-        keeper = KeyKeeper(w3, deployment.registry, enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)
-        node = Node(
-            w3,
-            deployment.coprocessor,
-            journal,
-            enclave,
-            sender,
-            deployment.start_block,
-            config,
-            keeper,
-            subscriptions=deployment.subscriptions,
-        )
-        serve_metrics(node, metrics_port)
+        served = dev_chains.multichain_node(running, enclave, state_dir / "journal.sqlite", config, keys_from=state_dir / "dev-pki")
+        if metrics_port:
+            log.info("metrics on http://127.0.0.1:%d/metrics", served.serve_metrics(metrics_port))
         if quote_port:
-            quote_server = start_quote_server(enclave, w3, "127.0.0.1", quote_port)
+            quote_server = start_quote_server(enclave.for_chain(home.chain_id), w3, "127.0.0.1", quote_port)
             click.echo(f"quote endpoint (sync mode): http://127.0.0.1:{quote_port}/quote", err=True)
         if demo:
-            thread = threading.Thread(target=node.run, name="node", daemon=True)
+            thread = threading.Thread(target=served.run, name="node", daemon=True)
             thread.start()
-            ok = run_demo(w3, deployment, templates)
-            node.stop()
-            thread.join(5)
+            ok = run_demo(w3, deployment, templates) and run_chains_demo(running[1:], templates)
+            served.stop()
+            thread.join(10)
             sys.exit(0 if ok else 1)
-        signal.signal(signal.SIGTERM, lambda *_: node.stop())
-        log.info("serving requests; Ctrl-C to stop")
+        signal.signal(signal.SIGTERM, lambda *_: served.stop() if served is not None else None)
+        log.info("serving requests on %d chain(s); Ctrl-C to stop", chain_count)
         try:
-            node.run()
+            served.run()
         except KeyboardInterrupt:
             pass
     finally:
-        if node is not None:
-            node.stop()
+        if served is not None:
+            served.stop()
         if quote_server is not None:
             quote_server.shutdown()
         devnet.stop(enclave_process)
-        devnet.stop(anvil)
+        dev_chains.stop_chains(running)
 
 
 @click.command()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from coprocessor_enclave.template import Template
 
+from ..attest.registration import KeyKeeper
 from ..chain import ANVIL_KEYS, Deployment, TxSender, connect
 from ..config import NodeConfig
 from ..node.chains import MultiChainNode, partition_for
@@ -85,17 +86,31 @@ def start_enclave(
     return process, enclave
 
 
-def chain_node(chain: DevChain, enclave: EnclaveClient, journal: Path | str, config: NodeConfig = NodeConfig()) -> Node:  # noqa: B008
-    """The node of one chain, on its own partition of `journal`, reading from the chain's deployment block."""
+def chain_node(
+    chain: DevChain,
+    enclave: EnclaveClient,
+    journal: Path | str,
+    config: NodeConfig = NodeConfig(),  # noqa: B008 - frozen
+    keys_from: Path | None = None,
+) -> Node:
+    """The node of one chain, on its own partition of `journal`, reading from the chain's deployment block.
+    With `keys_from` (the dev PKI), it also checks its enclave key on the chain and renews it before it lapses."""
     w3 = connect(chain.rpc_url)
+    sender = TxSender(w3, ANVIL_KEYS[devnet.NODE])  # one nonce counter for renewals and fulfilments
+    chain_enclave = enclave.for_chain(chain.chain_id)
+    keeper = None
+    if keys_from is not None:
+        registrar = devnet.dev_registrar(chain.rpc_url, chain.deployment, keys_from, sender=sender)
+        keeper = KeyKeeper(w3, chain.deployment.registry, chain_enclave, registrar, renew_before_seconds=devnet.DEV_ENCLAVE_VALIDITY // 10)
     return Node(
         w3,
         chain.deployment.coprocessor,
         Journal(journal, partition=partition_for(chain.chain_id, int(enclave.info()["chainId"]))),
-        enclave.for_chain(chain.chain_id),
-        TxSender(w3, ANVIL_KEYS[devnet.NODE]),
+        chain_enclave,
+        sender,
         chain.deployment.start_block,
         config,
+        keeper,
         subscriptions=chain.deployment.subscriptions,
     )
 
@@ -105,6 +120,17 @@ def multichain_node(
     enclave: EnclaveClient,
     journal: Path | str,
     config: NodeConfig = NodeConfig(),  # noqa: B008 - frozen
+    keys_from: Path | None = None,
 ) -> MultiChainNode:
     """One node serving every chain."""
-    return MultiChainNode({chain.name: chain_node(chain, enclave, journal, config) for chain in chains})
+    return MultiChainNode({chain.name: chain_node(chain, enclave, journal, config, keys_from) for chain in chains})
+
+
+def chains_file(chains: Sequence[DevChain], folder: Path) -> str:
+    """The chains file (`coprocessor node --chains`) of `chains`, whose deployment records are in `folder`."""
+    tables = []
+    for i, chain in enumerate(chains):
+        record = "deployment.json" if i == 0 else f"deployment-{chain.chain_id}.json"
+        assert (folder / record).exists(), record
+        tables.append(f'[[chains]]\nname = "{chain.name}"\nrpc = "{chain.rpc_url}"\ndeployment = "{record}"\n')
+    return "\n".join(tables)

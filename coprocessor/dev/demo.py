@@ -3,7 +3,8 @@ dynamic-fee hook on the real PoolManager, each answer printed as it is mined."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 from eth_utils import keccak
@@ -11,9 +12,12 @@ from eth_utils import keccak
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.template import Template, encode_args, find_template
 
-from ..chain import ANVIL_KEYS, Deployment, TxSender
+from ..chain import ANVIL_KEYS, Deployment, TxSender, connect
 from . import devnet, v4
 from .consumer import Answer, ExampleConsumerClient
+
+if TYPE_CHECKING:
+    from .chains import DevChain
 
 
 def run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Template]) -> bool:
@@ -58,6 +62,26 @@ def run_demo(w3: object, deployment: Deployment, templates: dict[bytes, Template
     if not ok:
         click.echo("error: some statuses differ from what the demo expected", err=True)
     return ok and run_hook_demo(w3, deployment, find_template(templates, "v4-volatility"))
+
+
+def run_chains_demo(chains: Sequence[DevChain], templates: dict[bytes, Template]) -> bool:
+    """One request on each further chain, answered by the same enclave and node (`dev --chains N`)."""
+    if not chains:
+        return True
+    median = find_template(templates, "median-price")
+    click.echo("\nThe same enclave and node on further chains:")
+    ok = True
+    for chain in chains:
+        w3 = connect(chain.rpc_url)
+        client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), chain.deployment.consumer)
+        request_id, sent_at = client.ask(median.template_id, encode_args(median, [[7 * 10**8, 9 * 10**8, 8 * 10**8], 500]))
+        answer = client.wait(request_id, sent_at)
+        ok &= answer.status == Status.OK
+        click.echo(
+            f"  chain {chain.chain_id}: 0x{request_id.hex()[:12]}… median-price {answer.status.name}"
+            f" {answer.latency * 1000:.0f} ms  {answer.describe(median)}"
+        )
+    return ok
 
 
 def run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:

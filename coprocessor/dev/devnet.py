@@ -185,13 +185,20 @@ def provision_keys(
 ) -> int:
     """Makes the cluster's keys inside the enclave (genesis) and publishes every template's public keys
     in the KeyRegistry, signed by the enclave; returns the epoch."""
+    epoch = enclave.keys_genesis()
+    publish_all_keys(rpc_url, deployment, enclave, templates, sender)
+    return epoch
+
+
+def publish_all_keys(
+    rpc_url: str, deployment: Deployment, enclave: EnclaveClient, templates: Iterable[Template], sender: TxSender | None = None
+) -> None:
+    """Publishes every template's public keys of the enclave's current epoch in the deployment's KeyRegistry."""
     from ..confidential import publish_keys
 
-    epoch = enclave.keys_genesis()
     sender = sender or TxSender(connect(rpc_url), ANVIL_KEYS[NODE])
     for template in templates:
         publish_keys(sender, deployment, enclave, template.template_id)
-    return epoch
 
 
 def stop(process: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
