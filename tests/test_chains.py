@@ -4,11 +4,15 @@ latency at its idle level."""
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,7 +20,7 @@ from eth_utils import to_checksum_address
 
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect
 from coprocessor.dev import devnet
-from coprocessor.dev.chains import DevChain, multichain_node, start_chains, start_enclave, stop_chains
+from coprocessor.dev.chains import DevChain, chains_file, multichain_node, start_chains, start_enclave, stop_chains
 from coprocessor.dev.consumer import ExampleConsumerClient
 from coprocessor.dev.postgres import LocalPostgres
 from coprocessor.dev.toolchain import TEMPLATES_DIR
@@ -33,25 +37,33 @@ HOLDER = to_checksum_address("0x" + "7e" * 20)
 LATENCY_SAMPLES = 6
 
 
+@dataclass
+class TwoChains:
+    """Two local chains and the one enclave registered on both."""
+
+    chains: list[DevChain]
+    enclave: EnclaveClient
+    templates: dict[bytes, Template]
+    token_file: Path
+
+
 @pytest.fixture(scope="module")
-def chains(
-    contracts_built: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[list[DevChain], EnclaveClient, dict[bytes, Template]]]:
+def chains(contracts_built: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoChains]:
     state = tmp_path_factory.mktemp("chains")
     templates = load_templates([TEMPLATES_DIR, TEST_TEMPLATES])
     running = start_chains(2, [t for t in templates.values() if t.name != "fee-echo"])
     process = None
     try:
         process, enclave = start_enclave(running, [TEMPLATES_DIR, TEST_TEMPLATES], state)
-        yield running, enclave, templates
+        yield TwoChains(running, enclave, templates, state / "enclave.token")
     finally:
         devnet.stop(process)
         stop_chains(running)
 
 
 @pytest.fixture
-def node(chains: tuple[list[DevChain], EnclaveClient, dict[bytes, Template]], tmp_path: Path) -> Iterator[MultiChainNode]:
-    running, enclave, _ = chains
+def node(chains: TwoChains, tmp_path: Path) -> Iterator[MultiChainNode]:
+    running, enclave = chains.chains, chains.enclave
     served = multichain_node(running, enclave, tmp_path / "journal.sqlite")
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()
@@ -74,10 +86,8 @@ def _latency(chain: DevChain, template: Template) -> float:
     return answer.latency
 
 
-def test_multiChainNode_requestsOnBothChains_eachAnsweredForItsOwnChain(
-    chains: tuple[list[DevChain], EnclaveClient, dict[bytes, Template]], node: MultiChainNode
-) -> None:
-    running, enclave, templates = chains
+def test_multiChainNode_requestsOnBothChains_eachAnsweredForItsOwnChain(chains: TwoChains, node: MultiChainNode) -> None:
+    running, enclave, templates = chains.chains, chains.enclave, chains.templates
     a, b = running
     assert (a.chain_id, b.chain_id) == (31337, 31338)
     assert [c["chainId"] for c in enclave.info()["chains"]] == [31337, 31338]
@@ -105,10 +115,8 @@ def test_multiChainNode_requestsOnBothChains_eachAnsweredForItsOwnChain(
         assert f'coprocessor_requests{{chain="{chain.name}",state="settled"}} 1.0' in exposition
 
 
-def test_multiChainNode_oneChainsRpcDown_theOtherKeepsItsIdleLatency(
-    chains: tuple[list[DevChain], EnclaveClient, dict[bytes, Template]], node: MultiChainNode, tmp_path: Path
-) -> None:
-    running, _, templates = chains
+def test_multiChainNode_oneChainsRpcDown_theOtherKeepsItsIdleLatency(chains: TwoChains, node: MultiChainNode, tmp_path: Path) -> None:
+    running, templates = chains.chains, chains.templates
     a, b = running
     median = find_template(templates, "median-price")
     idle = [_latency(a, median) for _ in range(LATENCY_SAMPLES)]
@@ -126,8 +134,8 @@ def test_multiChainNode_oneChainsRpcDown_theOtherKeepsItsIdleLatency(
     assert all(n.lease_lost is None for n in node.nodes.values())
 
 
-def test_loadChains_badFiles_sayWhatIsWrong(tmp_path: Path, chains: tuple[list[DevChain], EnclaveClient, dict[bytes, Template]]) -> None:
-    running, _, _ = chains
+def test_loadChains_badFiles_sayWhatIsWrong(tmp_path: Path, chains: TwoChains) -> None:
+    running = chains.chains
     for chain in running:
         chain.deployment.save(tmp_path / f"{chain.name}.json")
     good = tmp_path / "chains.toml"
@@ -159,3 +167,30 @@ def test_journalPartitions_sqliteAndPostgres_keepChainsApart(tmp_path: Path, pos
         assert second.secrets_since(0) == [] and home.secrets_since(0) == []
         for journal in (home, first, second, again):
             journal.close()
+
+
+def test_nodeCommand_chainsFile_servesBothChains(chains: TwoChains, tmp_path: Path) -> None:
+    running, enclave, templates = chains.chains, chains.enclave, chains.templates
+    for i, chain in enumerate(running):
+        chain.deployment.save(tmp_path / ("deployment.json" if i == 0 else f"deployment-{chain.chain_id}.json"))
+    (tmp_path / "chains.toml").write_text(chains_file(running, tmp_path))
+    token_file = chains.token_file
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COPROCESSOR_")}
+    env["COPROCESSOR_NODE_KEY"] = ANVIL_KEYS[devnet.NODE]
+    log = tmp_path / "node.log"
+    command = [sys.executable, "-m", "coprocessor", "node", "--chains", str(tmp_path / "chains.toml"), "--enclave", enclave.url]
+    command += ["--enclave-token-file", str(token_file), "--journal", str(tmp_path / "journal.sqlite"), "--metrics-port", "0"]
+    with open(log, "ab") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env, preexec_fn=devnet.die_with_parent)
+    try:
+        median = find_template(templates, "median-price")
+        for chain in running:
+            client = _client(chain)
+            request_id, sent_at = client.ask(median.template_id, encode_args(median, [[5, 6, 7], 100]))
+            answer = client.wait(request_id, sent_at, 60)
+            assert answer.status == Status.OK, answer.output
+        text = log.read_text()
+        assert all(f"serving chain {chain.name} ({chain.chain_id})" in text for chain in running), text
+        assert (tmp_path / f"journal.chain_{running[1].chain_id}.sqlite").exists()  # the second chain's partition
+    finally:
+        devnet.stop(process)
