@@ -4,6 +4,7 @@ latency at its idle level."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -192,5 +193,14 @@ def test_nodeCommand_chainsFile_servesBothChains(chains: TwoChains, tmp_path: Pa
         text = log.read_text()
         assert all(f"serving chain {chain.name} ({chain.chain_id})" in text for chain in running), text
         assert (tmp_path / f"journal.chain_{running[1].chain_id}.sqlite").exists()  # the second chain's partition
+        for chain_args in ([], ["--chain", str(running[1].chain_id)]):
+            shown = subprocess.run(
+                [sys.executable, "-m", "coprocessor", "status", "--journal", str(tmp_path / "journal.sqlite"), *chain_args, "--json"],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            assert json.loads(shown.stdout)["counts"].get("settled", 0) >= 1, shown.stdout
     finally:
         devnet.stop(process)

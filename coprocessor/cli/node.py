@@ -211,9 +211,16 @@ def node_command(
 
 @click.command()
 @journal_option
+@click.option(
+    "--chain",
+    "chain_id",
+    type=int,
+    default=None,
+    help="A node serving several chains (`node --chains`): this chain's part of the journal. Omit it for the enclave's home chain.",
+)
 @click.option("--errors", "error_count", default=5, show_default=True, help="How many recent errors to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status(journal_path: Path | str, error_count: int, as_json: bool) -> None:
+def status(journal_path: Path | str, chain_id: int | None, error_count: int, as_json: bool) -> None:
     """Show what a node's journal holds: requests by state, the oldest pending, recent errors.
 
     Reads the journal only (safe while the node runs); the chain stays the final word.
@@ -222,14 +229,18 @@ def status(journal_path: Path | str, error_count: int, as_json: bool) -> None:
 
     from coprocessor_enclave.text import inert
 
-    from ..node.databases import redacted
+    from ..node.chains import partition_name
+    from ..node.databases import partitioned, redacted
     from ..node.journal import Journal, State
 
-    if isinstance(journal_path, Path) and not journal_path.exists():
+    partition = None if chain_id is None else partition_name(chain_id)
+    where = partitioned(journal_path, partition)
+    if isinstance(where, Path) and not where.exists():
         raise click.ClickException(
-            f"no journal at {journal_path}: pass --journal (the node's --journal, or <state dir>/journal.sqlite for `dev`)"
+            f"no journal at {where}: pass --journal (the node's --journal, or <state dir>/journal.sqlite for `dev`)"
+            + ("" if chain_id is None else ", and --chain only for a chain other than the enclave's home")
         )
-    journal = Journal(journal_path)
+    journal = Journal(journal_path, partition=partition)
     counts = journal.counts()
     oldest = journal.oldest_active()
     cursor = journal.cursor()
@@ -257,7 +268,7 @@ def status(journal_path: Path | str, error_count: int, as_json: bool) -> None:
             )
         )
         return
-    click.echo(f"journal   {redacted(journal_path)}")
+    click.echo(f"journal   {redacted(where)}" + ("" if partition is None or isinstance(where, Path) else f" (schema {partition})"))
     for node in nodes:
         state = f"lease {node['lease_seconds_left']} s" if node["lease_seconds_left"] else "stopped (work released)"
         click.echo(f"node      {node['node']} epoch {node['epoch']}: {state}")

@@ -101,7 +101,12 @@ def load_chains(path: Path | str) -> list[ChainConfig]:
 def partition_for(chain_id: int, home_chain_id: int) -> str | None:
     """A chain's journal partition: none for the enclave's home chain (so `status` and `secrets put` find it
     as they do for one chain), `chain_<id>` for the others."""
-    return None if chain_id == home_chain_id else f"chain_{chain_id}"
+    return None if chain_id == home_chain_id else partition_name(chain_id)
+
+
+def partition_name(chain_id: int) -> str:
+    """The journal partition of a chain other than the enclave's home: a schema, or a file beside the journal."""
+    return f"chain_{chain_id}"
 
 
 class _ChainLabelled(Collector):
