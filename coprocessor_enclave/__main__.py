@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .attestation import DEV_BANNER, AttestationBackend, DevBackend, DstackBackend
-from .capabilities import CapabilitySettings, load_secrets
+from .capabilities import CapabilitySettings, load_remote_chains, load_secrets
 from .enclave import DEFAULT_CONCURRENCY, Binding, Enclave, EnclaveConfig
 from .errors import CoprocessorError, EnclaveError
 from .pool import DEFAULT_WARM_TEMPLATES
@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     option("--dstack-endpoint", default=None, help="dstack: guest agent socket or URL (default: dstack-sdk's)")
     option("--chain-rpc", default=None, help="JSON-RPC URL templates read chain state from (untrusted: every answer is verified)")
     option(
+        "--read-chains",
+        type=Path,
+        default=None,
+        help="TOML file of other chains templates may read (ctx.chain(chain_id, block)): each chain's independent RPCs, "
+        "the quorum that must agree on a block and its finality depth (docs/chains.md)",
+    )
+    option(
         "--secrets",
         type=Path,
         default=None,
@@ -113,6 +120,7 @@ def serve(args: argparse.Namespace) -> None:
         backend = DstackBackend(args.dstack_endpoint)
     capabilities = CapabilitySettings(
         chain_rpc=args.chain_rpc,
+        remote_chains=load_remote_chains(args.read_chains) if args.read_chains else {},
         secrets=load_secrets(args.secrets) if args.secrets else {},
         allow_private_hosts=args.http_allow_private,
     )

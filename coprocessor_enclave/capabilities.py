@@ -65,11 +65,60 @@ class BoundSecret:
         return any(t in ("*", template.id_hex) for t in self.templates)
 
 
+MAX_REMOTE_RPCS = 7  # RPCs asked about one block of another chain; each answer is the host's time
+
+
+@dataclass(frozen=True)
+class RemoteChain:
+    """Another chain templates may read (`ctx.chain(chain_id, block)`): a block's hash is trusted when `quorum`
+    of these independent RPCs give it and each says the block is `finality_depth` blocks deep (docs/chains.md)."""
+
+    chain_id: int
+    rpcs: tuple[str, ...]
+    quorum: int
+    finality_depth: int
+
+
+def load_remote_chains(path: Path | str) -> dict[int, RemoteChain]:
+    """Reads the chains templates may read across (TOML), one `[[chains]]` table each:
+
+    ```toml
+    [[chains]]
+    chain_id = 8453
+    rpcs = ["https://a.example", "https://b.example", "https://c.example"]  # run by independent parties
+    quorum = 2            # more than half of `rpcs`: two blocks can never both reach it
+    finality_depth = 64   # blocks on top of the one read, as each RPC reports its head
+    ```
+    """
+    path = Path(path)
+    try:
+        tables = tomllib.loads(path.read_text()).get("chains")
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read the chains file ({exc})") from None
+    if not isinstance(tables, list) or not tables:
+        raise ManifestError(f"{path}: list each chain in a [[chains]] table (chain_id, rpcs, quorum, finality_depth)")
+    chains: dict[int, RemoteChain] = {}
+    for table in tables:
+        chain_id, rpcs, quorum, depth = (table.get(k) for k in ("chain_id", "rpcs", "quorum", "finality_depth"))
+        where = f"{path}: chain {chain_id}"
+        if not isinstance(chain_id, int) or chain_id <= 0 or chain_id in chains:
+            raise ManifestError(f"{where}: `chain_id` must be a positive integer, each chain once")
+        if not isinstance(rpcs, list) or not 1 <= len(rpcs) <= MAX_REMOTE_RPCS or not all(isinstance(u, str) for u in rpcs):
+            raise ManifestError(f"{where}: `rpcs` must list 1-{MAX_REMOTE_RPCS} RPC URLs")
+        if not isinstance(quorum, int) or not len(rpcs) // 2 < quorum <= len(rpcs):
+            raise ManifestError(f"{where}: `quorum` must be more than half of the {len(rpcs)} RPCs, and at most all of them")
+        if not isinstance(depth, int) or depth < 0:
+            raise ManifestError(f"{where}: `finality_depth` must be a whole number of blocks")
+        chains[chain_id] = RemoteChain(chain_id, tuple(rpcs), quorum, depth)
+    return chains
+
+
 @dataclass(frozen=True)
 class CapabilitySettings:
     """What the operator grants templates in this enclave, fixed at start."""
 
     chain_rpc: str | None = None
+    remote_chains: Mapping[int, RemoteChain] = field(default_factory=dict)  # other chains templates may read
     secrets: Mapping[str, BoundSecret] = field(default_factory=dict)
     allow_private_hosts: bool = False  # loopback, private and link-local addresses (local development only)
     reserved_ports: frozenset[int] = frozenset()  # the enclave's own ports, never reachable by templates
@@ -153,9 +202,17 @@ class JobCapabilities:
         self._log_spent = False
         self._chain_deadline = 0.0  # when the chain read in flight must have its answer
         self.host_seconds = 0.0  # time spent on the operator's chain RPC: the host's, added to the job's deadline
+        self._remote_rpcs: dict[int, str] = {}  # another chain -> the RPC of its quorum that reads go to
 
     def __call__(self, call: str, args: dict[str, Any]) -> Any:
-        handlers = {"http": self._http, "secret": self._secret, "random": self._random, "log": self._log, "chain": self._chain}
+        handlers = {
+            "http": self._http,
+            "secret": self._secret,
+            "random": self._random,
+            "log": self._log,
+            "chain": self._chain,
+            "remote_block": self._remote_block,
+        }
         if call not in handlers:
             raise CapabilityError(f"unknown capability {call!r}")
         return handlers[call](args)
@@ -311,8 +368,17 @@ class JobCapabilities:
     # ------------------------------------------------------------------ chain
 
     def _chain(self, args: dict[str, Any]) -> Any:
-        if self.settings.chain_rpc is None:
-            raise CapabilityError("this enclave has no chain RPC configured (enclave serve --chain-rpc)")
+        """Relays one read-only call to the request's chain, or (`chainId`) to the RPC of another chain that
+        agreed with the quorum on the block being read (`_remote_block`)."""
+        remote = args.get("chainId")
+        if remote is None:
+            rpc_url = self.settings.chain_rpc
+            if rpc_url is None:
+                raise CapabilityError("this enclave has no chain RPC configured (enclave serve --chain-rpc)")
+        else:
+            rpc_url = self._remote_rpcs.get(remote) if isinstance(remote, int) else None
+            if rpc_url is None:
+                raise CapabilityError(f"chain {remote!r}: read a block of it first (ctx.chain(chain_id, block))")
         method, params = args.get("method"), args.get("params")
         if method not in CHAIN_METHODS or not isinstance(params, list) or len(params) > 3:
             raise CapabilityError(f"chain method {method!r} is not allowed (only {sorted(CHAIN_METHODS)})")
@@ -320,13 +386,17 @@ class JobCapabilities:
             raise CapabilityError(f"eth_getProof takes at most {MAX_PROOF_KEYS} storage keys")
         if method == "eth_getBlockByNumber" and params[1:] != [False]:
             raise CapabilityError("eth_getBlockByNumber is relayed with transaction hashes only (second parameter false)")
+        return self._timed_call(rpc_url, str(method), params)
+
+    def _timed_call(self, rpc_url: str, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call, its time the host's: the job's deadline moves by it, up to MAX_HOST_SECONDS a run."""
         try:
             body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
         except (TypeError, ValueError) as exc:  # e.g. a lone surrogate: the template's fault, not the RPC's
             raise CapabilityError(f"chain parameters do not encode: {exc}") from None
         started = time.monotonic()
         try:
-            return self._relay_chain(method, body)
+            return self._relay_chain(method, body, rpc_url)
         finally:
             # The template's clock stops while the host answers (and while we read its answer): how fast
             # the operator's RPC is must never decide a signed Timeout. Past a total, nothing is signed.
@@ -336,12 +406,46 @@ class JobCapabilities:
             if self.host_seconds > MAX_HOST_SECONDS:
                 raise EnclaveUnreachable(f"the chain RPC took over {MAX_HOST_SECONDS:g} s in this run: not signed")
 
-    def _relay_chain(self, method: str, body: bytes) -> Any:
-        """One JSON-RPC call to the operator's chain RPC; its `result`, or why there is none."""
+    def _remote_block(self, args: dict[str, Any]) -> str:
+        """The hash of block `block` of chain `chainId`, trusted because a quorum of that chain's independent RPCs
+        give it and each reports it `finality_depth` deep. The template verifies everything it then reads
+        against this hash; reads go to an RPC of the quorum.
+
+        No quorum because the RPCs disagree: `CapabilityError` (the run ends ChainDataInvalid, never a wrong
+        Ok). No quorum yet because the block is not deep enough, or RPCs did not answer: `EnclaveUnreachable`,
+        nothing is signed and the node tries again (the host may delay work, never decide it)."""
+        chain_id, block = args.get("chainId"), args.get("block")
+        if not isinstance(chain_id, int) or not isinstance(block, int) or isinstance(block, bool) or block < 0:
+            raise CapabilityError("ctx.chain(chain_id, block) takes two integers")
+        remote = self.settings.remote_chains.get(chain_id)
+        if remote is None:
+            raise CapabilityError(f"this enclave reads no chain {chain_id} (enclave serve --read-chains)")
+        votes: dict[str, list[str]] = {}
+        undecided = 0  # RPCs that did not answer, or not yet this deep: they may still join a quorum
+        for rpc_url in remote.rpcs:
+            try:
+                head = int(str(self._timed_call(rpc_url, "eth_blockNumber", [])), 16)
+                found = self._timed_call(rpc_url, "eth_getBlockByNumber", [hex(block), False])
+                block_hash = str(found["hash"]).lower() if isinstance(found, dict) else ""
+            except (EnclaveUnreachable, CapabilityError, KeyError, ValueError):
+                undecided += 1
+                continue
+            if head < block + remote.finality_depth or not block_hash:
+                undecided += 1
+                continue
+            agreeing = votes.setdefault(block_hash, [])
+            agreeing.append(rpc_url)
+            if len(agreeing) >= remote.quorum:  # more than half: no other hash can reach it
+                self._remote_rpcs[chain_id] = agreeing[0]
+                return block_hash
+        best = max((len(v) for v in votes.values()), default=0)
+        if best + undecided >= remote.quorum:
+            raise EnclaveUnreachable(f"block {block} of chain {chain_id} is not yet final on {remote.quorum} of its RPCs")
+        raise CapabilityError(f"the RPCs of chain {chain_id} disagree on block {block}: no {remote.quorum} of them agree")
+
+    def _relay_chain(self, method: str, body: bytes, rpc_url: str) -> Any:
+        """One JSON-RPC call to one of the operator's chain RPCs; its `result`, or why there is none."""
         timeout = RPC_TIMEOUT_SECONDS
-        rpc_url = self.settings.chain_rpc
-        if rpc_url is None:
-            raise CapabilityError("this enclave has no chain RPC configured: chain reads are not offered")
         self._chain_deadline = time.monotonic() + timeout
         limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
         headers = [(b"Content-Type", b"application/json")]

@@ -26,6 +26,7 @@ from .keyring import MAX_LIVE_EPOCHS, EpochRoot, Keyring
 from .keys import ENVELOPE_VERSION, DecryptionFailed, decrypt_input, decrypt_secret, seal_root
 from .pool import DEFAULT_WARM_TEMPLATES, TemplateImage, WorkerPool
 from .protocol import (
+    Domain,
     Quote,
     Request,
     SignedQuote,
@@ -193,6 +194,11 @@ class Enclave:
                 {"chainId": b.chain_id, "coprocessor": to_checksum_address(b.coprocessor), "registry": to_checksum_address(b.registry)}
                 for b in self._bindings.values()
             ],
+            # Other chains templates may read, and what makes a block of each trusted (docs/chains.md).
+            "readChains": [
+                {"chainId": r.chain_id, "rpcs": len(r.rpcs), "quorum": r.quorum, "finalityDepth": r.finality_depth}
+                for r in self.capabilities.remote_chains.values()
+            ],
             "teeType": int(self.backend.tee_type),
             "imageId": "0x" + self.backend.image_id().hex(),
             "templates": [{"id": t.id_hex, "name": t.name, "version": t.version} for t in self.templates.values()],
@@ -206,6 +212,10 @@ class Enclave:
         address = self._known(address or self.address)
         binding = self._binding(chain_id)
         return self.backend.attest(report_data(address, self.config.payee, binding.chain_id, binding.registry, nonce))
+
+    def domain(self, chain_id: int | None = None) -> Domain:
+        """The EIP-712 domain this enclave signs responses and quotes in for `chain_id` (default: home)."""
+        return self._domains[self._binding(chain_id).chain_id]
 
     def _binding(self, chain_id: int | None) -> Binding:
         """The deployment a call is for: `chain_id`'s, or home's when it is None."""
@@ -558,6 +568,6 @@ class _QuoteCapabilities(JobCapabilities):
         raise CapabilityError("operator secrets are not offered in sync quotes, which anyone may ask for free")
 
     def _chain(self, args: dict[str, Any]) -> Any:
-        if self.request.anchor_hash == _NO_ANCHOR:
+        if self.request.anchor_hash == _NO_ANCHOR and args.get("chainId") is None:
             raise CapabilityError("this quote has no anchor block, so it cannot read the chain")
         return super()._chain(args)

@@ -120,6 +120,38 @@ class _Checked:
         return checked
 
 
+class _Chains:
+    """`ctx.chain`: the request's own chain as of its anchor (attributes), or another chain's block (called)."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._own: _Checked | None = None
+        self._others: dict[tuple[int, int], _Checked] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._own is None:
+            from .chainread import VerifiedState  # imported on first use: most templates never read the chain
+
+            c = self._context
+            self._own = _Checked(VerifiedState(c._rpc, c.anchor_block, c.anchor_hash, chain_id=c.chain_id), c)
+        return getattr(self._own, name)
+
+    def __call__(self, chain_id: int, block: int) -> Any:
+        if not isinstance(chain_id, int) or not isinstance(block, int) or isinstance(block, bool) or block < 0:
+            raise TypeError("ctx.chain(chain_id, block) takes two integers (block from the request's input)")
+        key = (chain_id, block)
+        if key not in self._others:
+            from .chainread import VerifiedState
+
+            c = self._context
+            block_hash = c._remote_block(chain_id, block)
+            state = VerifiedState(lambda method, params: c._rpc(method, params, chain_id), block, block_hash, chain_id=chain_id)
+            self._others[key] = _Checked(state, c)
+        return self._others[key]
+
+
 @dataclass
 class Context:
     """The request a template runs for, and its capabilities."""
@@ -138,30 +170,42 @@ class Context:
     def __post_init__(self) -> None:
         self.http = Http(self.caller)
         self.chain_error: str | None = None  # set once the host's chain data failed verification
-        self._chain: _Checked | None = None
+        self._chain: _Chains | None = None
 
     @property
     def chain(self) -> Any:
-        """Chain state as of the anchor block, every value verified against `anchor_hash`.
+        """Verified chain state: the request's own chain as of its anchor block, or, called as
+        `ctx.chain(chain_id, block)`, block `block` of another chain the enclave is set to read.
 
         Methods: `balance`, `nonce`, `code`, `storage`, `account`, `header`, `call`
-        (see `coprocessor.chainread.VerifiedState`). Data that fails verification raises
-        `ChainDataError`, and the run ends with status ChainDataInvalid even if the template
-        catches it: a lying host must never turn into a wrong answer.
+        (see `coprocessor.chainread.VerifiedState`). Another chain's block is trusted because a
+        quorum of its independent RPCs agree on its hash at its finality depth (docs/chains.md);
+        take `block` from the request's input, so the request commits to it and the answer can be
+        reproduced. Data that fails verification raises `ChainDataError`, and the run ends with
+        status ChainDataInvalid even if the template catches it: a lying host must never turn
+        into a wrong answer.
         """
         if self._chain is None:
-            from .chainread import VerifiedState  # imported on first use: most templates never read the chain
-
-            state = VerifiedState(self._rpc, self.anchor_block, self.anchor_hash, chain_id=self.chain_id)
-            self._chain = _Checked(state, self)
+            self._chain = _Chains(self)
         return self._chain
 
-    def _rpc(self, method: str, params: list[Any]) -> Any:
+    def _rpc(self, method: str, params: list[Any], chain_id: int | None = None) -> Any:
+        args: dict[str, Any] = {"method": method, "params": params}
+        if chain_id is not None:
+            args["chainId"] = chain_id
         try:
-            return self.caller("chain", {"method": method, "params": params})
+            return self.caller("chain", args)
         except Exception as exc:
             # The host did not supply the data: as untrustworthy an answer as a lie, and handled the same way.
             raise ChainDataError(f"chain RPC {method}: {exc}") from None
+
+    def _remote_block(self, chain_id: int, block: int) -> bytes:
+        """The hash of another chain's block, as the enclave's quorum of that chain's RPCs gives it."""
+        try:
+            return bytes.fromhex(str(self.caller("remote_block", {"chainId": chain_id, "block": block})).removeprefix("0x"))
+        except Exception as exc:
+            self.chain_error = self.chain_error or f"chain {chain_id} block {block}: {exc}"
+            raise ChainDataError(f"chain {chain_id} block {block}: {exc}") from None
 
     def file(self, path: str) -> bytes:
         """A file of this template's own folder (`"data/prices.json"`): the bytes the template id pins.

@@ -131,6 +131,7 @@ def open_stack(
     enclave_chain_rpc: Callable[[str], str] = lambda anvil_url: anvil_url,
     secrets_file: Path | None = None,
     unpublished: Sequence[str] = (),
+    read_chains: Path | None = None,
 ) -> Iterator[Devnet]:
     """Anvil, the contracts, every template in `template_dirs` published (but `unpublished`), and a
     registered DEV enclave whose chain RPC is `enclave_chain_rpc(anvil_url)`."""
@@ -153,6 +154,7 @@ def open_stack(
             state / "enclave.log",
             chain_rpc=enclave_chain_rpc(rpc_url),
             secrets_file=secrets_file,
+            read_chains=read_chains,
         )
         devnet.register_enclave(rpc_url, deployment, client, state / "dev-pki")
         yield Devnet(rpc_url, w3, deployment, client.url, state / "enclave.token", templates, payee, state / "dev-pki")

@@ -31,6 +31,7 @@ LIES = {
     "timestamp": "eth_getBlockByNumber's timestamp + 1",
     "state_root": "eth_getBlockByNumber's stateRoot replaced",
     "other_block": "eth_getBlockByNumber returns the previous block for any block > 0",
+    "block_hash": "eth_getBlockByNumber's hash replaced (a block no other RPC names)",
 }
 
 
@@ -163,6 +164,8 @@ class LyingRpc:
         if method == "eth_getBlockByNumber":
             if lie == "timestamp":
                 return {**result, "timestamp": hex(int(result["timestamp"], 16) + 1)}
+            if lie == "block_hash":
+                return {**result, "hash": _hex(keccak(result["hash"].encode()))}
             if lie == "state_root":
                 return {**result, "stateRoot": _hex(keccak(result["stateRoot"].encode()))}
             if lie == "other_block" and int(result["number"], 16) > 0:

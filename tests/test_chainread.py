@@ -282,7 +282,8 @@ def test_header_lying_rpc_raises(chain: Chain, lying: LyingRpc, lie: str) -> Non
 
 def test_lying_rpc_every_lie_is_tested() -> None:
     tested = {"balance", "forged_balance", "drop_node", "alter_node", "storage_value", "forged_storage", "code"}
-    assert tested | {"timestamp", "state_root", "other_block"} == set(LIES)
+    # block_hash: tests/test_chain_reads_remote.py (a quorum of another chain's RPCs disagreeing)
+    assert tested | {"timestamp", "state_root", "other_block", "block_hash"} == set(LIES)
 
 
 def test_lying_rpc_honest_proxy_verifies(chain: Chain, lying: LyingRpc) -> None:

@@ -219,7 +219,7 @@ def test_hostileTemplates_inProcessEnclave_neverLeakKeyOrEnvironmentAndSignEvery
         check_outcome(name, result.status, result.output)
         for secret in secrets_as_bytes:
             assert secret not in result.output, f"{name} leaked a secret"
-        digest = response_digest(enclave._domain, request, result.status, result.output)
+        digest = response_digest(enclave.domain(), request, result.status, result.output)
         assert recover_signer(digest, result.signature) == enclave.address, f"{name}: not signed by the enclave key"
     assert not wrong, f"(got, output) per template: {wrong}"
     assert not wait_no_workers(), "worker processes outlived their jobs"

@@ -85,7 +85,7 @@ def assert_refused_in_time(enclave: Enclave, name: str, request: Request, result
     assert result.status == Status.TEMPLATE_ERROR, result.output[:200]
     assert result.output.startswith(NOT_CANONICAL + b"offset at byte "), result.output[:200]
     assert seconds < template.limits.timeout_seconds, f"{name} took {seconds:.2f} s"
-    digest = response_digest(enclave._domain, request, result.status, result.output)
+    digest = response_digest(enclave.domain(), request, result.status, result.output)
     assert recover_signer(digest, result.signature) == enclave.address
 
 

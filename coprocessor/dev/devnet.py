@@ -76,7 +76,7 @@ def deploy(
     threshold: int = 1,
     templates: Iterable[Template] = (),
 ) -> Deployment:
-    """Deploys the registries, Coprocessor, KeyRegistry, Subscriptions and ExampleConsumer; allows the DEV image; publishes `templates` (no fee)."""
+    """Deploys the registries, Coprocessor, KeyRegistry, Subscriptions, Sponsorships and ExampleConsumer; allows the DEV image; publishes `templates` (no fee)."""
     w3 = connect(rpc_url)
     deployer = TxSender(w3, ANVIL_KEYS[DEPLOYER])
     attestors = list(attestors) or [TxSender(w3, ANVIL_KEYS[ATTESTOR]).address]
@@ -86,11 +86,14 @@ def deploy(
     coprocessor = deployer.deploy("Coprocessor", registry, template_registry, deployer.address)
     key_registry = deployer.deploy("KeyRegistry", coprocessor, registry)
     subscriptions = deployer.deploy("Subscriptions", coprocessor)
+    sponsorships = deployer.deploy("Sponsorships", coprocessor)
     consumer = deployer.deploy("ExampleConsumer", coprocessor)
     if allow_dev:
         deployer.call_function(contract(w3, "EnclaveRegistry", registry), "allowImage", dev_image_id(), int(TeeType.DEV))
     publish_templates(w3, template_registry, templates)
-    return Deployment(w3.eth.chain_id, registry, template_registry, coprocessor, key_registry, subscriptions, consumer, start_block)
+    return Deployment(
+        w3.eth.chain_id, registry, template_registry, coprocessor, key_registry, subscriptions, sponsorships, consumer, start_block
+    )
 
 
 def publish_templates(w3: Web3, template_registry: str, templates: Iterable[Template], author_fee: int = 0) -> None:
@@ -110,9 +113,11 @@ def start_enclave(
     chain_rpc: str | None = None,
     secrets_file: Path | None = None,
     also: Sequence[tuple[Deployment, str]] = (),
+    read_chains: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], EnclaveClient]:
     """Starts `coprocessor-enclave serve --backend dev` as its own process; returns it and a client holding
-    the token it wrote to `token_file`. `also`: more chains it answers, each (deployment, RPC URL).
+    the token it wrote to `token_file`. `also`: more chains it answers, each (deployment, RPC URL);
+    `read_chains`: the file of other chains its templates may read (`--read-chains`).
 
     Local development: templates may reach loopback and private addresses over HTTP.
     """
@@ -146,6 +151,8 @@ def start_enclave(
         command += ["--also", f"{other.chain_id},{other.coprocessor},{other.registry},{other_rpc}"]
     if secrets_file:
         command += ["--secrets", str(secrets_file)]
+    if read_chains:
+        command += ["--read-chains", str(read_chains)]
     for folder in template_dirs:
         command += ["--templates", str(folder)]
     stderr = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
