@@ -186,8 +186,10 @@ class JobCapabilities:
         random_seed: bytes,
         deadline: float,
         sealed_secret: Callable[[str], str | None] = lambda name: None,
+        call_template: Callable[[bytes, bytes, float], tuple[int, bytes]] | None = None,
     ) -> None:
         self.template = template
+        self._call_template = call_template  # runs a declared template for `ctx.call`: (id, input, seconds left)
         self._sealed_secret = sealed_secret  # a secret uploaded sealed to the template's key, opened by the enclave
         self.request = request
         self.settings = settings
@@ -212,6 +214,7 @@ class JobCapabilities:
             "log": self._log,
             "chain": self._chain,
             "remote_block": self._remote_block,
+            "call": self._call,
         }
         if call not in handlers:
             raise CapabilityError(f"unknown capability {call!r}")
@@ -405,6 +408,26 @@ class JobCapabilities:
             self._deadline += spent
             if self.host_seconds > MAX_HOST_SECONDS:
                 raise EnclaveUnreachable(f"the chain RPC took over {MAX_HOST_SECONDS:g} s in this run: not signed")
+
+    # ------------------------------------------------------------------ templates calling templates
+
+    def _call(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`ctx.call(template_id, input)`: runs a template this one declares in `calls`, in a worker of its own
+        under its own limits (and at most the time this run has left); its status and output."""
+        if self._call_template is None:
+            raise CapabilityError("ctx.call is not offered here (sync quotes run one template)")
+        try:
+            template_id = bytes.fromhex(str(args.get("templateId", "")).removeprefix("0x"))
+            input_data = bytes.fromhex(str(args.get("input", "")).removeprefix("0x"))
+        except ValueError:
+            raise CapabilityError("ctx.call takes a template id and input bytes") from None
+        if len(template_id) != 32:
+            raise CapabilityError("a template id is 32 bytes")
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise CapabilityError("no time left in this run for a call")
+        status, output = self._call_template(template_id, input_data, left)
+        return {"status": int(status), "output": output.hex()}
 
     def _remote_block(self, args: dict[str, Any]) -> str:
         """The hash of block `block` of chain `chainId`, trusted because a quorum of that chain's independent RPCs

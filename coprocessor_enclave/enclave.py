@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import coincurve
@@ -98,6 +98,20 @@ class SignedResult:
     output: bytes
     signature: bytes
     signer: str
+    calls: tuple[bytes, ...] = ()  # the templates `ctx.call` ran to Ok, in the order they ended: the signed call tree
+
+
+MAX_CALL_DEPTH = 3  # levels of `ctx.call` below the requested template
+MAX_CALLS_PER_RUN = 16  # `ctx.call`s in one request's whole tree
+
+
+@dataclass
+class _CallTree:
+    """One request's nested calls: the templates running now (outermost first) and those that ended Ok."""
+
+    stack: list[bytes]
+    ended_ok: list[bytes] = field(default_factory=list)
+    count: int = 0
 
 
 class QuoteRefused(EnclaveError):
@@ -416,6 +430,7 @@ class Enclave:
         if keccak(input_data) != request.input_hash:
             raise EnclaveError("input does not match the request's inputHash")
         binding = self._binding(chain_id)
+        calls: tuple[bytes, ...] = ()
         template = self.templates.get(request.template_id)
         if template is None:
             status, output = Status.INVALID_INPUT, f"unknown template 0x{request.template_id.hex()}".encode()
@@ -427,11 +442,13 @@ class Enclave:
             else:
                 if template.encrypted_input and not self._first_run_of(input_data, request.commitment()):
                     raise EnclaveError("this encrypted input was already run for another request: refused, nothing signed")
-                with self._slots:
-                    status, output = self._execute(template, request, plaintext, binding)
+                tree = _CallTree([template.template_id])
+                with self._slots:  # calls run inside this slot: a tree never waits on slots its own root holds
+                    status, output = self._execute(template, request, plaintext, binding, tree)
+                calls = tuple(tree.ended_ok) if status == Status.OK else ()
         address, _, signer = self._active
-        digest = response_digest(self._domains[binding.chain_id], request, status, output)
-        return SignedResult(status, output, sign_digest(signer, digest), address)
+        digest = response_digest(self._domains[binding.chain_id], request, status, output, calls)
+        return SignedResult(status, output, sign_digest(signer, digest), address, calls)
 
     def quote(
         self,
@@ -466,7 +483,7 @@ class Enclave:
         request = Request(nonce, to_checksum_address(consumer), template_id, keccak(input_data), 0, 0, deadline, anchor_block, anchor_hash)
         # Quotes are free to ask for: they never take the last slot, which on-chain requests keep.
         with self._quote_slots, self._slots:
-            status, output = self._execute(template, request, input_data, binding, sync=True)
+            status, output = self._execute(template, request, input_data, binding, None, sync=True)
         if status != Status.OK:
             raise QuoteRefused(status, output.decode(errors="replace"))
         quote = Quote(
@@ -484,9 +501,19 @@ class Enclave:
         return SignedQuote(quote, output, address, sign_digest(signer, quote_digest(self._domains[binding.chain_id], quote)))
 
     def _execute(
-        self, template: Template, request: Request, input_data: bytes, binding: Binding, sync: bool = False
+        self,
+        template: Template,
+        request: Request,
+        input_data: bytes,
+        binding: Binding,
+        tree: _CallTree | None = None,
+        sync: bool = False,
+        time_left: float | None = None,
     ) -> tuple[Status, bytes]:
+        """Runs one template in a worker; `tree` (None in sync quotes) lets it `ctx.call` the templates it declares,
+        `time_left` caps a called template's timeout at what its caller has left."""
         limit = min(template.limits.output_bytes, self.config.max_output_bytes)
+        timeout = template.limits.timeout_seconds if time_left is None else min(template.limits.timeout_seconds, time_left)
         job = {
             "template_id": template.id_hex,
             "entry": template.entry,
@@ -495,7 +522,7 @@ class Enclave:
             "input": input_data.hex(),
             "limits": {
                 "memory_mb": template.limits.memory_mb,
-                "timeout_seconds": template.limits.timeout_seconds,
+                "timeout_seconds": template.limits.timeout_seconds,  # the zygote's own; a call's shorter wall time is the pool's
                 "output_bytes": limit,
             },
             "context": {
@@ -509,7 +536,6 @@ class Enclave:
                 "config": template.config,
             },
         }
-        timeout = template.limits.timeout_seconds
         random_seed = self._random_seed(template)
         capabilities = _QuoteCapabilities if sync else JobCapabilities
         handler = capabilities(
@@ -519,6 +545,7 @@ class Enclave:
             random_seed,
             time.monotonic() + timeout,
             sealed_secret=lambda name: self._open_secret(template, name),
+            call_template=None if tree is None else lambda callee, data, left: self._call(tree, callee, data, left, request, binding),
         )
         try:
             result = self._pool.run(self._images[template.template_id], job, timeout=timeout, handler=handler)
@@ -540,6 +567,36 @@ class Enclave:
                 canonical = b""
             if canonical != output:
                 return Status.TEMPLATE_ERROR, b"output is not canonical ABI of the declared types"
+        return status, output
+
+    def _call(
+        self, tree: _CallTree, callee_id: bytes, input_data: bytes, time_left: float, request: Request, binding: Binding
+    ) -> tuple[Status, bytes]:
+        """`ctx.call` from the template on top of `tree.stack`: runs a template it declares, under the callee's own
+        limits, for the same request. Refused (the caller gets CapabilityError): an undeclared callee, a cycle, a
+        tree deeper than MAX_CALL_DEPTH or larger than MAX_CALLS_PER_RUN, a callee taking encrypted input."""
+        caller = self.templates[tree.stack[-1]]
+        if callee_id in tree.stack:
+            raise CapabilityError(f"call cycle: template 0x{callee_id.hex()[:12]}… is already running in this call tree")
+        if callee_id not in caller.calls:
+            raise CapabilityError(f"template {caller.name} does not declare 0x{callee_id.hex()[:12]}… in `calls`")
+        if len(tree.stack) > MAX_CALL_DEPTH:
+            raise CapabilityError(f"calls nest at most {MAX_CALL_DEPTH} deep")
+        if tree.count >= MAX_CALLS_PER_RUN:
+            raise CapabilityError(f"at most {MAX_CALLS_PER_RUN} calls in one request")
+        callee = self.templates.get(callee_id)
+        if callee is None:
+            raise EnclaveUnreachable(f"this enclave does not hold template 0x{callee_id.hex()}: another enclave may")
+        if callee.encrypted_input:
+            raise CapabilityError(f"template {callee.name} takes encrypted input: it cannot be called")
+        tree.count += 1
+        tree.stack.append(callee_id)
+        try:
+            status, output = self._execute(callee, request, input_data, binding, tree, time_left=time_left)
+        finally:
+            tree.stack.pop()
+        if status == Status.OK:
+            tree.ended_ok.append(callee_id)
         return status, output
 
     def _random_seed(self, template: Template) -> bytes:

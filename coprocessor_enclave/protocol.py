@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +29,10 @@ FULFILLMENT_TUPLE = f"({REQUEST_TUPLE},uint8,bytes,bytes)"
 
 EIP712_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 RESPONSE_TYPEHASH = keccak(b"Response(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash)")
+# A response whose template called others (`ctx.call`): it also commits to the templates those calls ran.
+COMPOSED_RESPONSE_TYPEHASH = keccak(
+    b"ComposedResponse(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash,bytes32[] calls)"
+)
 REGISTRATION_TYPEHASH = keccak(
     b"Registration(address enclave,bytes32 imageId,uint8 teeType,address payee,uint64 expiresAt,bytes32 quoteHash)"
 )
@@ -196,10 +201,13 @@ def request_id(chain_id: int, coprocessor: str, nonce: int) -> bytes:
     return keccak(encode(["uint256", "address", "uint256"], [chain_id, to_checksum_address(coprocessor), nonce]))
 
 
-def response_digest(domain: Domain, request: Request, status: Status, output: bytes) -> bytes:
-    """The EIP-712 digest of `Response(requestId, commitment, status, outputHash)`."""
-    struct_hash = keccak(RESPONSE_TYPEHASH + _bytes32(request.request_id) + request.commitment() + _uint(int(status), 8) + keccak(output))
-    return domain.digest(struct_hash)
+def response_digest(domain: Domain, request: Request, status: Status, output: bytes, calls: Sequence[bytes] = ()) -> bytes:
+    """The EIP-712 digest of `Response(requestId, commitment, status, outputHash)`, or, when the template called
+    others, of `ComposedResponse(..., calls)`: the template ids its calls ran to Ok, in the order they ended."""
+    fields = _bytes32(request.request_id) + request.commitment() + _uint(int(status), 8) + keccak(output)
+    if not calls:
+        return domain.digest(keccak(RESPONSE_TYPEHASH + fields))
+    return domain.digest(keccak(COMPOSED_RESPONSE_TYPEHASH + fields + keccak(b"".join(_bytes32(c) for c in calls))))
 
 
 def template_keys_digest(domain: Domain, template_id: bytes, epoch: int, input_key: bytes, secrets_key: bytes) -> bytes:

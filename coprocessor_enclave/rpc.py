@@ -160,6 +160,7 @@ def _signed_json(result: SignedResult) -> dict[str, Any]:
         "output": "0x" + result.output.hex(),
         "signature": "0x" + result.signature.hex(),
         "signer": result.signer,
+        "calls": ["0x" + c.hex() for c in result.calls],
     }
 
 

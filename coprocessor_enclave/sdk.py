@@ -17,7 +17,7 @@ from typing import Any
 from .errors import CapabilityError, ChainDataError
 from .text import MAX_LINE
 
-__all__ = ["CapabilityError", "ChainDataError", "Context", "Http", "HttpResponse", "InvalidInput"]
+__all__ = ["CallResult", "CapabilityError", "ChainDataError", "Context", "Http", "HttpResponse", "InvalidInput"]
 
 # Sends one capability call to the enclave and returns its answer (raises CapabilityError on refusal).
 Caller = Callable[[str, dict[str, Any]], Any]
@@ -120,6 +120,19 @@ class _Checked:
         return checked
 
 
+@dataclass(frozen=True)
+class CallResult:
+    """What `ctx.call` returns: the called template's status (0 is Ok) and output (its ABI outputs, or a reason)."""
+
+    status: int
+    output: bytes
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call ended Ok."""
+        return self.status == 0
+
+
 class _Chains:
     """`ctx.chain`: the request's own chain as of its anchor (attributes), or another chain's block (called)."""
 
@@ -206,6 +219,18 @@ class Context:
         except Exception as exc:
             self.chain_error = self.chain_error or f"chain {chain_id} block {block}: {exc}"
             raise ChainDataError(f"chain {chain_id} block {block}: {exc}") from None
+
+    def call(self, template_id: bytes | str, input_data: bytes) -> CallResult:
+        """Runs another template, one this template declares in its manifest's `calls`, on `input_data` (ABI-encoded
+        as its `inputs` say), for the same request, in a worker of its own under its own limits.
+
+        Returns its status and output; an Ok call's template id goes into the signed response, and on an Ok
+        response its author is credited its fee out of this template's (docs/templates.md). Calls nest at most
+        3 deep and 16 per request; a call to an undeclared template or back into the tree raises CapabilityError.
+        """
+        tid = template_id if isinstance(template_id, str) else "0x" + bytes(template_id).hex()
+        reply = self.caller("call", {"templateId": tid, "input": bytes(input_data).hex()})
+        return CallResult(int(reply["status"]), bytes.fromhex(reply["output"]))
 
     def file(self, path: str) -> bytes:
         """A file of this template's own folder (`"data/prices.json"`): the bytes the template id pins.

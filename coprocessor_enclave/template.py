@@ -32,7 +32,9 @@ _BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
 # `host`, `host:port` or `host:*`; `*.example.com` for subdomains; `*` alone for any public host.
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
 _SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config", "encrypted_input"}
+_TEMPLATE_ID = re.compile(r"^0x[0-9a-f]{64}$")
+_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config", "encrypted_input", "calls"}
+MAX_DECLARED_CALLS = 8  # templates one template may call (`calls`)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class Template:
     # Its input arrives sealed to the template's input key (`keys.encrypt_input`): the enclave opens it,
     # and an input that does not open is answered INVALID_INPUT. Part of the id, like every manifest byte.
     encrypted_input: bool = False
+    # Template ids this one may call with `ctx.call` (docs/templates.md). Part of the id, so what a template
+    # can call is pinned with it, and no chain of declarations can loop back: a cycle would need a hash fixpoint.
+    calls: tuple[bytes, ...] = ()
     template_id: bytes = b""
     # The bytes the id was computed from, read once at load: workers run these, never the folder again.
     files: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
@@ -281,6 +286,15 @@ def load_template(folder: Path | str) -> Template:
     encrypted_input = data.get("encrypted_input", False)
     if not isinstance(encrypted_input, bool):
         raise ManifestError(f"{manifest_path}: `encrypted_input` must be true or false")
+    calls = data.get("calls", [])
+    if (
+        not isinstance(calls, list)
+        or len(calls) > MAX_DECLARED_CALLS
+        or not all(isinstance(c, str) and _TEMPLATE_ID.match(c) for c in calls)
+    ):
+        raise ManifestError(
+            f'{manifest_path}: `calls` must list at most {MAX_DECLARED_CALLS} template ids like "0x1f0c..." (64 hex digits)'
+        )
 
     return Template(
         path=folder,
@@ -295,6 +309,7 @@ def load_template(folder: Path | str) -> Template:
         secrets=tuple(secrets),
         config=config,
         encrypted_input=encrypted_input,
+        calls=tuple(bytes.fromhex(c[2:]) for c in calls),
         template_id=files_hash(files),
         files=files,
     )

@@ -214,4 +214,5 @@ def _signed(body: dict[str, Any]) -> SignedResult:
         bytes.fromhex(body["output"].removeprefix("0x")),
         bytes.fromhex(body["signature"].removeprefix("0x")),
         body["signer"],
+        tuple(bytes.fromhex(str(c).removeprefix("0x")) for c in body.get("calls") or ()),
     )
