@@ -52,6 +52,7 @@ _CONTRACTS_WITH_ERRORS = (
     "TemplateRegistry",
     "KeyRegistry",
     "Subscriptions",
+    "Sponsorships",
     "ExampleConsumer",
     "ExactGasCall",
     "SignedQuoteConsumer",
@@ -362,6 +363,7 @@ class Deployment:
     coprocessor: str
     key_registry: str
     subscriptions: str
+    sponsorships: str
     consumer: str
     start_block: int
 
@@ -413,5 +415,6 @@ _CONTRACT_NAMES = {
     "coprocessor": "Coprocessor",
     "key_registry": "KeyRegistry",
     "subscriptions": "Subscriptions",
+    "sponsorships": "Sponsorships",
     "consumer": "ExampleConsumer",
 }

@@ -104,7 +104,7 @@ def test_everyOption_isAnEnvironmentVariable() -> None:
 
 
 def _record(path: Path, chain_id: int = 31337) -> Path:
-    addresses = ["0x" + f"{i:040x}" for i in range(0xA1, 0xA7)]
+    addresses = ["0x" + f"{i:040x}" for i in range(0xA1, 0xA8)]  # one per contract field of the record
     Deployment(chain_id, *addresses, 0).save(path)
     return path
 
