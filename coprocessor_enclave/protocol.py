@@ -210,6 +210,11 @@ def response_digest(domain: Domain, request: Request, status: Status, output: by
     return domain.digest(keccak(COMPOSED_RESPONSE_TYPEHASH + fields + keccak(b"".join(_bytes32(c) for c in calls))))
 
 
+def fulfillment_signature(signature: bytes, calls: Sequence[bytes] = ()) -> bytes:
+    """What `Fulfillment.signature` carries: the 65-byte signature, then a composed response's call tree."""
+    return bytes(signature) + b"".join(_bytes32(c) for c in calls)
+
+
 def template_keys_digest(domain: Domain, template_id: bytes, epoch: int, input_key: bytes, secrets_key: bytes) -> bytes:
     """The EIP-712 digest of `TemplateKeys(templateId, epoch, inputKey, secretsKey)`: what an enclave signs to
     publish a template's public keys in the KeyRegistry, in the Coprocessor's domain (`coprocessor_domain`)."""

@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from web3 import Web3
 
 from coprocessor_enclave.enclave import SignedResult
-from coprocessor_enclave.protocol import RequestState
+from coprocessor_enclave.protocol import RequestState, fulfillment_signature
 
 from ..attest.registration import KeyKeeper
 from ..chain import TxSender, contract
@@ -386,7 +386,7 @@ class Node:
             return False
         result = outcome
         self.metrics.stage_seconds.labels("enclave").observe(time.monotonic() - started)
-        if not self.journal.signed(entry, result.status, result.output, result.signature):
+        if not self.journal.signed(entry, result.status, result.output, fulfillment_signature(result.signature, result.calls)):
             return False
         if result.status == 0:  # its "settled" line follows; under load a line per stage costs the node a tenth of its time
             log.debug("request 0x%s signed: Ok", rid)

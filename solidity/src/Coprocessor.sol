@@ -244,8 +244,12 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable2Step {
         uint32 maxOutputBytes = limits.maxOutputBytes;
         if (output.length > maxOutputBytes) revert OutputTooLarge(output.length, maxOutputBytes);
 
-        bytes32 digest = RequestLib.responseDigest(_domainSeparatorV4(), requestId, commitment, status, output);
-        address signer = RequestLib.signer(digest, f.signature);
+        // A composed response (its template called others) carries its call tree after the 65-byte signature.
+        bool composed = f.signature.length != 65;
+        bytes32 digest = composed
+            ? _composedDigest(f.signature, requestId, commitment, status, output)
+            : RequestLib.responseDigest(_domainSeparatorV4(), requestId, commitment, status, output);
+        address signer = RequestLib.signer(digest, composed ? f.signature[0:65] : f.signature);
         if (signer == address(0)) revert InvalidSignature();
         _checkEnclave(signer, batch);
         // Checked after the signature, so a `Skipped(Expired)` event always speaks for a real enclave response.
@@ -257,10 +261,25 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable2Step {
         // Close before the external call: a re-entrant fulfil or cancel sees the request settled.
         _commitments[requestId] = FULFILLED;
         _creditFee(r, status, batch);
+        if (composed && status == uint8(Status.Ok) && r.fee != 0) _creditCalls(f.signature[65:], batch);
 
         bool callbackSucceeded =
             ExactGasCall.call(r.consumer, r.callbackGasLimit, RequestLib.callbackData(requestId, status, output));
         emit RequestFulfilled(requestId, signer, status, callbackSucceeded);
+    }
+
+    /// @dev The digest of a composed response, whose call tree follows the 65-byte signature. Reverts with
+    /// `InvalidSignature` unless the tree is 1 to `MAX_CALLS` template ids (a shorter signature included).
+    function _composedDigest(
+        bytes calldata signature,
+        bytes32 requestId,
+        bytes32 commitment,
+        uint8 status,
+        bytes calldata output
+    ) private view returns (bytes32) {
+        (, bytes calldata calls, bool wellFormed) = RequestLib.splitCalls(signature);
+        if (!wellFormed || calls.length == 0) revert InvalidSignature();
+        return RequestLib.composedResponseDigest(_domainSeparatorV4(), requestId, commitment, status, output, calls);
     }
 
     /// @dev Reverts unless `signer` is an active enclave (`registry.activePayee` is not zero) and makes its payee
@@ -309,6 +328,25 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable2Step {
             else _balances[r.consumer] += authorFee;
         }
         batch.owedToPayee += fee;
+    }
+
+    /// @dev Pays the authors of the templates an Ok response's calls ran, out of the requested template's author fee
+    /// (just owed to its author by `_creditFee`): each in the order the calls ended, as much of its own author fee
+    /// as is left; the requested template's author keeps the rest. A template's author fee is thus what it pays
+    /// for the templates it calls; an unpublished callee is owed nothing.
+    function _creditCalls(bytes calldata calls, Batch memory batch) private {
+        uint96 left = uint96(batch.terms);
+        for (uint256 offset; offset < calls.length && left != 0; offset += 32) {
+            uint256 terms = _authorTerms(bytes32(calls[offset:offset + 32]));
+            uint96 fee = uint96(terms);
+            if (fee > left) fee = left;
+            if (fee == 0) continue;
+            left -= fee;
+            batch.owedToAuthor -= fee;
+            address author = address(uint160(terms >> 96));
+            _balances[author] += fee;
+            emit CallPaid(bytes32(calls[offset:offset + 32]), author, fee);
+        }
     }
 
     /// @dev Makes `templateId` the batch's current template.

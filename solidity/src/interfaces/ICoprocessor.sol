@@ -84,9 +84,7 @@ interface ICoprocessor {
     /// @param enclave The enclave key that signed the response
     /// @param status The response's `Status` value: 0 is Ok, anything else is an error
     /// @param callbackSucceeded Whether the consumer's `onCoprocessorResponse` returned without reverting
-    event RequestFulfilled(
-        bytes32 indexed requestId, address indexed enclave, uint8 status, bool callbackSucceeded
-    );
+    event RequestFulfilled(bytes32 indexed requestId, address indexed enclave, uint8 status, bool callbackSucceeded);
     /// @notice Emitted when a fulfilment item is skipped, so a batch never fails because it lost a race.
     /// @param requestId The id of the request the skipped item answers
     /// @param reason Why the item was skipped: the request was already settled, or its deadline had passed
@@ -101,6 +99,12 @@ interface ICoprocessor {
     /// @param to The address the ether was sent to
     /// @param amount The amount sent (the account's whole balance), in wei
     event Withdrawn(address indexed account, address indexed to, uint256 amount);
+    /// @notice Emitted when an Ok composed response pays a called template's author, out of the requested
+    /// template's author fee.
+    /// @param templateId The template a `ctx.call` ran
+    /// @param author Its author, credited
+    /// @param amount The amount credited, in wei
+    event CallPaid(bytes32 indexed templateId, address indexed author, uint96 amount);
     /// @notice Emitted when the owner changes a limit.
     /// @param maxInputBytes The largest request input accepted, in bytes
     /// @param maxOutputBytes The largest fulfilment output accepted, in bytes
@@ -125,7 +129,10 @@ interface ICoprocessor {
         returns (bytes32 requestId);
 
     /// @notice Settles a batch of enclave-signed responses and calls each consumer back.
-    /// @dev Items already settled or past their deadline are skipped with `FulfillmentSkipped`.
+    /// @dev Items already settled or past their deadline are skipped with `FulfillmentSkipped`. A response whose
+    /// template called others carries its call tree after the 65-byte signature: the called template ids, 32
+    /// bytes each (at most 16), signed as a `ComposedResponse`; on Ok each callee's author is paid out of the
+    /// requested template's author fee (`CallPaid`).
     /// @param fulfillments The enclave-signed responses to settle, each with the request it answers
     function fulfill(Fulfillment[] calldata fulfillments) external;
 

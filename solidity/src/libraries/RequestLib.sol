@@ -22,7 +22,7 @@ struct Fulfillment {
     Request request;
     uint8 status;
     bytes output;
-    bytes signature;
+    bytes signature; // 65 bytes (r, s, v), then the call tree of a composed response: 32-byte template ids
 }
 
 /// @notice Outcome of running a template. Error statuses carry a short UTF-8 reason as output.
@@ -44,6 +44,15 @@ library RequestLib {
     /// @dev keccak256("Response(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash)")
     bytes32 internal constant RESPONSE_TYPEHASH =
         keccak256("Response(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash)");
+
+    /// @dev The EIP-712 type of a response whose template called others (`ctx.call`): it commits to the
+    /// template ids those calls ran to Ok, in the order they ended.
+    bytes32 internal constant COMPOSED_RESPONSE_TYPEHASH = keccak256(
+        "ComposedResponse(bytes32 requestId,bytes32 commitment,uint8 status,bytes32 outputHash,bytes32[] calls)"
+    );
+
+    /// @dev The most template ids a response's call tree holds (the enclave's `MAX_CALLS_PER_RUN`).
+    uint256 internal constant MAX_CALLS = 16;
 
     /// @dev The highest valid `Status` value.
     uint8 internal constant MAX_STATUS = uint8(Status.ChainDataInvalid);
@@ -106,6 +115,39 @@ library RequestLib {
             mstore(add(m, 0x22), structHash)
             digest := keccak256(m, 0x42)
         }
+    }
+
+    /// @notice The EIP-712 digest of a composed response under `domainSeparator`, `calls` being the call tree's
+    /// template ids packed (32 bytes each, as EIP-712 encodes a `bytes32[]`):
+    /// `toTypedDataHash(domainSeparator, keccak256(abi.encode(COMPOSED_RESPONSE_TYPEHASH, requestId,
+    /// requestCommitment, status, keccak256(output), keccak256(calls))))`.
+    function composedResponseDigest(
+        bytes32 domainSeparator,
+        bytes32 requestId,
+        bytes32 requestCommitment,
+        uint8 status,
+        bytes calldata output,
+        bytes calldata calls
+    ) internal pure returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                COMPOSED_RESPONSE_TYPEHASH, requestId, requestCommitment, status, keccak256(output), keccak256(calls)
+            )
+        );
+        return keccak256(abi.encodePacked(hex"1901", domainSeparator, structHash));
+    }
+
+    /// @notice A fulfilment's `signature` split into the 65-byte signature and the call tree after it (empty for
+    /// a plain response); `ok` is false when what follows the signature is not 1 to MAX_CALLS template ids.
+    function splitCalls(bytes calldata signature)
+        internal
+        pure
+        returns (bytes calldata ecdsa, bytes calldata calls, bool ok)
+    {
+        if (signature.length <= 65) return (signature, signature[0:0], true);
+        calls = signature[65:];
+        ok = calls.length % 32 == 0 && calls.length <= MAX_CALLS * 32;
+        ecdsa = signature[0:65];
     }
 
     /// @notice The signer of `digest`, or the zero address if `signature` is not a valid 65-byte `r ‖ s ‖ v`
