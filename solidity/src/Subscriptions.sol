@@ -7,6 +7,7 @@ import {ICoprocessor} from "./interfaces/ICoprocessor.sol";
 import {ISubscriptionConsumer} from "./interfaces/ISubscriptionConsumer.sol";
 import {ISubscriptions} from "./interfaces/ISubscriptions.sol";
 import {ITemplateRegistry} from "./interfaces/ITemplateRegistry.sol";
+import {CronLib} from "./libraries/CronLib.sol";
 import {ExactGasCall} from "./libraries/ExactGasCall.sol";
 import {Request, Status} from "./libraries/RequestLib.sol";
 
@@ -29,6 +30,9 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         uint64 runIndex;
         uint96 fee;
     }
+
+    /// @dev A cron schedule's `nextDueAt` once `CronLib` finds no due time left (never a minute-aligned time).
+    uint64 private constant _NO_DUE_TIME = type(uint64).max;
 
     /// @inheritdoc ISubscriptions
     /// @dev Covers, in the worst case (cold storage, an error status whose author fee is looked up and credited
@@ -73,7 +77,17 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         uint64 timeout
     ) external payable returns (uint256 id) {
         if (consumer == address(0)) revert InvalidConsumer();
-        if (schedule.interval == 0 || schedule.maxRuns == 0) revert InvalidSchedule();
+        uint64 startAt = schedule.startAt == 0 ? uint64(block.timestamp) : schedule.startAt;
+        uint256 cron = schedule.cron;
+        uint64 nextDueAt;
+        if (cron == 0) {
+            if (schedule.interval == 0 || schedule.maxRuns == 0) revert InvalidSchedule();
+        } else {
+            // `CronLib.next` finds no due time for an invalid spec either.
+            if (schedule.interval != 0 || schedule.maxRuns == 0) revert InvalidSchedule();
+            nextDueAt = _cronNext(cron, startAt);
+            if (nextDueAt == _NO_DUE_TIME) revert InvalidSchedule();
+        }
         if (callbackGas == 0 || _requestGas(callbackGas) > type(uint32).max) revert InvalidCallbackGas(callbackGas);
         if (msg.value > type(uint96).max) revert BudgetTooLarge(msg.value);
 
@@ -85,14 +99,16 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
             cancelled: false,
             owner: msg.sender,
             budget: uint96(msg.value),
-            startAt: schedule.startAt == 0 ? uint64(block.timestamp) : schedule.startAt,
+            startAt: startAt,
             interval: schedule.interval,
             maxRuns: schedule.maxRuns,
             nextRun: 0,
             tolerance: schedule.tolerance,
             timeout: timeout,
+            nextDueAt: nextDueAt,
             templateId: templateId,
-            input: input
+            input: input,
+            cron: cron
         });
         _emitCreated(id);
     }
@@ -140,12 +156,19 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         uint64 maxRuns = s.maxRuns;
         if (next >= maxRuns) revert SubscriptionFinished(id);
 
-        (uint64 runIndex, uint256 dueAt) = _runAt(s, next, block.timestamp);
-        if (runIndex == next && dueAt > block.timestamp) revert RunNotDue(id, dueAt);
-        if (runIndex != next) emit RunsMissed(id, next, runIndex - next);
-        if (dueAt > block.timestamp) {
-            // Every due run is past its tolerance: they are recorded missed, and nothing starts.
-            s.nextRun = runIndex;
+        uint64 runIndex = next;
+        if (s.interval != 0) {
+            uint256 dueAt;
+            (runIndex, dueAt) = _runAt(s, next, block.timestamp);
+            if (runIndex == next && dueAt > block.timestamp) revert RunNotDue(id, dueAt);
+            if (runIndex != next) emit RunsMissed(id, next, runIndex - next);
+            if (dueAt > block.timestamp) {
+                // Every due run is past its tolerance: they are recorded missed, and nothing starts.
+                s.nextRun = runIndex;
+                return bytes32(0);
+            }
+        } else if (!_advanceCron(s, id)) {
+            // Cron: every due time up to now is past its tolerance, recorded missed; nothing starts.
             return bytes32(0);
         }
 
@@ -194,7 +217,11 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         Subscription storage s = _subscriptions[id];
         runIndex = s.nextRun;
         if (s.cancelled || runIndex >= s.maxRuns) return (runIndex, type(uint256).max);
-        return _runAt(s, runIndex, block.timestamp);
+        if (s.interval != 0) return _runAt(s, runIndex, block.timestamp);
+        uint64 stored = s.nextDueAt;
+        if (stored == _NO_DUE_TIME) return (runIndex, type(uint256).max);
+        uint64 cronDueAt = _cronDueAt(s, stored, block.timestamp);
+        return (runIndex, cronDueAt == _NO_DUE_TIME ? type(uint256).max : cronDueAt);
     }
 
     /// @inheritdoc ISubscriptions
@@ -273,6 +300,45 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         return (uint64(index), startAt + index * interval);
     }
 
+    /// @dev For a cron schedule: whether a trigger now starts run `nextRun`. Reverts `RunNotDue` when the stored next
+    /// due time has not come, `SubscriptionFinished` when none is left; records the due times missed by now
+    /// (`DueTimesMissed`), then stores the next due time: the one after the starting run's, or (nothing starts) the
+    /// first one not missed. The caller's revert on a budget too small undoes it all.
+    function _advanceCron(Subscription storage s, uint256 id) private returns (bool starts) {
+        uint64 stored = s.nextDueAt;
+        if (stored == _NO_DUE_TIME) revert SubscriptionFinished(id);
+        uint64 dueAt = _cronDueAt(s, stored, block.timestamp);
+        if (dueAt == stored && dueAt > block.timestamp) revert RunNotDue(id, dueAt);
+        if (dueAt != stored) emit DueTimesMissed(id, stored, dueAt);
+        starts = dueAt <= block.timestamp;
+        s.nextDueAt = starts ? _cronNext(s.cron, uint256(dueAt) + 60) : dueAt;
+    }
+
+    /// @dev A cron schedule's due time a trigger at `time` starts or waits for, from the stored next one (`stored`,
+    /// not started, not missed); due times in [`stored`, returned) are missed; `_NO_DUE_TIME` when none is left.
+    /// - RunLate: the earliest due time not past its tolerance, `CronLib.next(cron, max(stored, time - tolerance))`;
+    ///   it may be due already or not yet.
+    /// - Skip: the latest due time, `CronLib.previous(cron, time)`, if it is not before `stored` and within its
+    ///   tolerance; else the first due time after `time` (not yet due then).
+    function _cronDueAt(Subscription storage s, uint64 stored, uint256 time) private view returns (uint64) {
+        if (time <= stored) return stored;
+        uint256 tolerance = s.tolerance;
+        if (s.policy == MissedPolicy.RunLate) {
+            if (time - stored <= tolerance) return stored;
+            return _cronNext(s.cron, time - tolerance);
+        }
+        uint256 latest = CronLib.previous(s.cron, time);
+        // `latest` is at most `time`, below 2**64 (zero, none, is below `stored`).
+        if (latest >= stored && time - latest <= tolerance) return uint64(latest);
+        return _cronNext(s.cron, time + 1);
+    }
+
+    /// @dev `CronLib.next` as a due time: its matches never exceed `type(uint64).max`; none is `_NO_DUE_TIME`.
+    function _cronNext(uint256 cron, uint256 time) private pure returns (uint64) {
+        uint256 found = CronLib.next(cron, time);
+        return found == CronLib.NO_NEXT ? _NO_DUE_TIME : uint64(found);
+    }
+
     /// @dev Calls `target` with exactly `gasLimit` gas, as `ExactGasCall.call` does, but returns false instead of
     /// reverting when this frame cannot forward that much (it always can: see `CALLBACK_OVERHEAD`).
     function _callExactly(address target, uint256 gasLimit, bytes memory data) private returns (bool success) {
@@ -324,6 +390,7 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
             s.input,
             s.startAt,
             s.interval,
+            s.cron,
             s.maxRuns,
             s.tolerance,
             s.policy,

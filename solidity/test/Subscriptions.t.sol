@@ -9,8 +9,10 @@ import {Subscriptions} from "../src/Subscriptions.sol";
 import {ICoprocessor} from "../src/interfaces/ICoprocessor.sol";
 import {ISubscriptionConsumer} from "../src/interfaces/ISubscriptionConsumer.sol";
 import {ISubscriptions} from "../src/interfaces/ISubscriptions.sol";
+import {CronLib} from "../src/libraries/CronLib.sol";
 import {Request, Fulfillment} from "../src/libraries/RequestLib.sol";
 
+import {CronLibHarness, CronSpecs} from "./CronLib.t.sol";
 import {CoprocessorTestBase} from "./utils/CoprocessorTestBase.sol";
 
 /// @notice A subscription consumer that records what it is given, or misbehaves on demand.
@@ -119,8 +121,40 @@ abstract contract SubscriptionsTestBase is CoprocessorTestBase {
         ISubscriptions.MissedPolicy policy
     ) internal pure returns (ISubscriptions.Schedule memory) {
         return ISubscriptions.Schedule({
-            startAt: startAt, interval: interval, maxRuns: maxRuns, tolerance: tolerance, policy: policy
+            startAt: startAt, interval: interval, maxRuns: maxRuns, tolerance: tolerance, policy: policy, cron: 0
         });
+    }
+
+    /// @notice A cron schedule from `startAt`: `spec`, `maxRuns` runs started at most.
+    function _cronSchedule(
+        uint256 spec,
+        uint64 startAt,
+        uint64 maxRuns,
+        uint64 tolerance,
+        ISubscriptions.MissedPolicy policy
+    ) internal pure returns (ISubscriptions.Schedule memory) {
+        return ISubscriptions.Schedule({
+            startAt: startAt, interval: 0, maxRuns: maxRuns, tolerance: tolerance, policy: policy, cron: spec
+        });
+    }
+
+    /// @notice A cron subscription of `subscriber` to the paid template, from `START`.
+    function _createCron(
+        uint256 spec,
+        ISubscriptions.MissedPolicy policy,
+        uint64 tolerance,
+        uint64 maxRuns,
+        uint256 budget
+    ) internal returns (uint256 id) {
+        vm.prank(subscriber);
+        id = subs.create{value: budget}(
+            address(runConsumer),
+            PAID_TEMPLATE_ID,
+            input,
+            _cronSchedule(spec, START, maxRuns, tolerance, policy),
+            CALLBACK_GAS,
+            RUN_TIMEOUT
+        );
     }
 
     /// @notice The default subscription: RunLate, `TOLERANCE`, `MAX_RUNS` runs, a budget for all of them.
@@ -131,6 +165,13 @@ abstract contract SubscriptionsTestBase is CoprocessorTestBase {
     /// @notice When run `k` of a subscription starting at `START` is due.
     function _due(uint256 k) internal pure returns (uint256) {
         return START + k * INTERVAL;
+    }
+
+    /// @notice Due time `k` of "0 9 * * 1-5" (weekdays at 09:00 UTC) from `START`, Tuesday 2023-11-14 23:13:20:
+    /// Wednesday 2023-11-15 09:00 (1700038800), Thursday, Friday, then Monday, Tuesday, and so on, hand-computed.
+    function _cronDue(uint256 k) internal pure returns (uint256) {
+        uint256 r = k % 5;
+        return 1_700_038_800 + ((k / 5) * 7 + (r < 3 ? r : r + 2)) * 1 days;
     }
 
     /// @notice Triggers `id` and rebuilds the run's request, and its input, from the Coprocessor's log.
@@ -218,6 +259,7 @@ contract SubscriptionsTest is SubscriptionsTestBase {
             input,
             START,
             INTERVAL,
+            0,
             3,
             TOLERANCE,
             ISubscriptions.MissedPolicy.Skip,
@@ -1050,6 +1092,387 @@ contract SubscriptionsTest is SubscriptionsTestBase {
     }
 }
 
+/// @notice Subscriptions on cron schedules: create, the due rule, a run on each due time, missed due times under both
+/// policies, `maxRuns`, no due time left, cancel; and `nextRunAt` against a step-by-step model.
+contract SubscriptionsCronTest is SubscriptionsTestBase {
+    /// @dev "0 9 * * 1-5": weekdays at 09:00 UTC (`_cronDue`).
+    uint256 internal weekdays9 = CronSpecs.weekdaysAt9();
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                           CREATE                           */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    function test_create_cronStoresTheSpecAndTheFirstDueTime() public {
+        vm.expectEmit(true, true, true, true, address(subs));
+        emit ISubscriptions.SubscriptionCreated(
+            1,
+            subscriber,
+            address(runConsumer),
+            PAID_TEMPLATE_ID,
+            input,
+            START,
+            0,
+            weekdays9,
+            MAX_RUNS,
+            TOLERANCE,
+            ISubscriptions.MissedPolicy.RunLate,
+            CALLBACK_GAS,
+            RUN_TIMEOUT,
+            uint96(MAX_RUNS * RUN_FEE)
+        );
+        uint256 id =
+            _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        ISubscriptions.Subscription memory s = subs.subscriptions(id);
+        assertEq(s.cron, weekdays9);
+        assertEq(s.interval, 0);
+        assertEq(s.startAt, START);
+        assertEq(s.nextDueAt, _cronDue(0));
+        assertEq(s.nextRun, 0);
+        (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, 0);
+        assertEq(dueAt, _cronDue(0));
+        // An interval subscription stores no due time and no spec.
+        assertEq(subs.subscriptions(_create()).nextDueAt, 0);
+    }
+
+    function test_create_cronZeroStartAtMeansNow() public {
+        uint256 everyMinute = CronLib.SPEC_BITS;
+        vm.warp(START_TIME + 30); // 22:13:50
+        vm.prank(subscriber);
+        uint256 id = subs.create(
+            address(runConsumer),
+            TEMPLATE_ID,
+            input,
+            _cronSchedule(everyMinute, 0, 1, 0, ISubscriptions.MissedPolicy.RunLate),
+            CALLBACK_GAS,
+            RUN_TIMEOUT
+        );
+        assertEq(subs.subscriptions(id).startAt, START_TIME + 30);
+        assertEq(subs.subscriptions(id).nextDueAt, START_TIME + 40, "the next whole minute");
+    }
+
+    function test_create_cronRevertsOnAnInvalidSpecOrSchedule() public {
+        uint256 february30 = CronSpecs.spec(1, 1, CronSpecs.only(30), CronSpecs.only(2), CronSpecs.ANY_WEEKDAY);
+        uint256 fridayFebruary29 = CronSpecs.spec(1, 1, CronSpecs.only(29), CronSpecs.only(2), CronSpecs.only(5));
+        ISubscriptions.Schedule[7] memory bad = [
+            _cronSchedule(weekdays9 | 1 << 60, START, 1, 0, ISubscriptions.MissedPolicy.RunLate), // minute 60
+            _cronSchedule(weekdays9 | 1 << 255, START, 1, 0, ISubscriptions.MissedPolicy.RunLate), // outside the fields
+            _cronSchedule(weekdays9 & ~CronLib.MINUTE_BITS, START, 1, 0, ISubscriptions.MissedPolicy.RunLate), // empty
+            _cronSchedule(weekdays9, START, 0, 0, ISubscriptions.MissedPolicy.RunLate), // no run
+            _cronSchedule(february30, START, 1, 0, ISubscriptions.MissedPolicy.RunLate), // never due
+            // The next Friday February 29 (2036) is past the search window from 2023.
+            _cronSchedule(fridayFebruary29, START, 1, 0, ISubscriptions.MissedPolicy.RunLate),
+            _cronSchedule(weekdays9, START, 1, 0, ISubscriptions.MissedPolicy.RunLate)
+        ];
+        bad[6].interval = INTERVAL; // both kinds at once
+        for (uint256 i; i < bad.length; ++i) {
+            vm.expectRevert(ISubscriptions.InvalidSchedule.selector);
+            subs.create(address(runConsumer), TEMPLATE_ID, input, bad[i], CALLBACK_GAS, RUN_TIMEOUT);
+        }
+        assertEq(subs.subscriptionCount(), 0);
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                           RUNS                             */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    function test_trigger_cronRevertsBeforeTheDueTime() public {
+        uint256 id =
+            _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.RunNotDue.selector, id, _cronDue(0)));
+        subs.trigger(id);
+        vm.warp(_cronDue(0) - 1);
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.RunNotDue.selector, id, _cronDue(0)));
+        subs.trigger(id);
+        vm.warp(_cronDue(0));
+        _trigger(id);
+    }
+
+    /// @dev A run on each due time, weekend skipped, each request carrying its run index; none twice.
+    function test_trigger_cronRunsOnEachDueTime() public {
+        uint256 id =
+            _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        for (uint64 k; k < 7; ++k) {
+            vm.warp(_cronDue(k));
+            vm.expectEmit(true, true, false, true, address(subs));
+            emit ISubscriptions.RunTriggered(id, k, bytes32(0), uint96(RUN_FEE));
+            (Request memory r, bytes memory requestInput) = _triggerWithInput(id);
+            assertEq(requestInput, abi.encode(k, input));
+            _fulfil(r, 0, abi.encode(uint256(k)));
+            assertEq(runConsumer.lastRunIndex(), k);
+
+            (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+            assertEq(runIndex, k + 1);
+            assertEq(dueAt, _cronDue(k + 1));
+            assertEq(subs.subscriptions(id).nextDueAt, _cronDue(k + 1));
+            // The same due time cannot run twice.
+            vm.warp(_cronDue(k) + 1 minutes);
+            vm.expectRevert(abi.encodeWithSelector(ISubscriptions.RunNotDue.selector, id, _cronDue(k + 1)));
+            subs.trigger(id);
+        }
+        assertEq(_cronDue(3) - _cronDue(2), 3 days, "Friday to Monday");
+        assertEq(runConsumer.calls(), 7);
+        assertEq(subs.subscriptions(id).budget, (MAX_RUNS - 7) * RUN_FEE);
+        _assertSolvent();
+    }
+
+    function test_trigger_cronRunLateStartsWithinItsTolerance() public {
+        uint256 id =
+            _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        vm.warp(_cronDue(0) + TOLERANCE);
+        vm.recordLogs();
+        subs.trigger(id);
+        assertEq(subs.subscriptions(id).nextRun, 1);
+        assertEq(subs.subscriptions(id).nextDueAt, _cronDue(1));
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            assertTrue(logs[i].topics[0] != ISubscriptions.DueTimesMissed.selector, "nothing missed");
+        }
+    }
+
+    function test_trigger_cronRunLateRecordsDueTimesPastTheirTolerance() public {
+        uint256 id =
+            _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        // Wednesday and Thursday are past their tolerance, Friday within it: one event, and run 0 starts on Friday's.
+        vm.warp(_cronDue(2) + 5 minutes);
+        (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, 0);
+        assertEq(dueAt, _cronDue(2));
+        vm.expectEmit(true, true, true, true, address(subs));
+        emit ISubscriptions.DueTimesMissed(id, uint64(_cronDue(0)), uint64(_cronDue(2)));
+        (, bytes memory requestInput) = _triggerWithInput(id);
+        assertEq(requestInput, abi.encode(uint64(0), input));
+        assertEq(subs.subscriptions(id).nextDueAt, _cronDue(3));
+
+        // Monday's is past its tolerance and Tuesday's not due: the trigger only records, and nothing is paid.
+        vm.warp(_cronDue(3) + TOLERANCE + 1);
+        (runIndex, dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, 1);
+        assertEq(dueAt, _cronDue(4));
+        vm.expectEmit(true, true, true, true, address(subs));
+        emit ISubscriptions.DueTimesMissed(id, uint64(_cronDue(3)), uint64(_cronDue(4)));
+        assertEq(subs.trigger(id), bytes32(0));
+        assertEq(subs.subscriptions(id).nextRun, 1, "the run index counts runs started");
+        assertEq(subs.subscriptions(id).nextDueAt, _cronDue(4));
+        assertEq(subs.subscriptions(id).budget, (MAX_RUNS - 1) * RUN_FEE);
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.RunNotDue.selector, id, _cronDue(4)));
+        subs.trigger(id);
+
+        vm.warp(_cronDue(4));
+        (, requestInput) = _triggerWithInput(id);
+        assertEq(requestInput, abi.encode(uint64(1), input));
+    }
+
+    function test_trigger_cronRunLateCatchesUpOneDueTimePerTrigger() public {
+        // A tolerance of two days: after an outage every due time within it still runs, in order.
+        uint256 id = _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, 2 days, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        vm.warp(_cronDue(2) + 1 hours); // Friday 10:00: Wednesday's is past two days, Thursday's is not
+        vm.expectEmit(true, true, true, true, address(subs));
+        emit ISubscriptions.DueTimesMissed(id, uint64(_cronDue(0)), uint64(_cronDue(1)));
+        for (uint64 k; k < 2; ++k) {
+            (Request memory r, bytes memory requestInput) = _triggerWithInput(id);
+            assertEq(requestInput, abi.encode(k, input));
+            _fulfil(r, 0, OUTPUT);
+            assertEq(subs.subscriptions(id).nextDueAt, _cronDue(k + 2));
+        }
+        // Thursday's and Friday's ran (run indices 0 and 1); Monday's is not due.
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.RunNotDue.selector, id, _cronDue(3)));
+        subs.trigger(id);
+        assertEq(runConsumer.calls(), 2);
+    }
+
+    function test_trigger_cronSkipStartsOnlyTheLatestDueTime() public {
+        uint256 id = _createCron(weekdays9, ISubscriptions.MissedPolicy.Skip, 3 days, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        vm.warp(_cronDue(3) + 1 hours);
+        // Thursday's, Friday's are within three days, but Skip starts only Monday's.
+        (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, 0);
+        assertEq(dueAt, _cronDue(3));
+        vm.expectEmit(true, true, true, true, address(subs));
+        emit ISubscriptions.DueTimesMissed(id, uint64(_cronDue(0)), uint64(_cronDue(3)));
+        (, bytes memory requestInput) = _triggerWithInput(id);
+        assertEq(requestInput, abi.encode(uint64(0), input));
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.RunNotDue.selector, id, _cronDue(4)));
+        subs.trigger(id);
+        assertEq(subs.subscriptions(id).budget, (MAX_RUNS - 1) * RUN_FEE);
+    }
+
+    function test_trigger_cronSkipRecordsTheLatestDueTimeMissedPastItsTolerance() public {
+        uint256 id = _createCron(weekdays9, ISubscriptions.MissedPolicy.Skip, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        vm.warp(_cronDue(0));
+        _trigger(id);
+        vm.warp(_cronDue(3) + TOLERANCE + 1);
+        (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, 1);
+        assertEq(dueAt, _cronDue(4));
+        vm.expectEmit(true, true, true, true, address(subs));
+        emit ISubscriptions.DueTimesMissed(id, uint64(_cronDue(1)), uint64(_cronDue(4)));
+        assertEq(subs.trigger(id), bytes32(0));
+        assertEq(subs.subscriptions(id).nextRun, 1);
+        vm.warp(_cronDue(4));
+        (, bytes memory requestInput) = _triggerWithInput(id);
+        assertEq(requestInput, abi.encode(uint64(1), input));
+    }
+
+    function test_trigger_cronMaxRunsCountsRunsStarted() public {
+        uint256 id = _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, 2, 5 * RUN_FEE);
+        vm.warp(_cronDue(0) + TOLERANCE + 1);
+        assertEq(subs.trigger(id), bytes32(0), "a missed due time uses no run");
+        vm.warp(_cronDue(1));
+        _trigger(id);
+        vm.warp(_cronDue(2));
+        _trigger(id);
+        vm.warp(_cronDue(3));
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.SubscriptionFinished.selector, id));
+        subs.trigger(id);
+        (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, 2);
+        assertEq(dueAt, type(uint256).max);
+        assertEq(subs.subscriptions(id).budget, 3 * RUN_FEE);
+    }
+
+    function test_trigger_cronWithNoDueTimeLeftIsFinished() public {
+        // Friday February 29: 2036, then 2064, past the search window from 2036.
+        uint256 spec = CronSpecs.spec(1, 1, CronSpecs.only(29), CronSpecs.only(2), CronSpecs.only(5));
+        vm.warp(2082758400); // 2036-01-01
+        vm.prank(subscriber);
+        uint256 id = subs.create{value: 2 * RUN_FEE}(
+            address(runConsumer),
+            PAID_TEMPLATE_ID,
+            input,
+            _cronSchedule(spec, 0, MAX_RUNS, TOLERANCE, ISubscriptions.MissedPolicy.RunLate),
+            CALLBACK_GAS,
+            RUN_TIMEOUT
+        );
+        assertEq(subs.subscriptions(id).nextDueAt, 2087856000); // 2036-02-29
+        vm.warp(2087856000);
+        _trigger(id);
+        assertEq(subs.subscriptions(id).nextDueAt, type(uint64).max);
+        (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, 1);
+        assertEq(dueAt, type(uint256).max);
+        vm.warp(2087856000 + 365 days);
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.SubscriptionFinished.selector, id));
+        subs.trigger(id);
+    }
+
+    function test_trigger_cronBudgetTooSmallRecordsNothing() public {
+        uint256 id = _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, RUN_FEE / 2);
+        vm.warp(_cronDue(1));
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.InsufficientBudget.selector, id, RUN_FEE / 2, RUN_FEE));
+        subs.trigger(id);
+        assertEq(subs.subscriptions(id).nextDueAt, _cronDue(0), "nothing recorded");
+        subs.fund{value: RUN_FEE / 2}(id);
+        (, bytes memory requestInput) = _triggerWithInput(id);
+        assertEq(requestInput, abi.encode(uint64(0), input));
+        assertEq(subs.subscriptions(id).nextDueAt, _cronDue(2));
+    }
+
+    function test_cancel_cronRefundsTheRemainingBudget() public {
+        uint256 id =
+            _createCron(weekdays9, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        vm.warp(_cronDue(0));
+        Request memory r = _trigger(id);
+        uint256 before = subscriber.balance;
+        vm.expectEmit(true, true, true, true, address(subs));
+        emit ISubscriptions.SubscriptionCancelled(id, uint96((MAX_RUNS - 1) * RUN_FEE));
+        vm.prank(subscriber);
+        subs.cancel(id);
+        assertEq(subscriber.balance, before + (MAX_RUNS - 1) * RUN_FEE);
+        vm.warp(_cronDue(1));
+        vm.expectRevert(abi.encodeWithSelector(ISubscriptions.SubscriptionIsCancelled.selector, id));
+        subs.trigger(id);
+        (, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(dueAt, type(uint256).max);
+        // The run in flight still settles.
+        _fulfil(r, 0, OUTPUT);
+        assertEq(runConsumer.lastRunIndex(), 0);
+        _assertSolvent();
+    }
+
+    /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
+    /*                           MODEL                            */
+    /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
+
+    /// @dev After a first trigger at a random time, `nextRunAt` agrees with a model that walks the due times one by
+    /// one under either policy, and `trigger` then does what it says.
+    function testFuzz_nextRunAt_cronMatchesAStepByStepModel(
+        uint256 seed,
+        uint64 tolerance,
+        bool skip,
+        uint256 firstAt,
+        uint256 elapsed
+    ) public {
+        // "m */h * * *" or "m h * * w": due times a few hours or days apart.
+        uint256 spec = seed % 2 == 0
+            ? CronSpecs.spec(
+                CronSpecs.only(seed % 60),
+                CronSpecs.range(0, 23, 1 + (seed >> 8) % 8),
+                CronSpecs.ANY_DAY,
+                CronSpecs.ANY_MONTH,
+                CronSpecs.ANY_WEEKDAY
+            )
+            : CronSpecs.spec(
+                CronSpecs.only(seed % 60),
+                CronSpecs.only((seed >> 8) % 24),
+                CronSpecs.ANY_DAY,
+                CronSpecs.ANY_MONTH,
+                (seed >> 16) % 127 + 1
+            );
+        tolerance = uint64(bound(tolerance, 0, 3 days));
+        ISubscriptions.MissedPolicy policy =
+            skip ? ISubscriptions.MissedPolicy.Skip : ISubscriptions.MissedPolicy.RunLate;
+        uint256 id = _createCron(spec, policy, tolerance, 40, 40 * RUN_FEE);
+
+        // A first trigger at a random time (it may start a run, only record misses, or be refused)...
+        vm.warp(START + bound(firstAt, 0, 10 days));
+        _checkCronTrigger(id, spec, tolerance, skip);
+        // ...then the state it left, at a later time.
+        vm.warp(block.timestamp + bound(elapsed, 0, 10 days));
+        _checkCronTrigger(id, spec, tolerance, skip);
+    }
+
+    /// @dev `nextRunAt` equals the model's due time from the stored one, and `trigger` refuses, records or starts
+    /// accordingly.
+    function _checkCronTrigger(uint256 id, uint256 spec, uint256 tolerance, bool skip) internal {
+        ISubscriptions.Subscription memory s = subs.subscriptions(id);
+        uint256 expected = _modelDueAt(spec, s.nextDueAt, tolerance, skip, block.timestamp);
+        (uint64 runIndex, uint256 dueAt) = subs.nextRunAt(id);
+        assertEq(runIndex, s.nextRun);
+        assertEq(dueAt, expected);
+        if (dueAt == s.nextDueAt && dueAt > block.timestamp) {
+            vm.expectRevert(abi.encodeWithSelector(ISubscriptions.RunNotDue.selector, id, dueAt));
+            subs.trigger(id);
+        } else if (dueAt > block.timestamp) {
+            assertEq(subs.trigger(id), bytes32(0));
+            assertEq(subs.subscriptions(id).nextDueAt, dueAt);
+            assertEq(subs.subscriptions(id).nextRun, runIndex);
+        } else {
+            bytes32 requestId = subs.trigger(id);
+            (, uint64 started,) = subs.runOf(requestId);
+            assertEq(started, runIndex);
+            assertEq(subs.subscriptions(id).nextRun, runIndex + 1);
+            assertEq(subs.subscriptions(id).nextDueAt, CronLib.next(spec, dueAt + 60));
+        }
+    }
+
+    /// @dev The model: walk the due times from `stored`; RunLate takes the first not past its tolerance, Skip the
+    /// latest at or before `time` if within its tolerance, else the first after `time`.
+    function _modelDueAt(uint256 spec, uint256 stored, uint256 tolerance, bool skip, uint256 time)
+        internal
+        pure
+        returns (uint256)
+    {
+        uint256 latest;
+        for (uint256 d = stored; d != CronLib.NO_NEXT; d = CronLib.next(spec, d + 60)) {
+            if (d > time) return latest != 0 && time - latest <= tolerance ? latest : d;
+            if (!skip && time - d <= tolerance) return d;
+            if (skip) latest = d;
+        }
+        return type(uint256).max;
+    }
+}
+
 /// @notice Creates subscriptions and refuses ether.
 contract RefusingOwner {
     receive() external payable {
@@ -1112,6 +1535,67 @@ contract SubscriptionsGasTest is SubscriptionsTestBase {
         subs.reclaim(inFlight);
         vm.snapshotGasLastCall("Subscriptions", "reclaim (cancels the expired run at the Coprocessor)");
         assertEq(subs.subscriptions(id).budget, (MAX_RUNS - 1) * RUN_FEE);
+    }
+}
+
+/// @notice Gas of `create` and `trigger` for a cron schedule, "0 * * * *" (hourly, the interval test's cadence), in
+/// the same steady state as `SubscriptionsGasTest`: run 0 answered, run 1 in flight, run 2 triggered on its due time;
+/// and of `CronLib.next` for typical specs. Every row of the group is written from this file.
+contract SubscriptionsCronGasTest is SubscriptionsTestBase {
+    /// @dev From `START` (2023-11-14 23:13:20), "0 * * * *" is first due at 2023-11-15 00:00.
+    uint256 internal constant FIRST_DUE = 1_700_006_400;
+
+    uint256 internal hourly = CronSpecs.spec(
+        CronSpecs.only(0), CronSpecs.ANY_HOUR, CronSpecs.ANY_DAY, CronSpecs.ANY_MONTH, CronSpecs.ANY_WEEKDAY
+    );
+    uint256 internal id;
+
+    function setUp() public override {
+        super.setUp();
+        id = _createCron(hourly, ISubscriptions.MissedPolicy.RunLate, TOLERANCE, MAX_RUNS, MAX_RUNS * RUN_FEE);
+        vm.warp(FIRST_DUE);
+        _fulfil(_trigger(id), 0, abi.encode(uint256(1)));
+        vm.warp(FIRST_DUE + 1 hours);
+        _trigger(id);
+    }
+
+    function test_create_gasOfACronSchedule() public {
+        vm.prank(subscriber);
+        subs.create{value: MAX_RUNS * RUN_FEE}(
+            address(runConsumer),
+            PAID_TEMPLATE_ID,
+            input,
+            _cronSchedule(hourly, START, MAX_RUNS, TOLERANCE, ISubscriptions.MissedPolicy.RunLate),
+            CALLBACK_GAS,
+            RUN_TIMEOUT
+        );
+        vm.snapshotGasLastCall("Subscriptions", "create (cron 0 * * * *)");
+    }
+
+    function test_trigger_gasOfACronSchedule() public {
+        vm.warp(FIRST_DUE + 2 hours);
+        subs.trigger(id);
+        vm.snapshotGasLastCall("Subscriptions", "trigger (cron 0 * * * *)");
+        assertEq(subs.subscriptions(id).nextRun, 3);
+        assertEq(subs.subscriptions(id).nextDueAt, FIRST_DUE + 3 hours);
+    }
+
+    /// @dev Gas of `CronLib.next` (the harness's external call) for typical specs.
+    function test_cronLibNext_gas() public {
+        CronLibHarness harness = new CronLibHarness();
+        harness.next(CronSpecs.every5Minutes(), 1704067201); // 2024-01-01 00:00:01 -> 00:05
+        vm.snapshotGasLastCall("Subscriptions", "CronLib.next: */5 * * * *, 00:00:01 -> 00:05");
+        harness.next(CronSpecs.weekdaysAt9(), 1709283601); // Friday 2024-03-01 09:00:01 -> Monday 09:00
+        vm.snapshotGasLastCall("Subscriptions", "CronLib.next: 0 9 * * 1-5, Friday 09:00:01 -> Monday");
+        harness.next(CronSpecs.monthly(), 1706702400); // 2024-01-31 12:00 -> 2024-02-01
+        vm.snapshotGasLastCall("Subscriptions", "CronLib.next: 0 0 1 * *, January 31st -> February 1st");
+        harness.next(CronSpecs.leapDay(), 1709251200); // 2024-03-01 -> 2028-02-29
+        vm.snapshotGasLastCall("Subscriptions", "CronLib.next: 0 0 29 2 *, 2024-03-01 -> 2028-02-29");
+        harness.next(CronSpecs.leapDay(), 3981312001); // 2096-02-29 00:00:01 -> 2104-02-29
+        vm.snapshotGasLastCall("Subscriptions", "CronLib.next: 0 0 29 2 *, 2096-02-29 -> 2104-02-29 (worst leap day)");
+        uint256 never = CronSpecs.spec(1, 1, CronSpecs.only(31), 1 << 2 | 1 << 4 | 1 << 6 | 1 << 9 | 1 << 11, 1);
+        assertEq(harness.next(never, 1704067200), CronLib.NO_NEXT);
+        vm.snapshotGasLastCall("Subscriptions", "CronLib.next: 0 0 31 2,4,6,9,11 0, none in the whole window");
     }
 }
 

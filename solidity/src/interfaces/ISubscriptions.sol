@@ -5,39 +5,54 @@ import {ITemplateRegistry} from "./ITemplateRegistry.sol";
 import {Request} from "../libraries/RequestLib.sol";
 
 /// @notice Scheduled jobs paid up front: a subscription runs a template on a fixed input every `interval` seconds
-/// from `startAt`, at most `maxRuns` times, and delivers each result to its consumer.
+/// from `startAt`, or on the times of a cron schedule, at most `maxRuns` times, and delivers each result to its
+/// consumer.
 /// @dev Note: each run is an ordinary Coprocessor request made by this contract (the `consumer` of every request
 /// is this contract), whose input is `abi.encode(uint64 runIndex, bytes input)`: the enclave signs a commitment
 /// to the run index, so a response answers one run only. Anyone may `trigger` a due run (the node's scheduler
 /// does); the schedule, not the caller, decides which run is due. Each run settles like any request: a response
 /// is forwarded to the consumer (`ISubscriptionConsumer.onSubscriptionRun`), an expired one is cancelled and its
 /// fee credited back to the budget (`reclaim`).
-/// The schedule is interval-based so the chain can check it: run k (0-based) is due at `startAt + k * interval`
-/// and may start at most `tolerance` seconds late. A calendar (cron) schedule is not checked on-chain.
+/// The chain checks the schedule, of either kind, and a run may start at most `tolerance` seconds late:
+/// - interval (`cron` zero): run k (0-based) is due at `startAt + k * interval`;
+/// - cron (`cron` a `CronLib` spec, `interval` zero): the due times are d_0 = `CronLib.next(cron, startAt)`, then
+///   d_(i+1) = `CronLib.next(cron, d_i + 60)`, every matching minute in UTC. Matches are not counted in closed form,
+///   so the run index is the number of runs started, and due times that pass without a run are recorded by time
+///   (`DueTimesMissed`). Day of month and day of week must both match (APScheduler's semantics, not crontab's OR).
 interface ISubscriptions {
     /// @notice What happens to runs not triggered in time.
     /// @dev RunLate: each run may start within `tolerance` seconds after it is due, in order, one per trigger; a
     /// run past its tolerance is missed. Skip: only the latest due run may start (and within `tolerance`); a
     /// trigger skips every earlier one, so a run's window also closes when the next is due (the last run's at
     /// `startAt + maxRuns * interval`). With `tolerance < interval` the two behave alike.
+    /// For a cron schedule the same rules apply to due times: RunLate starts the earliest due time, from the stored
+    /// next one, that is not past its tolerance (`CronLib.next(cron, max(nextDueAt, now - tolerance))`); Skip starts
+    /// only the latest due time (`CronLib.previous(cron, now)`) if it is not before `nextDueAt` and within its
+    /// tolerance, else every due time up to now is missed.
     enum MissedPolicy {
         RunLate,
         Skip
     }
 
     /// @notice When a subscription's runs are due, as given to `create`.
-    /// @dev Note: run k (0-based, k < `maxRuns`) is due at `startAt + k * interval` and may start until
-    /// `tolerance` seconds after it (less under `Skip`: see `MissedPolicy`).
+    /// @dev Note: with `cron` zero, run k (0-based, k < `maxRuns`) is due at `startAt + k * interval`. With a cron
+    /// spec (`CronLib`'s packed form; `interval` must be zero) the runs are due on its matches from `startAt` on.
+    /// Either way a run may start until `tolerance` seconds after it is due (less under `Skip`: see `MissedPolicy`).
     struct Schedule {
         uint64 startAt;
         uint64 interval;
         uint64 maxRuns;
         uint64 tolerance;
         MissedPolicy policy;
+        uint256 cron;
     }
 
     /// @notice One subscription. A zero `owner` means the id was never created.
-    /// @dev Note: six slots plus the input's; `nextRun` counts runs started or missed.
+    /// @dev Note: seven slots plus the input's. Slot 0: consumer, callbackGas, policy, cancelled; 1: owner, budget;
+    /// 2: startAt, interval, maxRuns, nextRun; 3: tolerance, timeout, nextDueAt; 4: templateId; 5: input; 6: cron
+    /// (never read for an interval schedule). `nextRun` counts runs started or missed for an interval schedule,
+    /// runs started for a cron schedule. `nextDueAt` is a cron schedule's next due time not yet started or missed
+    /// (`type(uint64).max` once `CronLib` finds none; zero for an interval schedule).
     struct Subscription {
         address consumer;
         uint32 callbackGas;
@@ -51,13 +66,17 @@ interface ISubscriptions {
         uint64 nextRun;
         uint64 tolerance;
         uint64 timeout;
+        uint64 nextDueAt;
         bytes32 templateId;
         bytes input;
+        uint256 cron;
     }
 
     /// @notice Thrown when the consumer is the zero address.
     error InvalidConsumer();
-    /// @notice Thrown when `interval` or `maxRuns` is zero.
+    /// @notice Thrown when `maxRuns` is zero, when an interval schedule's `interval` is zero, or when a cron
+    /// schedule's `interval` is not zero or its spec is not valid or has no due time from `startAt` (within
+    /// `CronLib.SEARCH_DAYS`).
     error InvalidSchedule();
     /// @notice Thrown when `callbackGas` is zero, or too large for the request's gas (it and
     /// `CALLBACK_OVERHEAD`) to fit in a uint32.
@@ -72,7 +91,8 @@ interface ISubscriptions {
     error SubscriptionIsCancelled(uint256 id);
     /// @notice Thrown when withdrawing from a subscription that is not cancelled.
     error SubscriptionNotCancelled(uint256 id);
-    /// @notice Thrown when triggering a subscription whose every run was started or missed.
+    /// @notice Thrown when triggering a subscription whose every run was started or missed, or (cron) that has no
+    /// due time left.
     error SubscriptionFinished(uint256 id);
     /// @notice Thrown when triggering before the next run is due.
     error RunNotDue(uint256 id, uint256 dueAt);
@@ -91,9 +111,10 @@ interface ISubscriptions {
     /// @param consumer The contract each run's result is delivered to
     /// @param templateId The content hash of the template bundle each run executes
     /// @param input The fixed input; each run's request input is `abi.encode(uint64 runIndex, input)`
-    /// @param startAt The Unix time, in seconds, run 0 is due at
-    /// @param interval The time between two runs, in seconds
-    /// @param maxRuns The number of runs in the schedule, started or missed
+    /// @param startAt The Unix time, in seconds, run 0 is due at (cron: the time its due times start from)
+    /// @param interval The time between two runs, in seconds (zero for a cron schedule)
+    /// @param cron The packed `CronLib` spec, or zero for an interval schedule
+    /// @param maxRuns The number of runs in the schedule, started or missed (cron: started)
     /// @param tolerance How late a run may start after its due time, in seconds
     /// @param policy What happens to runs not triggered in time
     /// @param callbackGas The exact gas given to the consumer's `onSubscriptionRun`
@@ -107,6 +128,7 @@ interface ISubscriptions {
         bytes input,
         uint64 startAt,
         uint64 interval,
+        uint256 cron,
         uint64 maxRuns,
         uint64 tolerance,
         MissedPolicy policy,
@@ -131,6 +153,13 @@ interface ISubscriptions {
     /// @param firstRunIndex The first missed run's index
     /// @param count How many consecutive runs, from `firstRunIndex`, were missed
     event RunsMissed(uint256 indexed id, uint64 firstRunIndex, uint64 count);
+    /// @notice Emitted when due times of a cron schedule pass their tolerance (or are skipped) without a run; they
+    /// will never run. The run index counts runs started, so it does not move.
+    /// @param id The subscription's id
+    /// @param firstMissedDueAt The first missed due time, in Unix seconds
+    /// @param nextDueAt The first due time not missed: every due time from `firstMissedDueAt` up to it was missed;
+    /// `type(uint64).max` if `CronLib` finds no due time left (the subscription is then finished)
+    event DueTimesMissed(uint256 indexed id, uint64 firstMissedDueAt, uint64 nextDueAt);
     /// @notice Emitted when a run's response is settled and forwarded to the consumer.
     /// @param id The subscription's id
     /// @param runIndex The run's index
@@ -167,7 +196,9 @@ interface ISubscriptions {
     /// @param schedule When runs are due: `startAt` (the Unix time run 0 is due at, in seconds; zero means now; may
     /// be in the past, runs whose tolerance has passed are then missed), `interval` (seconds between runs, not
     /// zero), `maxRuns` (runs in the schedule, started or missed, not zero), `tolerance` (how late a run may start,
-    /// in seconds: a few block times at least) and `policy` (what happens to runs not triggered in time)
+    /// in seconds: a few block times at least), `policy` (what happens to runs not triggered in time) and `cron`
+    /// (zero; or a `CronLib` spec with `interval` zero: runs are then due on its matches from `startAt`, the first
+    /// of which must exist, and `maxRuns` counts runs started)
     /// @param callbackGas The exact gas given to `onSubscriptionRun`; each request asks for it plus
     /// `callbackGas / 64 + CALLBACK_OVERHEAD`, this contract's share of the callback
     /// @param timeout Each run's request timeout, in seconds: after it the run can be reclaimed
@@ -187,10 +218,11 @@ interface ISubscriptions {
 
     /// @notice Starts the subscription's due run: pays its request fee from the budget and sends the Coprocessor
     /// request. Anyone may call; the schedule decides which run it is.
-    /// @dev Runs earlier than the one started are recorded missed first (`RunsMissed`), in one event whatever their
-    /// number. If every due run is missed (all past their tolerance) the call only records them, advances and
-    /// returns zero; it reverts `RunNotDue` if the next run is not due yet, `SubscriptionFinished` if no run is left,
-    /// `InsufficientBudget` if the budget cannot pay the due run (nothing is recorded then).
+    /// @dev Runs earlier than the one started are recorded missed first (`RunsMissed`; for a cron schedule
+    /// `DueTimesMissed`, by due time), in one event whatever their number. If every due run is missed (all past
+    /// their tolerance) the call only records them, advances and returns zero; it reverts `RunNotDue` if the next
+    /// run is not due yet, `SubscriptionFinished` if no run is left, `InsufficientBudget` if the budget cannot pay
+    /// the due run (nothing is recorded then).
     /// @param id The subscription's id
     /// @return requestId The Coprocessor request carrying the run, or zero if runs were only recorded missed
     function trigger(uint256 id) external returns (bytes32 requestId);
@@ -219,10 +251,12 @@ interface ISubscriptions {
     /// @notice The run a trigger would start now, or waits for, with its due time, after the runs that are missed by
     /// now under the subscription's policy.
     /// @dev A scheduler triggers when `dueAt <= block.timestamp`. Missed runs are counted but not yet recorded.
+    /// Both kinds of schedule answer alike; for a cron schedule the run index is the number of runs started and
+    /// `dueAt` the due time a trigger now would start (or waits for), after the due times missed by now.
     /// @param id The subscription's id
     /// @return runIndex The run's index (`maxRuns` if none is left)
     /// @return dueAt The Unix time the run is due at, in seconds; `type(uint256).max` if the subscription is
-    /// cancelled, finished, or was never created
+    /// cancelled, finished (cron: no due time left), or was never created
     function nextRunAt(uint256 id) external view returns (uint64 runIndex, uint256 dueAt);
 
     /// @notice The run a Coprocessor request carries, while it is unsettled.
