@@ -87,6 +87,35 @@ class Job:
         return {name: value for (name, _), value in zip(JOB_FIELDS, self.as_tuple(), strict=True)}
 
 
+@dataclass(frozen=True)
+class KeyConfig:
+    """A sponsor's key and its limits, as `ISponsorships.KeyConfig` (`setKey`); zero means "any" or "never"."""
+
+    kind: KeyKind
+    relayer: str = "0x" + "00" * 20  # a Relayed key's submitter: the node's jobs account
+    consumer: str = "0x" + "00" * 20  # the only consumer its jobs may pay for
+    template_id: bytes = bytes(32)  # the only template its jobs may run
+    max_fee_per_job: int = 0
+    allowance: int = 0  # wei it may still spend
+    max_jobs_per_window: int = 0
+    window: int = 0  # seconds
+    expires_at: int = 0
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ABI tuple `setKey` takes."""
+        return (
+            int(self.kind),
+            to_checksum_address(self.relayer),
+            to_checksum_address(self.consumer),
+            self.template_id,
+            self.max_fee_per_job,
+            self.allowance,
+            self.max_jobs_per_window,
+            self.window,
+            self.expires_at,
+        )
+
+
 def sponsorships_domain(chain_id: int, sponsorships: str) -> Domain:
     """The EIP-712 domain jobs are signed in: the Sponsorships contract at `sponsorships` on chain `chain_id`."""
     return Domain(DOMAIN_NAME, DOMAIN_VERSION, chain_id, to_checksum_address(sponsorships))

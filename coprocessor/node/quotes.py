@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from eth_utils import is_address, to_checksum_address
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +29,7 @@ from coprocessor_enclave.frames import loads_bounded
 from coprocessor_enclave.protocol import SignedQuote
 
 from ..errors import CoprocessorError, EnclaveError, EnclaveUnreachable
+from .endpoint import EndpointServer, HttpError, RateLimiter, bounded_body
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +40,8 @@ DEFAULT_LIFETIME_SECONDS = 300
 Anchor = Callable[[], tuple[int, bytes]]
 
 
-class QuoteError(CoprocessorError, ValueError):
+class QuoteError(HttpError):
     """A quote request the endpoint answers with an HTTP error (`code`)."""
-
-    def __init__(self, code: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.extra = extra
-
-
-class RateLimiter:
-    """A token bucket per client address: `rate` quotes a second on average, bursts of `burst`."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.burst, self._clock = rate, burst, clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, last refill)
-        self._lock = threading.Lock()
-
-    def allow(self, client: str) -> bool:
-        """Takes one token for `client` if it has one."""
-        now = self._clock()
-        with self._lock:
-            if len(self._buckets) > 10_000:  # forget idle clients rather than grow without bound
-                self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < self.burst / self.rate}
-            tokens, last = self._buckets.get(client, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens < 1:
-                self._buckets[client] = (tokens, now)
-                return False
-            self._buckets[client] = (tokens - 1, now)
-            return True
 
 
 class QuoteService:
@@ -172,44 +143,7 @@ def web3_anchor(w3: Any) -> Anchor:
     return anchor
 
 
-class QuoteServer:
-    """The quote endpoint served by uvicorn (an ASGI server built for the open internet: HTTP parsing by
-    h11, timeouts, graceful shutdown) on a socket bound at creation, so its port is known at once."""
-
-    def __init__(self, app: Starlette, host: str, port: int) -> None:
-        self._socket = socket.create_server((host, port))
-        self.server_address: tuple[str, int] = self._socket.getsockname()[:2]
-        config = uvicorn.Config(
-            app, http="h11", ws="none", lifespan="off", log_level="warning", timeout_keep_alive=30, limit_concurrency=256
-        )
-        self._server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
-        self._serving = False
-
-    def serve_forever(self) -> None:
-        """Serves until `shutdown`; blocks (run it in a thread)."""
-        self._serving = True
-        try:
-            self._server.run(sockets=[self._socket])
-        finally:
-            self._stopped.set()
-
-    def start(self) -> QuoteServer:
-        """Serves in a daemon thread."""
-        self._thread = threading.Thread(target=self.serve_forever, name="quote-endpoint", daemon=True)
-        self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        """Stops serving: open connections are finished, new ones refused."""
-        self._server.should_exit = True
-        if self._serving:
-            self._stopped.wait(10)  # uvicorn finishes its connections before the socket goes
-        self._socket.close()
-
-
-def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int = 0) -> QuoteServer:
+def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int = 0) -> EndpointServer:
     """The endpoint for `service`: `POST /quote`, `GET /info`. Errors are JSON `{error, ...}`."""
     cors = {"Access-Control-Allow-Origin": "*"}  # quotes are public; browsers may ask
 
@@ -224,7 +158,7 @@ def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int 
 
     async def quote(request: Request) -> JSONResponse:
         try:
-            body = await _bounded_body(request)
+            body = await bounded_body(request, MAX_BODY_BYTES)
             try:
                 parsed = loads_bounded(body)  # a public endpoint: no absurd nesting
             except ValueError as exc:
@@ -248,22 +182,7 @@ def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int 
         routes=[Route("/info", info, methods=["GET"]), Route("/quote", quote, methods=["POST"])],
         exception_handlers={404: not_found, 405: wrong_method},
     )
-    return QuoteServer(app, host, port)
-
-
-async def _bounded_body(request: Request) -> bytes:
-    """The request's body, refused past MAX_BODY_BYTES before it is all read (the declared length first)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or not 0 < int(declared) <= MAX_BODY_BYTES):
-        raise QuoteError(413 if declared.isdigit() and int(declared) else 411, f"the body must be 1-{MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise QuoteError(413, f"the body must be 1-{MAX_BODY_BYTES} bytes")
-    if not body:
-        raise QuoteError(411, f"the body must be 1-{MAX_BODY_BYTES} bytes")
-    return bytes(body)
+    return EndpointServer(app, host, port)
 
 
 def fetch_quote(url: str, body: dict[str, Any], timeout: float = 60.0) -> SignedQuote:
@@ -286,7 +205,7 @@ def fetch_quote(url: str, body: dict[str, Any], timeout: float = 60.0) -> Signed
         raise EnclaveUnreachable(f"no quote endpoint answers at {target}: {exc}") from None
 
 
-def start_quote_server(enclave: EnclaveClient, w3: Any, host: str, port: int) -> QuoteServer:
+def start_quote_server(enclave: EnclaveClient, w3: Any, host: str, port: int) -> EndpointServer:
     """Serves quotes for `enclave`, anchored on `w3`'s chain, in a daemon thread; `shutdown()` stops it.
 
     Each client address gets 5 quotes a second on average (bursts of 20), and at most two quotes
