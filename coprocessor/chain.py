@@ -54,6 +54,7 @@ _CONTRACTS_WITH_ERRORS = (
     "Subscriptions",
     "Sponsorships",
     "ExampleConsumer",
+    "ScheduledConsumer",
     "ExactGasCall",
     "SignedQuoteConsumer",
     "SignedFeeHook",
@@ -231,13 +232,14 @@ class TxSender:
         with self._lock:
             self._nonce = None
 
-    def estimate(self, to: str | None, data: bytes, value: int = 0) -> int:
-        """Gas for a call, or ChainError with the decoded revert reason."""
+    def estimate(self, to: str | None, data: bytes, value: int = 0, block: str = "latest") -> int:
+        """Gas for a call on `block` ("pending": as the next block will run it, with its timestamp), or ChainError
+        with the decoded revert reason."""
         tx: dict[str, Any] = {"from": self.address, "data": data, "value": value}
         if to is not None:
             tx["to"] = to_checksum_address(to)
         try:
-            return self.w3.eth.estimate_gas(cast(Any, tx))
+            return self.w3.eth.estimate_gas(cast(Any, tx), cast(Any, block))
         except (ContractCustomError, ContractLogicError, Web3RPCError) as exc:
             raise ChainError(_revert_reason(exc)) from None
 

@@ -7,7 +7,7 @@ import {ExactGasCall} from "./libraries/ExactGasCall.sol";
 import {Request} from "./libraries/RequestLib.sol";
 
 /// @notice Base for contracts that make Coprocessor requests on behalf of others, out of funds they hold for them,
-/// and forward each result to another contract (`Sponsorships`; `Subscriptions` has the same logic inline).
+/// and forward each result to another contract: `Sponsorships` (sponsored jobs) and `Subscriptions` (scheduled runs).
 /// @dev Note: what such a contract shares:
 /// - It is the Coprocessor's consumer of every request it makes, so the Coprocessor credits refunds to it (the
 ///   whole fee of a cancelled request, the author fee of one answered with an error status), never pushes them.

@@ -2,13 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {Coprocessor} from "./Coprocessor.sol";
-import {CoprocessorClient} from "./CoprocessorClient.sol";
+import {ForwardingClient} from "./ForwardingClient.sol";
 import {ICoprocessor} from "./interfaces/ICoprocessor.sol";
 import {ISubscriptionConsumer} from "./interfaces/ISubscriptionConsumer.sol";
 import {ISubscriptions} from "./interfaces/ISubscriptions.sol";
 import {ITemplateRegistry} from "./interfaces/ITemplateRegistry.sol";
 import {CronLib} from "./libraries/CronLib.sol";
-import {ExactGasCall} from "./libraries/ExactGasCall.sol";
 import {Request, Status} from "./libraries/RequestLib.sol";
 
 /// @notice Scheduled jobs paid up front, run as ordinary Coprocessor requests made by this contract.
@@ -16,10 +15,10 @@ import {Request, Status} from "./libraries/RequestLib.sol";
 /// The Coprocessor credits refunds to this contract (the consumer of every run), never pushes them: the whole fee
 /// of a cancelled run, the author fee of a run answered with an error status. Each is attributed to its
 /// subscription's budget as it is known (`reclaim`, `_onResponse`), while the ether stays credited at the
-/// Coprocessor until this contract needs it: `_ensureBalance` withdraws it all before a payment this contract's
-/// own balance cannot cover. So `address(this).balance + coprocessor.balanceOf(this)` is always at least the
-/// sum of the budgets (tested).
-contract Subscriptions is ISubscriptions, CoprocessorClient {
+/// Coprocessor until this contract needs it: `ForwardingClient._ensureBalance` withdraws it all before a payment
+/// this contract's own balance cannot cover. So `address(this).balance + coprocessor.balanceOf(this)` is always
+/// at least the sum of the budgets (tested).
+contract Subscriptions is ISubscriptions, ForwardingClient {
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
     /*                          STORAGE                           */
     /*.•°:°.´+˚.*°.˚:*.´•*.+°.•°:´*.´•*.•°.•°:°.´:•˚°.*°.˚:*.´+°.•*/
@@ -54,13 +53,8 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
     /// @dev requestId => the run it carries, deleted when the run settles or is reclaimed.
     mapping(bytes32 requestId => Run) private _runs;
 
-    constructor(ICoprocessor coprocessor_) CoprocessorClient(coprocessor_) {
+    constructor(ICoprocessor coprocessor_) ForwardingClient(coprocessor_) {
         templateRegistry = Coprocessor(address(coprocessor_)).templateRegistry();
-    }
-
-    /// @notice Takes the refunds the Coprocessor sends on `withdraw`; refuses ether from anyone else.
-    receive() external payable {
-        if (msg.sender != address(coprocessor)) revert OnlyCoprocessor(msg.sender);
     }
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
@@ -88,7 +82,9 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
             nextDueAt = _cronNext(cron, startAt);
             if (nextDueAt == _NO_DUE_TIME) revert InvalidSchedule();
         }
-        if (callbackGas == 0 || _requestGas(callbackGas) > type(uint32).max) revert InvalidCallbackGas(callbackGas);
+        if (callbackGas == 0 || _forwardingGas(callbackGas, CALLBACK_OVERHEAD) > type(uint32).max) {
+            revert InvalidCallbackGas(callbackGas);
+        }
         if (msg.value > type(uint96).max) revert BudgetTooLarge(msg.value);
 
         id = ++subscriptionCount;
@@ -131,7 +127,7 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         s.cancelled = true;
         s.budget = 0;
         emit SubscriptionCancelled(id, refund);
-        _send(payable(msg.sender), refund);
+        if (!_pay(payable(msg.sender), refund)) revert TransferFailed();
     }
 
     /// @inheritdoc ISubscriptions
@@ -141,7 +137,7 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         uint96 amount = s.budget;
         s.budget = 0;
         emit Withdrawn(id, to, amount);
-        _send(to, amount);
+        if (!_pay(to, amount)) revert TransferFailed();
     }
 
     /*´:°•.°+.*•´.*:˚.°*.˚•´.°:°•.°•.*•´.*:˚.°*.˚•´.°:°•.°+.*•´.*:*/
@@ -180,8 +176,13 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         s.budget = budget - uint96(fee);
 
         _ensureBalance(fee);
-        requestId =
-            _request(templateId, abi.encode(runIndex, s.input), uint32(_requestGas(s.callbackGas)), s.timeout, fee);
+        requestId = _request(
+            templateId,
+            abi.encode(runIndex, s.input),
+            uint32(_forwardingGas(s.callbackGas, CALLBACK_OVERHEAD)),
+            s.timeout,
+            fee
+        );
         _runs[requestId] = Run({subscriptionId: uint96(id), runIndex: runIndex, fee: uint96(fee)});
         emit RunTriggered(id, runIndex, requestId, uint96(fee));
     }
@@ -191,13 +192,8 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
         bytes32 requestId = request.requestId;
         Run memory run = _runs[requestId];
         if (run.subscriptionId == 0) revert UnknownRun(requestId);
-        ICoprocessor.RequestState state = coprocessor.requestState(requestId);
-        if (state == ICoprocessor.RequestState.Pending) {
-            // Reverts unless `request` is the committed one and its deadline has passed.
-            coprocessor.cancel(request);
-        } else if (state != ICoprocessor.RequestState.Cancelled) {
-            revert RunNotCancellable(requestId);
-        }
+        // Reverts unless `request` is the committed one and its deadline has passed.
+        if (!_cancelExpired(request)) revert RunNotCancellable(requestId);
         delete _runs[requestId];
         _subscriptions[run.subscriptionId].budget += run.fee;
         emit RunRefunded(run.subscriptionId, run.runIndex, requestId, run.fee);
@@ -259,7 +255,7 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
 
         bool consumerSucceeded;
         if (output.length <= MAX_OUTPUT_BYTES) {
-            consumerSucceeded = _callExactly(
+            consumerSucceeded = _forwardExactly(
                 s.consumer,
                 s.callbackGas,
                 abi.encodeCall(ISubscriptionConsumer.onSubscriptionRun, (id, run.runIndex, status, output))
@@ -337,36 +333,6 @@ contract Subscriptions is ISubscriptions, CoprocessorClient {
     function _cronNext(uint256 cron, uint256 time) private pure returns (uint64) {
         uint256 found = CronLib.next(cron, time);
         return found == CronLib.NO_NEXT ? _NO_DUE_TIME : uint64(found);
-    }
-
-    /// @dev Calls `target` with exactly `gasLimit` gas, as `ExactGasCall.call` does, but returns false instead of
-    /// reverting when this frame cannot forward that much (it always can: see `CALLBACK_OVERHEAD`).
-    function _callExactly(address target, uint256 gasLimit, bytes memory data) private returns (bool success) {
-        uint256 available = gasleft();
-        uint256 overhead = ExactGasCall.CALL_OVERHEAD;
-        if (available < overhead || available - overhead - (available - overhead) / 64 < gasLimit) return false;
-        assembly ("memory-safe") {
-            success := call(gasLimit, target, 0, add(data, 0x20), mload(data), 0, 0)
-        }
-    }
-
-    /// @dev The callback gas a run's request asks for: the consumer's, the 1/64 this frame keeps when calling it,
-    /// and `CALLBACK_OVERHEAD`.
-    function _requestGas(uint32 callbackGas) private pure returns (uint256) {
-        return uint256(callbackGas) + callbackGas / 64 + CALLBACK_OVERHEAD;
-    }
-
-    /// @dev Withdraws this contract's refunds from the Coprocessor if its own balance cannot pay `amount`.
-    function _ensureBalance(uint256 amount) private {
-        if (address(this).balance < amount) _withdrawRefunds(payable(address(this)));
-    }
-
-    /// @dev Sends `amount` to `to` (after the caller's state changes).
-    function _send(address payable to, uint256 amount) private {
-        if (amount == 0) return;
-        _ensureBalance(amount);
-        (bool ok,) = to.call{value: amount}("");
-        if (!ok) revert TransferFailed();
     }
 
     function _existing(uint256 id) private view returns (Subscription storage s) {
