@@ -122,9 +122,10 @@ def _compact(values: list[int], full: int) -> str:
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
-def apscheduler_trigger(expression: str) -> CronTrigger:
-    """APScheduler's `CronTrigger` (UTC) for an expression, with its weekdays named so Sunday stays Sunday."""
-    spec = compile_cron(expression)
+def apscheduler_trigger(schedule: str | int) -> CronTrigger:
+    """APScheduler's `CronTrigger` (UTC) for an expression or a compiled spec (as the chain holds it), with its
+    weekdays named so Sunday stays Sunday."""
+    spec = compile_cron(schedule) if isinstance(schedule, str) else schedule
     ap_days = sorted((v - 1) % 7 for v in _spec_values(spec, WEEKDAY_SHIFT, 0, 6))  # APScheduler's Monday = 0
     ap_names = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
     weekdays = _compact(ap_days, 7)
@@ -145,9 +146,10 @@ def describe(expression: str) -> str:
     return f"{apscheduler_trigger(expression)} in UTC; a day must match both day and day_of_week"
 
 
-def next_due_times(expression: str, after: int, count: int) -> list[int]:
-    """The first `count` due times (Unix seconds) at or after `after`, by APScheduler, as `CronLib.next` finds them."""
-    trigger = apscheduler_trigger(expression)
+def next_due_times(schedule: str | int, after: int, count: int) -> list[int]:
+    """The first `count` due times (Unix seconds) at or after `after` of an expression or compiled spec, by
+    APScheduler, as `CronLib.next` finds them."""
+    trigger = apscheduler_trigger(schedule)
     found: list[int] = []
     fire = trigger.get_next_fire_time(None, datetime.fromtimestamp(after, UTC))
     while fire is not None and len(found) < count:

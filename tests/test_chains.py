@@ -21,7 +21,7 @@ from eth_utils import to_checksum_address
 
 from coprocessor.chain import ANVIL_KEYS, TxSender, connect
 from coprocessor.dev import devnet
-from coprocessor.dev.chains import DevChain, chains_file, multichain_node, start_chains, start_enclave, stop_chains
+from coprocessor.dev.chains import DEV_FINALITY_DEPTH, DevChain, chains_file, multichain_node, start_chains, start_enclave, stop_chains
 from coprocessor.dev.consumer import ExampleConsumerClient
 from coprocessor.dev.postgres import LocalPostgres
 from coprocessor.dev.toolchain import TEMPLATES_DIR
@@ -204,3 +204,17 @@ def test_nodeCommand_chainsFile_servesBothChains(chains: TwoChains, tmp_path: Pa
             assert json.loads(shown.stdout)["counts"].get("settled", 0) >= 1, shown.stdout
     finally:
         devnet.stop(process)
+
+
+def test_crossChainBalance_requestOnAReadsB_theBalanceAtTheNamedBlock(chains: TwoChains, node: MultiChainNode) -> None:
+    a, b = chains.chains
+    library = find_template(chains.templates, "cross-chain-balance")
+    holder = to_checksum_address("0x" + "5e" * 20)
+    w3_b = connect(b.rpc_url)
+    block = int(TxSender(w3_b, ANVIL_KEYS[devnet.USER]).transact(holder, b"", value=987_654)["blockNumber"])
+    w3_b.provider.make_request("anvil_mine", [DEV_FINALITY_DEPTH])  # type: ignore[arg-type]
+    client = _client(a)
+    request_id, sent_at = client.ask(library.template_id, encode_args(library, [b.chain_id, block, holder]))
+    answer = client.wait(request_id, sent_at, 30)
+    assert answer.status == Status.OK, answer.output
+    assert int.from_bytes(answer.output, "big") == 987_654 == w3_b.eth.get_balance(holder, block_identifier=block)

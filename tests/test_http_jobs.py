@@ -20,13 +20,13 @@ from coprocessor.dev import devnet
 from coprocessor.errors import ManifestError
 from coprocessor.node import catalog
 from coprocessor.node.endpoint import EndpointServer
-from coprocessor.node.jobs import JobService, load_api_keys, make_jobs_server, new_api_key
+from coprocessor.node.jobs import JobService, load_api_keys, make_jobs_server, new_api_key, watch_api_keys
 from coprocessor.sponsorships import Job, KeyConfig, KeyKind, relayed_key_id, sign_job, signer_key_id, sponsorships_domain
 from coprocessor_enclave.protocol import Status
 
 from .conftest import Devnet
 
-SPONSOR, RELAYER, SIGNER, STRANGER = 6, 7, 8, 9  # Anvil accounts
+SPONSOR, RELAYER, SIGNER, STRANGER = devnet.SPONSOR, devnet.JOBS, 6, 7  # Anvil accounts (the last two only sign)
 AUTHOR_FEE = 10**15
 
 
@@ -69,7 +69,7 @@ def jobs(stack: Devnet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Jo
     )
     consumer = TxSender(w3, ANVIL_KEYS[devnet.USER]).deploy("SponsoredJobConsumer", deployment.sponsorships)
     node, thread = stack.start_node(tmp_path_factory.mktemp("journal") / "journal.sqlite")
-    service = JobService(relayer, deployment.sponsorships, load_api_keys(keys_file), node.journal.get, start_block=deployment.start_block)
+    service = JobService(relayer, deployment.sponsorships, watch_api_keys(keys_file), node.journal.get, start_block=deployment.start_block)
     server: EndpointServer = make_jobs_server(service).start()
     try:
         yield Jobs(stack, f"http://127.0.0.1:{server.server_address[1]}", api_key, slow_key, consumer, template.template_id, fee)

@@ -31,7 +31,7 @@ class FakeAccount:
     revert_next: bool = False
     refuse: set[bytes] = field(default_factory=set)  # request ids whose fulfil would revert
 
-    def estimate(self, to: str | None, data: bytes, value: int = 0) -> int:
+    def estimate(self, to: str | None, data: bytes, value: int = 0, block: str = "latest") -> int:
         if any(rid in data for rid in self.refuse):
             raise ChainError("CommitmentMismatch(0x…)")
         return 100_000

@@ -22,6 +22,7 @@ from .keys import encrypt, keys_group, secrets_group
 from .node import node_command, status
 from .requests import quote, request
 from .template import template_group
+from .triggers import job_group, sponsor_group, subscription_group
 from .v4 import v4_group
 
 
@@ -83,6 +84,9 @@ for command in (
     secrets_group,
     attest_group,
     template_group,
+    subscription_group,
+    sponsor_group,
+    job_group,
     v4_group,
 ):
     main.add_command(command)

@@ -25,14 +25,16 @@ from .options import (
 
 
 @click.command()
-@click.option("--port", default=8545, show_default=True, help="Port for the local Anvil chain (further chains take the next ports).")
+@click.option(
+    "--port", default=8545, show_default=True, help="Port for the local Anvil chain (further chains: 10 ports apart, 8555, 8565, ...)."
+)
 @click.option(
     "--chains",
     "chain_count",
-    default=1,
-    show_default=True,
     type=click.IntRange(1, 8),
-    help="How many local chains (chain ids 31337, 31338, ...) one enclave and one node serve.",
+    default=None,
+    help="How many local chains (chain ids 31337, 31338, ...) one enclave and one node serve. Default: 1, and 2 with --demo "
+    "(it reads one chain from the other).",
 )
 @click.option("--demo", is_flag=True, help="Send a handful of requests, print the answers, then exit.")
 @click.option(
@@ -56,16 +58,23 @@ from .options import (
     show_default=True,
     help="Port of the node's quote endpoint (sync mode; `coprocessor quote`); 0 turns it off.",
 )
+@click.option(
+    "--jobs-port",
+    default=8547,
+    show_default=True,
+    help="Port of the node's HTTP jobs endpoint (`coprocessor job submit`; API keys from `coprocessor sponsor add-key`); 0 turns it off.",
+)
 @verbose_option
 @node_options
 def dev(
     port: int,
-    chain_count: int,
+    chain_count: int | None,
     demo: bool,
     state_dir: Path,
     template_dirs: tuple[Path, ...],
     secrets_file: Path | None,
     quote_port: int,
+    jobs_port: int,
     verbose: bool,
     **kwargs: Any,
 ) -> None:
@@ -87,23 +96,25 @@ def dev(
     from ..chain import ANVIL_KEYS, TxSender, connect
     from ..dev import chains as dev_chains
     from ..dev import devnet, v4
-    from ..dev.demo import run_chains_demo, run_demo
+    from ..dev.demo import run_chains_demo, run_cross_chain_demo, run_demo, run_schedule_demo
     from ..dev.toolchain import forge_build
+    from ..node.jobs import start_jobs_server
     from ..node.quotes import start_quote_server
 
     setup_logging(verbose)
     config, metrics_port = node_config(kwargs)
     log = logging.getLogger("coprocessor.dev")
+    chain_count = chain_count or (2 if demo else 1)
     templates = load_templates([TEMPLATES_DIR, *template_dirs])  # the library, plus the author's own
     state_dir.mkdir(parents=True, exist_ok=True)
-    for pattern in ("journal*.sqlite*", "enclave.log", "deployment-*.json"):
+    for pattern in ("journal*.sqlite*", "enclave.log", "deployment-*.json", "api-keys.toml"):
         for stale in state_dir.glob(pattern):
             stale.unlink()
 
     click.echo("compiling contracts (forge, offline solcjs)...", err=True)
     forge_build()
     running: list[dev_chains.DevChain] = []
-    enclave_process = served = quote_server = None
+    enclave_process = served = quote_server = jobs_server = None
     try:
         click.echo(f"starting {chain_count} anvil chain(s) from 127.0.0.1:{port}...", err=True)
         # The project's library is published for the demo; templates from --templates are loaded into the
@@ -152,10 +163,26 @@ def dev(
         if quote_port:
             quote_server = start_quote_server(enclave.for_chain(home.chain_id), w3, "127.0.0.1", quote_port)
             click.echo(f"quote endpoint (sync mode): http://127.0.0.1:{quote_port}/quote", err=True)
+        if jobs_port:
+            home_journal = served.nodes[home.name].journal
+            jobs_server = start_jobs_server(
+                w3,
+                ANVIL_KEYS[devnet.JOBS],
+                deployment.sponsorships,
+                state_dir / "api-keys.toml",
+                home_journal.get,
+                "127.0.0.1",
+                jobs_port,
+                deployment.start_block,
+            )
+            click.echo(f"HTTP jobs endpoint: http://127.0.0.1:{jobs_port}/jobs (API keys: `coprocessor sponsor add-key`)", err=True)
         if demo:
             thread = threading.Thread(target=served.run, name="node", daemon=True)
             thread.start()
             ok = run_demo(w3, deployment, templates) and run_chains_demo(running[1:], templates)
+            ok = ok and run_schedule_demo(w3, deployment, templates)
+            if len(running) > 1:
+                ok = ok and run_cross_chain_demo(home, running[1], templates)
             served.stop()
             thread.join(10)
             sys.exit(0 if ok else 1)
@@ -168,8 +195,9 @@ def dev(
     finally:
         if served is not None:
             served.stop()
-        if quote_server is not None:
-            quote_server.shutdown()
+        for server in (quote_server, jobs_server):
+            if server is not None:
+                server.shutdown()
         devnet.stop(enclave_process)
         dev_chains.stop_chains(running)
 

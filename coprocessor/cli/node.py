@@ -14,6 +14,7 @@ from .options import (
     deployment_option,
     enclave_token_option,
     enclave_url_option,
+    in_state_dir,
     journal_option,
     node_config,
     node_options,
@@ -75,6 +76,26 @@ def serve_metrics(node: Node, port: int) -> None:
     help="Address the quote endpoint binds (it is meant to be public; the enclave's own API stays on loopback).",
 )
 @click.option(
+    "--jobs-port",
+    default=0,
+    show_default=True,
+    help="Serve HTTP jobs on this port (POST /jobs, GET /jobs/<requestId>), paid by sponsors in the Sponsorships contract. 0: off.",
+)
+@click.option("--jobs-host", default="127.0.0.1", show_default=True, help="Address the jobs endpoint binds (it is meant to be public).")
+@click.option(
+    "--jobs-keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=in_state_dir("api-keys.toml"),
+    show_default="<state dir>/api-keys.toml",
+    help="The API keys the jobs endpoint accepts (SHA-256 only; `coprocessor sponsor add-key` writes it; read again as it changes).",
+)
+@click.option(
+    "--jobs-key-env",
+    default="COPROCESSOR_JOBS_KEY",
+    show_default=True,
+    help="Environment variable with the jobs account's key: it submits API-key jobs (sponsors name it their keys' relayer).",
+)
+@click.option(
     "--lease",
     "lease_seconds",
     default=10.0,
@@ -101,6 +122,10 @@ def node_command(
     key_check_interval: float,
     quote_port: int,
     quote_host: str,
+    jobs_port: int,
+    jobs_host: str,
+    jobs_keys: Path,
+    jobs_key_env: str,
     verbose: bool,
     **kwargs: Any,
 ) -> None:
@@ -126,6 +151,7 @@ def node_command(
     from ..chain import Deployment, TxSender, connect
     from ..node.chains import MultiChainNode, load_chains, partition_for
     from ..node.enclave_client import EnclaveClient
+    from ..node.jobs import start_jobs_server
     from ..node.journal import Journal
     from ..node.pipeline import Node, NodeConfig
     from ..node.quotes import start_quote_server
@@ -141,8 +167,10 @@ def node_command(
     if missing:
         raise click.UsageError(f"set {', '.join(missing)} (the submitting account's key, then attestor keys)")
     key, *attestor_keys = (os.environ[name] for name in names)
-    if chains_file is not None and quote_port:
-        raise click.UsageError("--quote-port serves one chain: run it with --rpc and --deployment, not --chains")
+    if chains_file is not None and (quote_port or jobs_port):
+        raise click.UsageError("--quote-port and --jobs-port serve one chain: run them with --rpc and --deployment, not --chains")
+    if jobs_port and not os.environ.get(jobs_key_env):
+        raise click.UsageError(f"set {jobs_key_env} to the jobs account's key (it submits API-key jobs), or leave --jobs-port off")
     enclave = EnclaveClient.with_token_file(enclave_url, enclave_token_file)
     log = logging.getLogger("coprocessor.node.pipeline")
 
@@ -179,6 +207,7 @@ def node_command(
         )
 
     served: Node | MultiChainNode
+    jobs_server = None
     if chains_file is not None:
         chains = load_chains(chains_file)
         home = int(enclave.info()["chainId"])
@@ -188,7 +217,7 @@ def node_command(
             log.info("metrics of %d chains on http://127.0.0.1:%d/metrics", len(chains), served.serve_metrics(metrics_port))
         for c in chains:
             log.info("serving chain %s (%d): coprocessor %s", c.name, c.chain_id, c.deployment.coprocessor)
-        quote_server = None
+        quote_server = jobs_server = None
     else:
         deployment = Deployment.load(deployment_path)
         served = node = chain_node(rpc, deployment, config, None)
@@ -197,14 +226,27 @@ def node_command(
         quote_server = start_quote_server(enclave, node.w3, quote_host, quote_port) if quote_port else None
         if quote_server is not None:
             log.info("quote endpoint on http://%s:%d/quote", quote_host, quote_port)
+        if jobs_port:
+            jobs_server = start_jobs_server(
+                node.w3,
+                os.environ[jobs_key_env],
+                deployment.sponsorships,
+                jobs_keys,
+                node.journal.get,
+                jobs_host,
+                jobs_port,
+                deployment.start_block,
+            )
+            log.info("jobs endpoint on http://%s:%d/jobs (API keys from %s)", jobs_host, jobs_port, jobs_keys)
     signal.signal(signal.SIGTERM, lambda *_: served.stop())
     try:
         served.run()
     except KeyboardInterrupt:
         served.stop()
     finally:
-        if quote_server is not None:  # a stopped node (revoked or expired key) stops quoting too
-            quote_server.shutdown()
+        for server in (quote_server, jobs_server):  # a stopped node (revoked or expired key) stops serving them too
+            if server is not None:
+                server.shutdown()
     if served.lease_lost is not None:
         raise served.lease_lost
 

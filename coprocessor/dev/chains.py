@@ -19,6 +19,10 @@ from ..node.pipeline import Node
 from . import devnet
 
 FIRST_CHAIN_ID = 31337  # Anvil's default; the next chains count up from it
+# Local chains are read across with one RPC each (their own Anvil), trusted once a block is this deep: a DEV setup,
+# where the operator is trusted anyway (docs/chains.md says what a production quorum takes).
+DEV_FINALITY_DEPTH = 2
+PORT_STEP = 10  # chain i listens on the first port + 10 i
 
 
 @dataclass
@@ -37,13 +41,14 @@ class DevChain:
 
 
 def start_chains(count: int, templates: Iterable[Template], first_port: int | None = None) -> list[DevChain]:
-    """`count` Anvils with chain ids 31337, 31338, ... (ports from `first_port`, else free ones), the contracts
-    deployed and `templates` published on each."""
+    """`count` Anvils with chain ids 31337, 31338, ... (ports `first_port`, `first_port` + 10, ..., clear of the dev
+    node's quote and jobs ports just above the first; else free ones), the contracts deployed and `templates`
+    published on each."""
     templates = list(templates)
     chains: list[DevChain] = []
     try:
         for i in range(count):
-            port = devnet.free_port() if first_port is None else first_port + i
+            port = devnet.free_port() if first_port is None else first_port + PORT_STEP * i
             chain_id = FIRST_CHAIN_ID + i
             anvil = devnet.start_anvil(port, ["--chain-id", str(chain_id)])
             rpc_url = f"http://127.0.0.1:{port}"
@@ -63,8 +68,16 @@ def stop_chains(chains: Iterable[DevChain]) -> None:
 def start_enclave(
     chains: Sequence[DevChain], template_dirs: Sequence[Path], state: Path, secrets_file: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], EnclaveClient]:
-    """One DEV enclave answering every chain (the first is its home), registered in each chain's EnclaveRegistry."""
+    """One DEV enclave answering every chain (the first is its home), registered in each chain's EnclaveRegistry;
+    its templates may read every chain (`ctx.chain(chain_id, block)`) through that chain's Anvil."""
     home, *others = chains
+    read_chains = state / "read-chains.toml"
+    read_chains.write_text(
+        "".join(
+            f'[[chains]]\nchain_id = {c.chain_id}\nrpcs = ["{c.rpc_url}"]\nquorum = 1\nfinality_depth = {DEV_FINALITY_DEPTH}\n'
+            for c in chains
+        )
+    )
     payee = TxSender(connect(home.rpc_url), ANVIL_KEYS[devnet.PAYEE]).address
     process, enclave = devnet.start_enclave(
         home.deployment,
@@ -76,6 +89,7 @@ def start_enclave(
         chain_rpc=home.rpc_url,
         secrets_file=secrets_file,
         also=[(c.deployment, c.rpc_url) for c in others],
+        read_chains=read_chains,
     )
     try:
         for chain in chains:

@@ -3,16 +3,18 @@ dynamic-fee hook on the real PoolManager, each answer printed as it is mined."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
+from web3.types import RPCEndpoint
 
 from coprocessor_enclave.protocol import Status
 from coprocessor_enclave.template import Template, encode_args, find_template
 
-from ..chain import ANVIL_KEYS, Deployment, TxSender, connect
+from ..chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
 from . import devnet, v4
 from .consumer import Answer, ExampleConsumerClient
 
@@ -82,6 +84,68 @@ def run_chains_demo(chains: Sequence[DevChain], templates: dict[bytes, Template]
             f" {answer.latency * 1000:.0f} ms  {answer.describe(median)}"
         )
     return ok
+
+
+def run_schedule_demo(w3: Any, deployment: Deployment, templates: dict[bytes, Template], runs: int = 3) -> bool:
+    """A cron job: `heartbeat` on "*/5 * * * *" (UTC), paid up front. The demo moves the local chain's clock to each
+    due time (anvil_setNextBlockTimestamp) rather than waiting five minutes; the node triggers each run by itself."""
+    from eth_abi import decode
+
+    from ..cron import compile_cron
+
+    heartbeat = find_template(templates, "heartbeat")
+    owner = TxSender(w3, ANVIL_KEYS[devnet.USER])
+    consumer = owner.deploy("ScheduledConsumer", deployment.subscriptions)
+    subscriptions = contract(w3, "Subscriptions", deployment.subscriptions)
+    fee = contract(w3, "Coprocessor", deployment.coprocessor).functions.requestFee(heartbeat.template_id).call()
+    schedule = (0, 0, runs, 300, 0, compile_cron("*/5 * * * *"))  # startAt now, no interval, runs, 5 min late at most, RunLate
+    receipt = owner.call_function(subscriptions, "create", consumer, heartbeat.template_id, b"", schedule, 200_000, 600, value=fee * runs)
+    sub_id = int(subscriptions.events.SubscriptionCreated().process_receipt(receipt)[0].args.id)
+    click.echo(f'\nA cron job: subscription {sub_id} runs heartbeat on "*/5 * * * *" (UTC), {runs} runs paid up front ({fee * runs} wei):')
+    received = contract(w3, "ScheduledConsumer", consumer).events.RunReceived()
+    ok = True
+    for run in range(runs):
+        _, due_at = subscriptions.functions.nextRunAt(sub_id).call()
+        w3.provider.make_request("anvil_setNextBlockTimestamp", [int(due_at)])
+        w3.provider.make_request("evm_mine", [])  # the chain's clock is now at the due time: the node sees it and triggers
+        started = time.monotonic()
+        found: list[Any] = []
+        while not found and time.monotonic() - started < 30:
+            found = [e for e in received.get_logs(from_block=receipt["blockNumber"]) if e.args.runIndex == run]
+            time.sleep(0.05)
+        if not found or found[0].args.status != Status.OK:
+            click.echo(f"  run {run}: no Ok answer within 30 s", err=True)
+            return False
+        index, block, stamp = decode(list(heartbeat.outputs), found[0].args.output)
+        ok &= index == run and stamp >= due_at
+        due = time.strftime("%H:%M", time.gmtime(int(due_at)))
+        click.echo(
+            f"  run {run} due {due} UTC: answered in {(time.monotonic() - started) * 1000:.0f} ms, anchored at block {block}"
+            f" ({time.strftime('%H:%M:%S', time.gmtime(stamp))} by the chain's verified clock)"
+        )
+    return ok
+
+
+def run_cross_chain_demo(home: DevChain, other: DevChain, templates: dict[bytes, Template]) -> bool:
+    """A read across chains: a request on `home` asks for a balance on `other` at a block the request names."""
+    from ..dev.chains import DEV_FINALITY_DEPTH
+
+    library = find_template(templates, "cross-chain-balance")
+    w3_other = connect(other.rpc_url)
+    holder = to_checksum_address("0x" + "c0" * 20)
+    block = int(TxSender(w3_other, ANVIL_KEYS[devnet.USER]).transact(holder, b"", value=123_456_789)["blockNumber"])
+    w3_other.provider.make_request(RPCEndpoint("anvil_mine"), [DEV_FINALITY_DEPTH])  # final at the dev read depth
+    w3 = connect(home.rpc_url)
+    client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), home.deployment.consumer)
+    request_id, sent_at = client.ask(library.template_id, encode_args(library, [other.chain_id, block, holder]))
+    answer = client.wait(request_id, sent_at)
+    expected = w3_other.eth.get_balance(holder, block_identifier=block)
+    click.echo(f"\nA read across chains: a request on chain {home.chain_id} asks for a balance on chain {other.chain_id} at block {block}:")
+    click.echo(
+        f"  0x{request_id.hex()[:12]}… cross-chain-balance {answer.status.name} {answer.latency * 1000:.0f} ms"
+        f"  {answer.describe(library)} wei (chain {other.chain_id} says {expected})"
+    )
+    return answer.status == Status.OK and int.from_bytes(answer.output, "big") == expected
 
 
 def run_hook_demo(w3: Any, deployment: Deployment, volatility: Template) -> bool:

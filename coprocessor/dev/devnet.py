@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 # Roles on a dev chain, by index into ANVIL_KEYS.
 DEPLOYER, NODE, ATTESTOR, USER, PAYEE, AUTHOR = range(6)  # Anvil dev accounts by role
+# A sponsor of HTTP jobs, and the node's jobs account, which relays API-key jobs (a dev cluster's second and third
+# nodes use them too, and serve no jobs; #6 and #7 stay free for users, as the README has them deploy from #7).
+SPONSOR, JOBS = 8, 9
 
 DEV_ENCLAVE_VALIDITY = 30 * 24 * 3600
 

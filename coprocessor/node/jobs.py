@@ -129,6 +129,29 @@ def load_api_keys(path: Path | str) -> dict[str, ApiKey]:
     return keys
 
 
+def watch_api_keys(path: Path | str) -> Callable[[], dict[str, ApiKey]]:
+    """The keys in `path`, read again whenever the file changes (`sponsor add-key` appends while the node runs);
+    none while it does not exist; the last good set, with a warning, while it does not parse."""
+    path = Path(path)
+    seen: dict[str, Any] = {"stamp": None, "keys": {}}
+
+    def current() -> dict[str, ApiKey]:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return {}
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != seen["stamp"]:
+            seen["stamp"] = stamp
+            try:
+                seen["keys"] = load_api_keys(path)
+            except ManifestError as exc:
+                log.warning("API keys file not reloaded, keeping the keys read before: %s", exc)
+        return dict(seen["keys"])
+
+    return current
+
+
 class JobService:
     """Checks, authenticates, simulates and submits jobs with the node's jobs account; reports where they stand."""
 
@@ -136,7 +159,7 @@ class JobService:
         self,
         sender: TxSender,
         sponsorships: str,
-        api_keys: dict[str, ApiKey],
+        api_keys: Callable[[], dict[str, ApiKey]],
         lookup: Callable[[bytes], Entry | None] = lambda request_id: None,
         signed_rate: RateLimiter | None = None,
         start_block: int = 0,
@@ -144,9 +167,9 @@ class JobService:
         self.sender = sender
         self.contract = contract(sender.w3, "Sponsorships", sponsorships)
         self.domain = sponsorships_domain(sender.chain_id, sponsorships)
-        self.api_keys = api_keys
+        self.api_keys = api_keys  # by SHA-256 (hex) of the key, read anew as the file changes (`watch_api_keys`)
         self.lookup = lookup
-        self._key_rates = {digest: RateLimiter(key.rate, key.burst) for digest, key in api_keys.items()}
+        self._key_rates: dict[str, RateLimiter] = {}
         self._signed_rate = signed_rate or RateLimiter(rate=1.0, burst=5)  # per Signer key
         self.start_block = start_block  # where the contract's logs begin
         self._send = threading.Lock()  # one submit at a time: its gas estimate then holds when it is mined
@@ -186,10 +209,13 @@ class JobService:
     def _relayed_job(self, body: dict[str, Any], authorization: str) -> Job:
         scheme, _, key = authorization.partition(" ")
         digest = hashlib.sha256(key.strip().encode()).hexdigest()
-        known = next((k for d, k in self.api_keys.items() if hmac.compare_digest(d, digest)), None)
+        known = next((k for d, k in self.api_keys().items() if hmac.compare_digest(d, digest)), None)
         if scheme.lower() != "bearer" or known is None:
             raise HttpError(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-        if not self._key_rates[digest].allow(known.name):
+        rate = self._key_rates.get(digest)
+        if rate is None or (rate.rate, rate.burst) != (known.rate, known.burst):
+            rate = self._key_rates[digest] = RateLimiter(known.rate, known.burst)
+        if not rate.allow(known.name):
             raise HttpError(429, f"API key {known.name}: more than {known.rate:g} jobs a second; slow down", headers={"Retry-After": "1"})
         nonce = _int(body.get("nonce", secrets.randbits(255)), "nonce", 2**256 - 1)
         deadline = _int(body.get("deadline", int(time.time()) + DEFAULT_DEADLINE), "deadline", 2**64 - 1)
@@ -287,6 +313,22 @@ def _int(value: Any, name: str, maximum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
         raise HttpError(400, f"{name} must be a whole number from 0 to {maximum}")
     return value
+
+
+def start_jobs_server(
+    w3: Any,
+    jobs_key: str,
+    sponsorships: str,
+    keys_file: Path | str,
+    lookup: Callable[[bytes], Entry | None],
+    host: str,
+    port: int,
+    start_block: int = 0,
+) -> EndpointServer:
+    """Serves HTTP jobs for the Sponsorships contract at `sponsorships`, submitted by the jobs account `jobs_key`,
+    with the API keys in `keys_file`, in a daemon thread; `shutdown()` stops it."""
+    service = JobService(TxSender(w3, jobs_key), sponsorships, watch_api_keys(keys_file), lookup, start_block=start_block)
+    return make_jobs_server(service, host, port).start()
 
 
 def make_jobs_server(service: JobService, host: str = "127.0.0.1", port: int = 0) -> EndpointServer:

@@ -419,10 +419,14 @@ class Node:
                 if self.usable:
                     while self.submitter.send_ready(head.timestamp, head.base_fee):
                         pass
-                if self.scheduler is not None and self.journal.leading and self.usable and head_version != scheduled_version:
-                    # Due-ness changes only with chain time: once per head, and again within a second while a due
-                    # run could not be sent (an RPC error, say), since an idle chain brings no new head.
-                    scheduled_version = head_version if self._trigger_due(head.timestamp, head.base_fee) else -1
+                scheduler = self.scheduler
+                if scheduler is not None and self.journal.leading and self.usable:
+                    # Due-ness changes with time: looked at once per head, again within a second while a due run
+                    # could not be sent (an RPC error, say), and when the clock passes the next due time (an idle
+                    # chain brings no new head; its next block will carry the clock's time).
+                    now = max(head.timestamp, int(time.time()))
+                    if head_version != scheduled_version or now >= scheduler.next_due:
+                        scheduled_version = head_version if self._trigger_due(now, head.base_fee) else -1
                 if time.monotonic() - last_sweep >= self.config.sweep_interval:
                     last_sweep = time.monotonic()
                     self.submitter.cancel_expired(head.timestamp, head.base_fee)

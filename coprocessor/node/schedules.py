@@ -29,11 +29,15 @@ class SubscriptionScheduler:
         self._contract = contract(w3, "Subscriptions", address)
         self._done: set[int] = set()  # finished or cancelled: they never run again
         self._sent: dict[int, int] = {}  # id -> run index whose trigger is sent and not yet seen mined
+        # The earliest run not yet due at the last look: an idle chain (Anvil mines only on demand) brings no new
+        # head when it falls due, so the node looks again by the clock then.
+        self.next_due: float = float("inf")
 
     def due(self, chain_time: int) -> list[tuple[int, int]]:
         """(id, run index) of every subscription with a run due at `chain_time` and no trigger for it in flight."""
         functions = self._contract.functions
         found = []
+        self.next_due = float("inf")
         for sub_id in range(1, int(functions.subscriptionCount().call()) + 1):
             if sub_id in self._done:
                 continue
@@ -42,6 +46,8 @@ class SubscriptionScheduler:
                 self._done.add(sub_id)
             elif due_at <= chain_time and self._sent.get(sub_id) != run_index:
                 found.append((sub_id, int(run_index)))
+            elif due_at > chain_time:
+                self.next_due = min(self.next_due, float(due_at))
         return found
 
     def trigger_data(self, sub_id: int) -> bytes:

@@ -48,7 +48,7 @@ class Account(Protocol):
 
     address: str
 
-    def estimate(self, to: str | None, data: bytes, value: int = 0) -> int: ...
+    def estimate(self, to: str | None, data: bytes, value: int = 0, block: str = "latest") -> int: ...
     def send_at(self, nonce: int, to: str, data: bytes, gas: int, max_fee: int, tip: int) -> bytes: ...
     def nonce_at(self, block: str) -> int: ...
     def receipt(self, tx_hash: bytes) -> Any | None: ...
@@ -245,7 +245,9 @@ class Submitter:
         if len(self.in_flight) >= self.config.max_in_flight + self.config.max_batch:
             return False
         try:
-            gas = self.account.estimate(to, data)
+            # On the pending block: a run falls due by the clock, and an idle chain (Anvil mining on demand) has no
+            # newer block than the one before it; the next block will carry the clock's time.
+            gas = self.account.estimate(to, data, block="pending")
         except ChainError as exc:  # not due after all (another node was first), or the budget is spent
             if self._refused.get((to, data)) != str(exc):  # said once, not on every retry
                 self._refused[(to, data)] = str(exc)
