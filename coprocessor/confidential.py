@@ -41,7 +41,16 @@ def published_keys(w3: Any, deployment: Deployment, template_id: bytes) -> Publi
 
 def encrypt_input(w3: Any, deployment: Deployment, consumer: str, template_id: bytes, plaintext: bytes) -> bytes:
     """`plaintext` (the template's ABI-encoded input) sealed for this template, this consumer, this Coprocessor
-    and chain: what the consumer passes as the request's input. It opens nowhere else."""
+    and chain: what the consumer passes as the request's input. It opens nowhere else.
+
+    Refused for the forwarding contracts (`Subscriptions`, `Sponsorships`): they are the consumer of everyone's
+    requests, so an input sealed to them could be run by anyone who copied it (docs/keys.md, "Limits")."""
+    forwarders = {a.lower() for a in (deployment.subscriptions, deployment.sponsorships)}
+    if consumer.lower() in forwarders:
+        raise ChainError(
+            f"{consumer} forwards everyone's requests: an input sealed to it is not yours alone. Seal to your own consumer"
+            " contract, and request from it directly"
+        )
     published = published_keys(w3, deployment, template_id)
     return keys.encrypt_input(
         published.input_key, published.epoch, plaintext, deployment.chain_id, deployment.coprocessor, consumer, template_id

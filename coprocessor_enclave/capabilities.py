@@ -66,6 +66,14 @@ class BoundSecret:
 
 
 MAX_REMOTE_RPCS = 7  # RPCs asked about one block of another chain; each answer is the host's time
+FUTURE_HORIZON_BLOCKS = 7200  # a block further than this past a quorum's heads is refused, not waited for
+
+
+def _quantity(value: Any) -> int:
+    """A JSON-RPC quantity ("0x1a"); ValueError for anything else (a decimal string is not one)."""
+    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-fA-F]{1,64}", value):
+        raise ValueError(f"not a JSON-RPC quantity: {str(value)[:40]!r}")
+    return int(value, 16)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,20 @@ def load_remote_chains(path: Path | str) -> dict[int, RemoteChain]:
             raise ManifestError(f"{where}: `finality_depth` must be a whole number of blocks")
         chains[chain_id] = RemoteChain(chain_id, tuple(rpcs), quorum, depth)
     return chains
+
+
+class HostBudget:
+    """The host's time in one request's run, shared by every template of its call tree: what the operator's
+    services (chain RPCs) took, at most MAX_HOST_SECONDS in all, past which nothing is signed."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+
+    def spend(self, seconds: float) -> None:
+        """Counts `seconds` of the host's; EnclaveUnreachable once the run's budget is gone."""
+        self.spent += seconds
+        if self.spent > MAX_HOST_SECONDS:
+            raise EnclaveUnreachable(f"the chain RPC took over {MAX_HOST_SECONDS:g} s in this run: not signed")
 
 
 @dataclass(frozen=True)
@@ -187,6 +209,7 @@ class JobCapabilities:
         deadline: float,
         sealed_secret: Callable[[str], str | None] = lambda name: None,
         call_template: Callable[[bytes, bytes, float], tuple[int, bytes]] | None = None,
+        host_budget: HostBudget | None = None,
     ) -> None:
         self.template = template
         self._call_template = call_template  # runs a declared template for `ctx.call`: (id, input, seconds left)
@@ -204,7 +227,8 @@ class JobCapabilities:
         self._log_spent = False
         self._chain_deadline = 0.0  # when the chain read in flight must have its answer
         self.host_seconds = 0.0  # time spent on the operator's chain RPC: the host's, added to the job's deadline
-        self._remote_rpcs: dict[int, str] = {}  # another chain -> the RPC of its quorum that reads go to
+        self._host_budget = host_budget or HostBudget()  # shared by the whole call tree
+        self._remote_rpcs: dict[tuple[int, int], str] = {}  # (another chain, block) -> the RPC of its quorum reads go to
 
     def __call__(self, call: str, args: dict[str, Any]) -> Any:
         handlers = {
@@ -379,7 +403,8 @@ class JobCapabilities:
             if rpc_url is None:
                 raise CapabilityError("this enclave has no chain RPC configured (enclave serve --chain-rpc)")
         else:
-            rpc_url = self._remote_rpcs.get(remote) if isinstance(remote, int) else None
+            block = args.get("block")
+            rpc_url = self._remote_rpcs.get((remote, block)) if isinstance(remote, int) and isinstance(block, int) else None
             if rpc_url is None:
                 raise CapabilityError(f"chain {remote!r}: read a block of it first (ctx.chain(chain_id, block))")
         method, params = args.get("method"), args.get("params")
@@ -389,7 +414,14 @@ class JobCapabilities:
             raise CapabilityError(f"eth_getProof takes at most {MAX_PROOF_KEYS} storage keys")
         if method == "eth_getBlockByNumber" and params[1:] != [False]:
             raise CapabilityError("eth_getBlockByNumber is relayed with transaction hashes only (second parameter false)")
-        return self._timed_call(rpc_url, str(method), params)
+        if remote is None:
+            return self._timed_call(rpc_url, str(method), params)
+        try:
+            return self._timed_call(rpc_url, str(method), params)
+        except CapabilityError as exc:
+            # An RPC of the quorum that errs (a rate limit, an oversized reply) has proven no lie: sign nothing and
+            # let the node try again; only data that fails verification against the agreed hash is ChainDataInvalid.
+            raise EnclaveUnreachable(f"chain {remote} RPC did not answer {method} usably: {exc}") from None
 
     def _timed_call(self, rpc_url: str, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call, its time the host's: the job's deadline moves by it, up to MAX_HOST_SECONDS a run."""
@@ -406,8 +438,7 @@ class JobCapabilities:
             spent = time.monotonic() - started
             self.host_seconds += spent
             self._deadline += spent
-            if self.host_seconds > MAX_HOST_SECONDS:
-                raise EnclaveUnreachable(f"the chain RPC took over {MAX_HOST_SECONDS:g} s in this run: not signed")
+            self._host_budget.spend(spent)
 
     # ------------------------------------------------------------------ templates calling templates
 
@@ -426,7 +457,15 @@ class JobCapabilities:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise CapabilityError("no time left in this run for a call")
-        status, output = self._call_template(template_id, input_data, left)
+        host_before = self._host_budget.spent
+        try:
+            status, output = self._call_template(template_id, input_data, left)
+        finally:
+            # The host's time inside the callee is not this template's either: its clock (and the pool's wall
+            # clock, which reads `host_seconds`) moves by it, so a slow RPC cannot turn into a signed Timeout here.
+            callee_host = self._host_budget.spent - host_before
+            self.host_seconds += callee_host
+            self._deadline += callee_host
         return {"status": int(status), "output": output.hex()}
 
     def _remote_block(self, args: dict[str, Any]) -> str:
@@ -445,22 +484,31 @@ class JobCapabilities:
             raise CapabilityError(f"this enclave reads no chain {chain_id} (enclave serve --read-chains)")
         votes: dict[str, list[str]] = {}
         undecided = 0  # RPCs that did not answer, or not yet this deep: they may still join a quorum
+        beyond = 0  # RPCs whose head is far before the block
         for rpc_url in remote.rpcs:
             try:
-                head = int(str(self._timed_call(rpc_url, "eth_blockNumber", [])), 16)
+                head = _quantity(self._timed_call(rpc_url, "eth_blockNumber", []))
+                if head + FUTURE_HORIZON_BLOCKS < block:
+                    beyond += 1  # the block is far in this RPC's future: it may never come
+                    continue
+                if head < block + remote.finality_depth:
+                    undecided += 1  # not final here yet: it may be soon
+                    continue
                 found = self._timed_call(rpc_url, "eth_getBlockByNumber", [hex(block), False])
                 block_hash = str(found["hash"]).lower() if isinstance(found, dict) else ""
+                numbered = isinstance(found, dict) and _quantity(found.get("number")) == block
             except (EnclaveUnreachable, CapabilityError, KeyError, ValueError):
                 undecided += 1
                 continue
-            if head < block + remote.finality_depth or not block_hash:
-                undecided += 1
-                continue
+            if not numbered or not re.fullmatch(r"0x[0-9a-f]{64}", block_hash):
+                continue  # another block, or none it claims is final: a wrong answer, which can join no quorum
             agreeing = votes.setdefault(block_hash, [])
             agreeing.append(rpc_url)
             if len(agreeing) >= remote.quorum:  # more than half: no other hash can reach it
-                self._remote_rpcs[chain_id] = agreeing[0]
+                self._remote_rpcs[(chain_id, block)] = agreeing[0]
                 return block_hash
+        if beyond >= remote.quorum:  # a quorum says the block is far off: waiting for it would hold the request for days
+            raise CapabilityError(f"block {block} of chain {chain_id} is over {FUTURE_HORIZON_BLOCKS} blocks past its head")
         best = max((len(v) for v in votes.values()), default=0)
         if best + undecided >= remote.quorum:
             raise EnclaveUnreachable(f"block {block} of chain {chain_id} is not yet final on {remote.quorum} of its RPCs")

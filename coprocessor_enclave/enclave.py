@@ -19,7 +19,7 @@ from . import bundles
 from .abi import NonCanonicalAbi, check_canonical
 from .abicodec import keccak  # pycryptodome directly, as protocol.py
 from .attestation import AttestationBackend, Evidence, pad_report_data
-from .capabilities import CapabilitySettings, JobCapabilities
+from .capabilities import CapabilitySettings, HostBudget, JobCapabilities
 from .dcap import QuotePolicy, verify_bound_evidence
 from .errors import CapabilityError, EnclaveError, EnclaveUnreachable
 from .keyring import MAX_LIVE_EPOCHS, EpochRoot, Keyring
@@ -112,6 +112,8 @@ class _CallTree:
     stack: list[bytes]
     ended_ok: list[bytes] = field(default_factory=list)
     count: int = 0
+    host: HostBudget = field(default_factory=HostBudget)  # the host's time, for the whole tree
+    chain_error: str | None = None  # a callee's chain data failed verification: the root cannot end Ok on it
 
 
 class QuoteRefused(EnclaveError):
@@ -445,6 +447,9 @@ class Enclave:
                 tree = _CallTree([template.template_id])
                 with self._slots:  # calls run inside this slot: a tree never waits on slots its own root holds
                     status, output = self._execute(template, request, plaintext, binding, tree)
+                if tree.chain_error is not None and status != Status.CHAIN_DATA_INVALID:
+                    # A lying host must never turn into an answer, however a caller handled its callee's status.
+                    status, output = Status.CHAIN_DATA_INVALID, f"a called template's chain data: {tree.chain_error}"[:256].encode()
                 calls = tuple(tree.ended_ok) if status == Status.OK else ()
         address, _, signer = self._active
         digest = response_digest(self._domains[binding.chain_id], request, status, output, calls)
@@ -528,7 +533,7 @@ class Enclave:
             "context": {
                 "request_id": request.request_id.hex(),
                 "consumer": request.consumer,
-                "template_id": request.template_id.hex(),
+                "template_id": template.id_hex.removeprefix("0x"),  # the running template's, a callee's own
                 "anchor_block": request.anchor_block,
                 "anchor_hash": request.anchor_hash.hex(),
                 "chain_id": binding.chain_id,
@@ -546,6 +551,7 @@ class Enclave:
             time.monotonic() + timeout,
             sealed_secret=lambda name: self._open_secret(template, name),
             call_template=None if tree is None else lambda callee, data, left: self._call(tree, callee, data, left, request, binding),
+            host_budget=None if tree is None else tree.host,
         )
         try:
             result = self._pool.run(self._images[template.template_id], job, timeout=timeout, handler=handler)
@@ -597,6 +603,8 @@ class Enclave:
             tree.stack.pop()
         if status == Status.OK:
             tree.ended_ok.append(callee_id)
+        elif status == Status.CHAIN_DATA_INVALID and tree.chain_error is None:
+            tree.chain_error = output.decode(errors="replace")
         return status, output
 
     def _random_seed(self, template: Template) -> bytes:

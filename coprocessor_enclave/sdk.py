@@ -160,7 +160,7 @@ class _Chains:
 
             c = self._context
             block_hash = c._remote_block(chain_id, block)
-            state = VerifiedState(lambda method, params: c._rpc(method, params, chain_id), block, block_hash, chain_id=chain_id)
+            state = VerifiedState(lambda method, params: c._rpc(method, params, chain_id, block), block, block_hash, chain_id=chain_id)
             self._others[key] = _Checked(state, c)
         return self._others[key]
 
@@ -202,10 +202,10 @@ class Context:
             self._chain = _Chains(self)
         return self._chain
 
-    def _rpc(self, method: str, params: list[Any], chain_id: int | None = None) -> Any:
+    def _rpc(self, method: str, params: list[Any], chain_id: int | None = None, block: int | None = None) -> Any:
         args: dict[str, Any] = {"method": method, "params": params}
-        if chain_id is not None:
-            args["chainId"] = chain_id
+        if chain_id is not None:  # another chain's block, read from an RPC of the quorum that agreed on it
+            args["chainId"], args["block"] = chain_id, block
         try:
             return self.caller("chain", args)
         except Exception as exc:

@@ -158,3 +158,11 @@ def test_loadRemoteChains_badFiles_sayWhatIsWrong(tmp_path: Path) -> None:
             load_remote_chains(path)
     path.write_text('[[chains]]\nchain_id = 10\nrpcs = ["a", "b", "c"]\nquorum = 2\nfinality_depth = 64\n')
     assert load_remote_chains(path)[10].quorum == 2
+
+
+def test_remoteBalance_blockFarBeyondTheHead_refusedNotWaitedFor(chains: TwoChains, node: Node) -> None:
+    head = connect(chains.b_url).eth.block_number
+    request_id, sent_at = _ask(chains, head + 10_000)
+    answer = chains.stack.user().wait(request_id, sent_at, 30)
+    assert answer.status == Status.CHAIN_DATA_INVALID
+    assert b"past its head" in answer.output

@@ -42,6 +42,18 @@ from eth_abi import encode
 def run(ctx, x):
     return ctx.call(ctx.template_id, encode(["uint256"], [x])).status
 """
+READS_CHAIN = """
+def run(ctx, x):
+    return ctx.chain.balance("0x" + "11" * 20)
+"""
+# Calls a chain reader and falls back to 7 whatever went wrong: a lying host must still not make this Ok.
+FALLBACK = """
+from eth_abi import decode, encode
+
+def run(ctx, x):
+    result = ctx.call(ctx.config["callee"], encode(["uint256"], [x]))
+    return decode(["uint256"], result.output)[0] if result.ok else 7
+"""
 SPIN = """
 def run(ctx, x):
     while True:
@@ -82,6 +94,9 @@ def composed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Enclave
     named["undeclared"] = _write(root, "undeclared", RELAY, [], f'callee = "{named["double"].id_hex}"')
     named["self"] = _write(root, "self", SELF_CALL)
     named["impatient"] = _relay(root, "impatient", named["spin"], timeout=2)
+    named["reads-chain"] = _write(root, "reads-chain", READS_CHAIN)
+    reader = named["reads-chain"]
+    named["fallback"] = _write(root, "fallback", FALLBACK, [reader.template_id], f'callee = "{reader.id_hex}"')
     zero = "0x" + "00" * 19
     config = EnclaveConfig(31337, zero + "01", zero + "02", zero + "03")
     enclave = Enclave(config, load_templates([root]), DevBackend(tmp_path_factory.mktemp("pki")))
@@ -149,6 +164,15 @@ def test_call_spinningCallee_boundedByTheCallersTime(composed: tuple[Enclave, di
     _, result = _run(enclave, named["impatient"], 1)
     assert result.status in (Status.TIMEOUT, Status.TEMPLATE_ERROR), result
     assert time.monotonic() - started < 8  # the caller's 2 s (and grace), not the callee's 30 s
+
+
+def test_call_calleesChainDataFailed_rootIsChainDataInvalidWhateverTheCallerDid(composed: tuple[Enclave, dict[str, Template]]) -> None:
+    enclave, named = composed
+    _, alone = _run(enclave, named["reads-chain"], 1)  # no chain RPC here: its chain data cannot be verified
+    assert alone.status == Status.CHAIN_DATA_INVALID
+    _, result = _run(enclave, named["fallback"], 1)
+    assert result.status == Status.CHAIN_DATA_INVALID, result  # not Ok(7)
+    assert b"a called template's chain data" in result.output and result.calls == ()
 
 
 def test_manifest_badCalls_refused(tmp_path: Path) -> None:

@@ -140,6 +140,12 @@ def test_jobs_signedJob_landsAndAnotherSignerIsRefused(jobs: Jobs) -> None:
     assert forged.json()["reason"] == "InvalidJobSignature"
 
 
+def test_jobs_deadlineTooClose_refusedBeforeAnythingIsSent(jobs: Jobs) -> None:
+    now = int(jobs.stack.w3.eth.get_block("latest")["timestamp"])
+    close = _post(jobs, _body(jobs, 4, deadline=now + 5), jobs.api_key)
+    assert close.status_code == 400 and "deadline must be at least" in close.json()["error"]
+
+
 def test_jobs_sameNonceAgain_conflictNamesTheFirstJob(jobs: Jobs) -> None:
     first = _post(jobs, _body(jobs, 3, nonce=424242), jobs.api_key)
     assert first.status_code == 201, first.text

@@ -40,9 +40,9 @@ from coprocessor_enclave.status import Status
 
 from ..chain import TxSender, contract
 from ..errors import ChainError, ManifestError
-from ..sponsorships import Job, job_digest, relayed_key_id, signer_key_id, sponsorships_domain
+from ..sponsorships import Job, job_digest, job_signer, relayed_key_id, signer_key_id, sponsorships_domain
 from .endpoint import EndpointServer, HttpError, RateLimiter, bounded_body
-from .journal import Entry
+from .journal import Entry, State
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ DEFAULT_CALLBACK_GAS = 200_000
 DEFAULT_TIMEOUT = 600  # seconds until an unanswered job may be reclaimed
 DEFAULT_DEADLINE = 600  # seconds a relayed job may wait to be submitted
 RECEIPT_SECONDS = 60.0
+MIN_DEADLINE_SECONDS = 60  # a job's deadline must leave this long: one that lapses while mined would cost us its gas
+REVERT_PAUSE_SECONDS = 3600.0  # a sponsor whose simulated job reverted when mined is not relayed for this long
+EARLIER_BLOCKS = 50_000  # how far back a retried nonce's first job is looked for (hosted RPCs cap log ranges)
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _JOB_SUBMITTED = keccak(b"JobSubmitted(bytes32,address,bytes32,address,bytes32,uint256,uint96)")
 # The contract's refusals, by the HTTP code that says what to do about them.
@@ -172,7 +175,8 @@ class JobService:
         self._key_rates: dict[str, RateLimiter] = {}
         self._signed_rate = signed_rate or RateLimiter(rate=1.0, burst=5)  # per Signer key
         self.start_block = start_block  # where the contract's logs begin
-        self._send = threading.Lock()  # one submit at a time: its gas estimate then holds when it is mined
+        self._send = threading.Lock()  # one estimate-and-send at a time: nonces go out in order
+        self._paused: dict[str, float] = {}  # sponsor -> until when its jobs are not relayed (one reverted when mined)
 
     # ------------------------------------------------------------------ POST /jobs
 
@@ -191,20 +195,39 @@ class JobService:
                 "(EIP-712 Job, docs/http-jobs.md)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        paused_until = self._paused.get(job.sponsor, 0.0)
+        if paused_until > time.monotonic():
+            raise HttpError(403, f"sponsor {job.sponsor}: a job of theirs reverted when mined; not relayed for now", reason="SponsorPaused")
+        now = int(self.sender.w3.eth.get_block("latest")["timestamp"])
+        if job.deadline < now + MIN_DEADLINE_SECONDS:
+            raise HttpError(400, f"deadline must be at least {MIN_DEADLINE_SECONDS} s after the chain's time ({now})")
         data = bytes.fromhex(self.contract.encode_abi("submit", args=[job.as_tuple(), signature]).removeprefix("0x"))
         job_id = "0x" + job_digest(job, self.domain).hex()
-        with self._send:
+        refused: ChainError | None = None
+        with self._send:  # held for the estimate and the send only, never while a receipt is awaited
             try:
-                gas = self.sender.estimate(self.contract.address, data)
+                gas = self.sender.estimate(self.contract.address, data, block="pending")
             except ChainError as exc:
-                raise self._refusal(exc, job, job_id) from None
-            receipt = self.sender.wait(self.sender.send(self.contract.address, data, gas=gas * 6 // 5 + 10_000), RECEIPT_SECONDS)
-        tx = "0x" + bytes(receipt["transactionHash"]).hex()
+                refused = exc
+            else:
+                tx_hash = self.sender.send(self.contract.address, data, gas=gas * 6 // 5 + 10_000)
+        if refused is not None:
+            raise self._refusal(refused, job, job_id)
+        tx = "0x" + tx_hash.hex()
+        pending = {"jobId": job_id, "tx": tx, "nonce": str(job.nonce)}
+        try:
+            receipt = self.sender.wait(tx_hash, RECEIPT_SECONDS)
+        except ChainError:  # not mined yet: it may still be; the client follows it, and retries with this nonce
+            raise HttpError(
+                202, f"sent in {tx}, not mined within {RECEIPT_SECONDS:g} s: retry with nonce {job.nonce}", state="sent", **pending
+            ) from None
         if receipt["status"] != 1:
-            raise HttpError(409, f"the job's transaction {tx} reverted (the sponsor's state changed since it was checked): send it again")
+            self._paused[job.sponsor] = time.monotonic() + REVERT_PAUSE_SECONDS
+            log.warning("job %s of sponsor %s reverted when mined (%s): sponsor paused", job_id[:14], job.sponsor, tx[:14])
+            raise HttpError(409, f"the job's transaction {tx} reverted (the sponsor's state changed since it was checked)", **pending)
         request_id = self._request_of(receipt)
         log.info("job %s from sponsor %s: request 0x%s in %s", job_id[:14], job.sponsor, request_id.hex()[:12], tx[:14])
-        return {"jobId": job_id, "requestId": "0x" + request_id.hex(), "tx": tx, "state": "requested", "nonce": str(job.nonce)}
+        return {**pending, "requestId": "0x" + request_id.hex(), "state": "requested"}
 
     def _relayed_job(self, body: dict[str, Any], authorization: str) -> Job:
         scheme, _, key = authorization.partition(" ")
@@ -218,7 +241,10 @@ class JobService:
         if not rate.allow(known.name):
             raise HttpError(429, f"API key {known.name}: more than {known.rate:g} jobs a second; slow down", headers={"Retry-After": "1"})
         nonce = _int(body.get("nonce", secrets.randbits(255)), "nonce", 2**256 - 1)
-        deadline = _int(body.get("deadline", int(time.time()) + DEFAULT_DEADLINE), "deadline", 2**64 - 1)
+        if "deadline" in body:
+            deadline = _int(body["deadline"], "deadline", 2**64 - 1)
+        else:  # by the chain's clock, which a local chain may have moved ahead of ours
+            deadline = int(self.sender.w3.eth.get_block("latest")["timestamp"]) + DEFAULT_DEADLINE
         return self._job(body, known.sponsor, known.key_id, nonce, deadline)
 
     def _signed_job(self, body: dict[str, Any]) -> Job:
@@ -228,11 +254,21 @@ class JobService:
         signer = body.get("signer")
         if not isinstance(signer, str) or not is_address(signer):
             raise HttpError(400, "a signed job names its signer (the address of the sponsor's Signer key)")
-        if not self._signed_rate.allow(signer.lower()):
-            raise HttpError(429, f"signer {signer}: too many jobs; slow down", headers={"Retry-After": "1"})
         nonce = _int(body.get("nonce"), "nonce", 2**256 - 1)
         deadline = _int(body.get("deadline"), "deadline", 2**64 - 1)
-        return self._job(body, to_checksum_address(sponsor), signer_key_id(signer), nonce, deadline)
+        job = self._job(body, to_checksum_address(sponsor), signer_key_id(signer), nonce, deadline)
+        # Checked here, before anything costs an RPC call or a signer's rate: only the signer itself spends its rate.
+        try:
+            recovered = job_signer(job, self.domain, _hex(body.get("signature"), "signature"))
+        except ValueError:
+            recovered = ""
+        if recovered.lower() != signer.lower():
+            raise HttpError(
+                403, f"the signature is not {signer}'s over this job (EIP-712 Job, docs/http-jobs.md)", reason="InvalidJobSignature"
+            )
+        if not self._signed_rate.allow(signer.lower()):
+            raise HttpError(429, f"signer {signer}: too many jobs; slow down", headers={"Retry-After": "1"})
+        return job
 
     def _job(self, body: dict[str, Any], sponsor: str, key_id: bytes, nonce: int, deadline: int) -> Job:
         template_id = _hex(body.get("templateId"), "templateId")
@@ -263,7 +299,13 @@ class JobService:
     def _earlier(self, job: Job) -> bytes | None:
         """The request a job with `job`'s sponsor, key and nonce made, from the contract's `JobSubmitted` logs."""
         topics = ["0x" + _JOB_SUBMITTED.hex(), None, "0x" + bytes(12).hex() + job.sponsor[2:].lower(), "0x" + job.key_id.hex()]
-        logs = self.sender.w3.eth.get_logs({"address": self.contract.address, "fromBlock": self.start_block, "topics": topics})
+        try:
+            latest = int(self.sender.w3.eth.block_number)
+            since = max(self.start_block, latest - EARLIER_BLOCKS)
+            logs = self.sender.w3.eth.get_logs({"address": self.contract.address, "fromBlock": since, "topics": topics})
+        except Exception as exc:  # a provider's cap on log ranges, say: the refusal stands without the id
+            log.info("could not look up the first job of nonce %d: %s", job.nonce, exc)
+            return None
         for entry in logs:
             if int.from_bytes(bytes(entry["data"])[64:96], "big") == job.nonce:
                 return bytes(entry["topics"][1])
@@ -271,7 +313,7 @@ class JobService:
 
     def _request_of(self, receipt: Any) -> bytes:
         for entry in receipt["logs"]:
-            if entry["topics"] and bytes(entry["topics"][0]) == _JOB_SUBMITTED:
+            if entry["address"] == self.contract.address and entry["topics"] and bytes(entry["topics"][0]) == _JOB_SUBMITTED:
                 return bytes(entry["topics"][1])
         raise HttpError(500, "the job's transaction emitted no JobSubmitted event")
 
@@ -282,19 +324,16 @@ class JobService:
         if not _HEX32.match(reference):
             raise HttpError(400, "a job is named by its requestId: 0x and 64 hex digits")
         request_id = bytes.fromhex(reference[2:])
-        sponsor = self.contract.functions.jobOf(request_id).call()[0]
         entry = self.lookup(request_id)
-        if entry is None:
-            if int(sponsor, 16) == 0:
-                raise HttpError(404, f"no job {reference} here (not a Sponsorships request, or already settled long ago)")
-            return {"requestId": reference, "state": "requested"}
+        if entry is None or entry.request.consumer.lower() != self.contract.address.lower():
+            if entry is None and int(self.contract.functions.jobOf(request_id).call()[0], 16) != 0:
+                return {"requestId": reference, "state": "requested"}  # on-chain, not yet seen by this node
+            raise HttpError(404, f"no job {reference} here (not a request of this node's Sponsorships jobs)")
         answer: dict[str, Any] = {"requestId": reference, "state": entry.state.value}
-        if entry.status is not None:
+        if entry.state == State.SETTLED and entry.status is not None:  # before that, the output is not public yet
             answer.update(status=int(entry.status), statusName=Status(entry.status).name)
             if entry.output is not None:
                 answer["output"] = "0x" + entry.output.hex()
-        if entry.error:
-            answer["error"] = entry.error
         return answer
 
 
@@ -308,7 +347,7 @@ def _hex(value: Any, name: str) -> bytes:
 
 
 def _int(value: Any, name: str, maximum: int) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
         raise HttpError(400, f"{name} must be a whole number from 0 to {maximum}")
@@ -333,6 +372,7 @@ def start_jobs_server(
 
 def make_jobs_server(service: JobService, host: str = "127.0.0.1", port: int = 0) -> EndpointServer:
     """The endpoint for `service`: `POST /jobs`, `GET /jobs/<requestId>`. Errors are JSON `{error, ...}`."""
+    polls = RateLimiter(rate=10.0, burst=50)  # status requests per client address
 
     def reply(code: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
         return JSONResponse(body, status_code=code, headers=headers)
@@ -349,19 +389,21 @@ def make_jobs_server(service: JobService, host: str = "127.0.0.1", port: int = 0
         except HttpError as exc:
             headers = exc.extra.pop("headers", None)
             return reply(exc.code, {"error": str(exc), **exc.extra}, headers)
-        except ChainError as exc:
-            return reply(503, {"error": f"the chain did not take the job: {exc}"})
-        except Exception as exc:  # an answer, never a dropped connection
+        except Exception:  # an answer, never a dropped connection; the details (an RPC URL, say) stay in the log
             log.exception("jobs endpoint failed")
-            return reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+            return reply(503, {"error": "the node could not take the job now; try again shortly"})
 
     async def status(request: Request) -> JSONResponse:
         try:
+            if not polls.allow(request.client.host if request.client else ""):
+                raise HttpError(429, "too many status requests; slow down", headers={"Retry-After": "1"})
             return reply(200, await run_in_threadpool(service.status, request.path_params["reference"]))
         except HttpError as exc:
-            return reply(exc.code, {"error": str(exc), **exc.extra})
-        except Exception as exc:
-            return reply(503, {"error": f"{type(exc).__name__}: {exc}"})
+            headers = exc.extra.pop("headers", None)
+            return reply(exc.code, {"error": str(exc), **exc.extra}, headers)
+        except Exception:
+            log.exception("jobs status failed")
+            return reply(503, {"error": "the node could not look the job up now; try again shortly"})
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         return reply(404, {"error": f"no such endpoint {request.url.path}"})

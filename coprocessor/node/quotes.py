@@ -166,7 +166,7 @@ def make_quote_server(service: QuoteService, host: str = "127.0.0.1", port: int 
             client = request.client.host if request.client else ""
             signed = await run_in_threadpool(service.quote, parsed, client)  # the enclave call blocks
             return reply(200, signed.to_json())
-        except QuoteError as exc:
+        except HttpError as exc:  # QuoteError, and a body refused before it was parsed
             return reply(exc.code, {"error": str(exc), **exc.extra})
         except Exception as exc:  # an answer, never a dropped connection
             log.exception("quote endpoint failed")
