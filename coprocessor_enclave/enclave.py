@@ -450,7 +450,7 @@ class Enclave:
                 if tree.chain_error is not None and status != Status.CHAIN_DATA_INVALID:
                     # A lying host must never turn into an answer, however a caller handled its callee's status.
                     status, output = Status.CHAIN_DATA_INVALID, f"a called template's chain data: {tree.chain_error}"[:256].encode()
-                calls = tuple(tree.ended_ok) if status == Status.OK else ()
+                calls = tuple(tree.ended_ok)  # the callees did their work, whatever the caller made of it: they are paid
         address, _, signer = self._active
         digest = response_digest(self._domains[binding.chain_id], request, status, output, calls)
         return SignedResult(status, output, sign_digest(signer, digest), address, calls)
@@ -593,6 +593,8 @@ class Enclave:
         callee = self.templates.get(callee_id)
         if callee is None:
             raise EnclaveUnreachable(f"this enclave does not hold template 0x{callee_id.hex()}: another enclave may")
+        if not callee.callable:
+            raise CapabilityError(f"template {callee.name} is not callable (its manifest has no `callable = true`)")
         if callee.encrypted_input:
             raise CapabilityError(f"template {callee.name} takes encrypted input: it cannot be called")
         tree.count += 1

@@ -33,7 +33,7 @@ _BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
 _SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _TEMPLATE_ID = re.compile(r"^0x[0-9a-f]{64}$")
-_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config", "encrypted_input", "calls"}
+_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config", "encrypted_input", "calls", "callable"}
 MAX_DECLARED_CALLS = 8  # templates one template may call (`calls`)
 
 
@@ -78,6 +78,8 @@ class Template:
     # Template ids this one may call with `ctx.call` (docs/templates.md). Part of the id, so what a template
     # can call is pinned with it, and no chain of declarations can loop back: a cycle would need a hash fixpoint.
     calls: tuple[bytes, ...] = ()
+    # Whether other templates may call it (`ctx.call`): its author's consent, paid out of each caller's fee.
+    callable: bool = False
     template_id: bytes = b""
     # The bytes the id was computed from, read once at load: workers run these, never the folder again.
     files: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
@@ -286,6 +288,9 @@ def load_template(folder: Path | str) -> Template:
     encrypted_input = data.get("encrypted_input", False)
     if not isinstance(encrypted_input, bool):
         raise ManifestError(f"{manifest_path}: `encrypted_input` must be true or false")
+    callable_ = data.get("callable", False)
+    if not isinstance(callable_, bool):
+        raise ManifestError(f"{manifest_path}: `callable` must be true or false")
     calls = data.get("calls", [])
     if (
         not isinstance(calls, list)
@@ -310,6 +315,7 @@ def load_template(folder: Path | str) -> Template:
         config=config,
         encrypted_input=encrypted_input,
         calls=tuple(bytes.fromhex(c[2:]) for c in calls),
+        callable=callable_,
         template_id=files_hash(files),
         files=files,
     )

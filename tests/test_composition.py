@@ -61,14 +61,16 @@ def run(ctx, x):
 """
 
 
-def _write(root: Path, name: str, code: str, calls: Sequence[bytes] = (), config: str = "", timeout: float = 5) -> Template:
+def _write(
+    root: Path, name: str, code: str, calls: Sequence[bytes] = (), config: str = "", timeout: float = 5, callable_: bool = True
+) -> Template:
     folder = root / name
     folder.mkdir()
     (folder / "main.py").write_text(code)
     listed = ", ".join(f'"0x{c.hex()}"' for c in calls)
     (folder / "template.toml").write_text(
         f'name = "{name}"\nversion = "1"\ndescription = "composition test"\nentry = "main:run"\n'
-        f'inputs = ["uint256"]\noutputs = ["uint256"]\ncalls = [{listed}]\n'
+        f'inputs = ["uint256"]\noutputs = ["uint256"]\ncalls = [{listed}]\ncallable = {str(callable_).lower()}\n'
         f"[limits]\ntimeout_seconds = {timeout}\nmemory_mb = 256\n[config]\n{config}\n"
     )
     return load_template(folder)
@@ -94,6 +96,8 @@ def composed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Enclave
     named["undeclared"] = _write(root, "undeclared", RELAY, [], f'callee = "{named["double"].id_hex}"')
     named["self"] = _write(root, "self", SELF_CALL)
     named["impatient"] = _relay(root, "impatient", named["spin"], timeout=2)
+    named["private"] = _write(root, "private", DOUBLE, callable_=False)
+    named["uses-private"] = _relay(root, "uses-private", named["private"])
     named["reads-chain"] = _write(root, "reads-chain", READS_CHAIN)
     reader = named["reads-chain"]
     named["fallback"] = _write(root, "fallback", FALLBACK, [reader.template_id], f'callee = "{reader.id_hex}"')
@@ -156,6 +160,19 @@ def test_call_undeclaredOrItself_refused(composed: tuple[Enclave, dict[str, Temp
     assert result.status == Status.TEMPLATE_ERROR and b"does not declare" in result.output
     _, result = _run(enclave, named["self"], 1)
     assert result.status == Status.TEMPLATE_ERROR and b"call cycle" in result.output
+
+
+def test_call_calleeNotCallable_refused(composed: tuple[Enclave, dict[str, Template]]) -> None:
+    enclave, named = composed
+    _, result = _run(enclave, named["uses-private"], 1)
+    assert result.status == Status.TEMPLATE_ERROR and b"is not callable" in result.output
+
+
+def test_call_callerEndsInError_theCalleesThatRanOkStillCommitted(composed: tuple[Enclave, dict[str, Template]]) -> None:
+    enclave, named = composed
+    _, result = _run(enclave, named["many"], 1)  # 16 Ok calls, then a refused one: the caller fails
+    assert result.status == Status.TEMPLATE_ERROR
+    assert result.calls == (named["double"].template_id,) * MAX_CALLS_PER_RUN
 
 
 def test_call_spinningCallee_boundedByTheCallersTime(composed: tuple[Enclave, dict[str, Template]]) -> None:

@@ -261,7 +261,9 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable2Step {
         // Close before the external call: a re-entrant fulfil or cancel sees the request settled.
         _commitments[requestId] = FULFILLED;
         _creditFee(r, status, batch);
-        if (composed && status == uint8(Status.Ok) && r.fee != 0) _creditCalls(f.signature[65:], batch);
+        if (composed && r.fee != 0) {
+            _creditCalls(f.signature[65:], batch, status, r.consumer);
+        }
 
         bool callbackSucceeded =
             ExactGasCall.call(r.consumer, r.callbackGasLimit, RequestLib.callbackData(requestId, status, output));
@@ -330,23 +332,28 @@ contract Coprocessor is ICoprocessor, EIP712, Ownable2Step {
         batch.owedToPayee += fee;
     }
 
-    /// @dev Pays the authors of the templates an Ok response's calls ran, out of the requested template's author fee
-    /// (just owed to its author by `_creditFee`): each in the order the calls ended, as much of its own author fee
-    /// as is left; the requested template's author keeps the rest. A template's author fee is thus what it pays
+    /// @dev Pays the authors of the templates a response's calls ran to Ok, out of the requested template's author fee
+    /// (just credited by `_creditFee`: owed to its author on Ok, refunded to the consumer otherwise):
+    /// each in the order the calls ended, as much of its own author fee as is left. The callees did their work
+    /// whatever the caller made of it, so they are paid on any status. A template's author fee is thus what it pays
     /// for the templates it calls; an unpublished callee is owed nothing.
-    function _creditCalls(bytes calldata calls, Batch memory batch) private {
+    function _creditCalls(bytes calldata calls, Batch memory batch, uint8 status, address consumer) private {
         uint96 left = uint96(batch.terms);
+        uint96 paid;
         for (uint256 offset; offset < calls.length && left != 0; offset += 32) {
-            uint256 terms = _authorTerms(bytes32(calls[offset:offset + 32]));
+            bytes32 callee = bytes32(calls[offset:offset + 32]);
+            uint256 terms = _authorTerms(callee);
             uint96 fee = uint96(terms);
             if (fee > left) fee = left;
             if (fee == 0) continue;
             left -= fee;
-            batch.owedToAuthor -= fee;
+            paid += fee;
             address author = address(uint160(terms >> 96));
             _balances[author] += fee;
-            emit CallPaid(bytes32(calls[offset:offset + 32]), author, fee);
+            emit CallPaid(callee, author, fee);
         }
+        if (status == uint8(Status.Ok)) batch.owedToAuthor -= paid;
+        else _balances[consumer] -= paid;
     }
 
     /// @dev Makes `templateId` the batch's current template.

@@ -154,14 +154,14 @@ contract CallTreeTest is CoprocessorTestBase {
         assertEq(coprocessor.balanceOf(author), AUTHOR_FEE - FEE_A);
     }
 
-    function test_fulfill_composedErrorStatus_paysNoCalleeAndRefundsTheAuthorFee() public {
+    function test_fulfill_composedErrorStatus_paysTheCalleeAndRefundsTheRest() public {
         Request memory r = _ask(PAID_TEMPLATE_ID, abi.encode("x"), FEE, TIMEOUT);
         bytes32[] memory calls = _calls(CALLEE_A);
         uint8 status = uint8(Status.TemplateError);
         coprocessor.fulfill(_batch(_composed(r, status, calls, calls)));
-        assertEq(coprocessor.balanceOf(authorA), 0);
+        assertEq(coprocessor.balanceOf(authorA), FEE_A); // it did its work, whatever the caller made of it
         assertEq(coprocessor.balanceOf(author), 0);
-        assertEq(coprocessor.balanceOf(address(consumer)), AUTHOR_FEE);
+        assertEq(coprocessor.balanceOf(address(consumer)), AUTHOR_FEE - FEE_A);
     }
 
     function test_fulfill_composedFreeRequest_paysNoCallee() public {
