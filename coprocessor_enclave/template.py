@@ -33,7 +33,21 @@ _BYTECODE = (".pyc", ".pyo", ".so", ".pyd")
 _HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:([0-9]{1,5}|\*))?$")
 _SECRET = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _TEMPLATE_ID = re.compile(r"^0x[0-9a-f]{64}$")
-_KEYS = {"name", "version", "description", "entry", "inputs", "outputs", "limits", "http", "secrets", "config", "encrypted_input", "calls", "callable"}
+_KEYS = {
+    "name",
+    "version",
+    "description",
+    "entry",
+    "inputs",
+    "outputs",
+    "limits",
+    "http",
+    "secrets",
+    "config",
+    "encrypted_input",
+    "calls",
+    "callable",
+}
 MAX_DECLARED_CALLS = 8  # templates one template may call (`calls`)
 
 
