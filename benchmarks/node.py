@@ -18,12 +18,17 @@ its `RequestSubmitted` log to its `RequestFulfilled` log, both observed the same
 5. nodes      the sustained feed again, to 1, 2 and 3 nodes sharing one PostgreSQL journal (each its own
               DEV enclave and account; each size on a fresh Anvil, a new database of one server): responses/s.
 6. pending    10,000 requests fed while the node runs: node and enclave RSS idle, at peak, after drain.
+7. chains     one node process serving two chains (two fresh Anvils, chain ids 31337 and 31338, one DEV
+              enclave answering both through `enclave serve --also`; `coprocessor node --chains FILE`):
+              idle latency p50/p90/p99 of each chain, requests interleaved on both chains one at a time
+              with random 5-50 ms gaps, against the same node serving one chain (`--rpc --deployment`,
+              each chain in turn, same enclave) and each Anvil's raw send+receipt p50.
 After phases 3 and 6, with the node stopped, the raw throughput is measured again on that phase's grown
 chain: a second baseline that shows how much of a slow drain is Anvil's own slowdown.
 
     .venv/bin/python benchmarks/node.py [--quick] [--out .coprocessor/bench-node.json]   (make bench)
 
-`--quick` (about 115 requests, 20 pending) is the smoke run of tests/test_bench_smoke.py, not a
+`--quick` (about 165 requests, 20 pending) is the smoke run of tests/test_bench_smoke.py, not a
 measurement. See docs/benchmarks.md.
 """
 
@@ -58,6 +63,7 @@ from web3 import Web3
 from websockets.sync.client import connect as ws_connect
 
 from coprocessor.chain import ANVIL_KEYS, Deployment, TxSender, connect, contract
+from coprocessor.dev import chains as dev_chains
 from coprocessor.dev import cluster, devnet
 from coprocessor.dev.consumer import ExampleConsumerClient
 from coprocessor.dev.postgres import LocalPostgres
@@ -79,9 +85,10 @@ REQUEST_TIMEOUT = 3 * 3600  # seconds before a request may be cancelled: never d
 WINDOW = 100  # transactions outstanding at once, at most (Anvil 1.7.1 stalls under thousands)
 MB = 1024.0  # kB per MB (VmRSS is in kB)
 NODE_ARGS: list[str] = []  # extra `coprocessor node` options (--node-args)
-PHASES = ("baselines", "idle", "sustained", "nodes", "pending")  # in the order they run
+PHASES = ("baselines", "idle", "sustained", "nodes", "pending", "chains")  # in the order they run
 NODE_COUNTS = (1, 2, 3)  # the nodes phase: cluster sizes, one dev account each (cluster.NODE_ACCOUNTS)
 NODES_LEASE = 10.0  # seconds: `coprocessor node --lease`'s default
+CHAIN_IDS = (dev_chains.FIRST_CHAIN_ID, dev_chains.FIRST_CHAIN_ID + 1)  # the chains phase's two Anvils: 31337, 31338
 
 
 class BenchError(Exception):
@@ -104,6 +111,7 @@ class Settings:
     pending_txs: int
     pending_per_tx: int
     traces_per_size: int
+    chains_requests: int  # the chains phase: requests per chain and run
     phase_timeout: float
 
 
@@ -117,6 +125,7 @@ FULL = Settings(
     pending_txs=100,
     pending_per_tx=100,
     traces_per_size=3,
+    chains_requests=60,
     phase_timeout=900.0,
 )
 QUICK = Settings(
@@ -129,6 +138,7 @@ QUICK = Settings(
     pending_txs=2,
     pending_per_tx=10,
     traces_per_size=2,
+    chains_requests=10,
     phase_timeout=60.0,
 )
 
@@ -377,6 +387,19 @@ class LogWatcher:
 # ---------------------------------------------------------------------------- one fresh stack per phase
 
 
+def start_node_process(chains: list[str], enclave_url: str, token_file: Path, journal: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`coprocessor node` as its own process (the public CLI), serving `chains` (`--rpc URL --deployment FILE`, or
+    `--chains FILE`) with the node account's key and NODE_ARGS, its stderr appended to `log`."""
+    command = [sys.executable, "-m", "coprocessor", "node", *chains, "--enclave", enclave_url, "--enclave-token-file", str(token_file)]
+    command += ["--journal", str(journal), *NODE_ARGS]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COPROCESSOR_")}
+    env["COPROCESSOR_NODE_KEY"] = ANVIL_KEYS[devnet.NODE]
+    with open(log, "ab") as stderr:
+        return subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=PROJECT_ROOT, preexec_fn=devnet.die_with_parent
+        )
+
+
 @dataclass
 class Stack:
     """A fresh Anvil with the contracts, a registered DEV enclave and (once started) the node process."""
@@ -405,30 +428,13 @@ class Stack:
 
     def start_node(self) -> None:
         """`coprocessor node` as its own process (the public CLI), logging to node.log."""
-        command = [
-            sys.executable,
-            "-m",
-            "coprocessor",
-            "node",
-            "--rpc",
-            self.rpc_url,
-            "--deployment",
-            str(self.folder / "deployment.json"),
-            "--enclave",
+        self.node = start_node_process(
+            ["--rpc", self.rpc_url, "--deployment", str(self.folder / "deployment.json")],
             self.enclave.url,
-            "--enclave-token-file",
-            str(self.folder / "enclave.token"),
-            "--journal",
-            str(self.folder / "journal.sqlite"),
-            *NODE_ARGS,
-        ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COPROCESSOR_")}
-        env["COPROCESSOR_NODE_KEY"] = ANVIL_KEYS[devnet.NODE]
-        log = open(self.folder / "node.log", "ab")  # noqa: SIM115 - owned by the child
-        self.node = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=PROJECT_ROOT, preexec_fn=devnet.die_with_parent
+            self.folder / "enclave.token",
+            self.folder / "journal.sqlite",
+            self.folder / "node.log",
         )
-        log.close()
 
     def start_cluster(self, journal: str) -> None:
         """`coprocessor node` for each enclave of the cluster, all on the PostgreSQL journal at `journal`;
@@ -576,6 +582,8 @@ _SHORT = {
     "node_rss_idle_mb": "node RSS idle",
     "enclave_rss_idle_mb": "enclave RSS idle",
     "enclave_tree_pss_idle_mb": "enclave tree PSS idle",
+    **{f"chains_{c}_send_receipt_p50_ms": f"raw send+receipt, {c}" for c in CHAIN_IDS},
+    **{f"chains_1_{c}_latency_p50_ms": f"1 chain p50, {c}" for c in CHAIN_IDS},
 }
 
 
@@ -722,18 +730,7 @@ def phase_baselines(report: Report, settings: Settings, root: Path) -> None:
                 rtts.append((time.perf_counter() - started) * 1000)
             report.baseline("rpc_round_trip_p50_ms", "JSON-RPC round trip p50 (eth_blockNumber)", statistics.median(rtts), "ms")
 
-            account = Account.from_key(ANVIL_KEYS[devnet.USER])
-            to = Account.from_key(ANVIL_KEYS[devnet.PAYEE]).address
-            nonce = int(rpc.call("eth_getTransactionCount", account.address, "pending"), 16)
-            chain_id = int(rpc.call("eth_chainId"), 16)
-            raws = [_signed_transfer(account, to, nonce + i, chain_id) for i in range(settings.transfers)]
-            latencies, gas = [], []
-            for raw in raws:
-                started = time.perf_counter()
-                tx_hash = rpc.call("eth_sendRawTransaction", raw)
-                receipt = _poll_receipt(rpc, tx_hash)
-                latencies.append((time.perf_counter() - started) * 1000)
-                gas.append(int(receipt["gasUsed"], 16))
+            latencies, gas = send_receipt_latencies(rpc, settings.transfers)
             report.baseline("transfer_send_receipt_p50_ms", "raw ETH transfer send+receipt p50", statistics.median(latencies), "ms")
             report.baseline("transfer_send_receipt_p99_ms", "raw ETH transfer send+receipt p99", _pct(latencies, 0.99), "ms")
             report.baseline("transfer_gas", "raw ETH transfer gas (receipt gasUsed)", statistics.median(gas), "gas")
@@ -768,6 +765,24 @@ def _signed_transfer(account: Any, to: str, nonce: int, chain_id: int = 31337) -
         "maxPriorityFeePerGas": 10**9,
     }
     return "0x" + account.sign_transaction(tx).raw_transaction.hex()
+
+
+def send_receipt_latencies(rpc: Rpc, count: int) -> tuple[list[float], list[int]]:
+    """`count` pre-signed 1-wei transfers (USER to PAYEE) sent one at a time, each polled to its receipt: the
+    wall time of each (ms), and each one's gasUsed."""
+    account = Account.from_key(ANVIL_KEYS[devnet.USER])
+    to = Account.from_key(ANVIL_KEYS[devnet.PAYEE]).address
+    nonce = int(rpc.call("eth_getTransactionCount", account.address, "pending"), 16)
+    chain_id = int(rpc.call("eth_chainId"), 16)
+    raws = [_signed_transfer(account, to, nonce + i, chain_id) for i in range(count)]
+    latencies, gas = [], []
+    for raw in raws:
+        started = time.perf_counter()
+        tx_hash = rpc.call("eth_sendRawTransaction", raw)
+        receipt = _poll_receipt(rpc, tx_hash)
+        latencies.append((time.perf_counter() - started) * 1000)
+        gas.append(int(receipt["gasUsed"], 16))
+    return latencies, gas
 
 
 def windowed_throughput(rpc: Rpc, key: str, windows: int) -> tuple[float, list[float]]:
@@ -1346,12 +1361,246 @@ def phase_pending(report: Report, settings: Settings, root: Path) -> None:
         anvil_after(report, stack, "pending", record)
 
 
+# ---------------------------------------------------------------------------- phase 7: one node, two chains
+
+
+@dataclass
+class BenchChain:
+    """One chain of the chains phase: its Anvil and deployment, ExampleConsumer driven by USER, and its log watcher."""
+
+    chain: dev_chains.DevChain
+    deployment_file: Path
+    rpc: Rpc
+    client: ExampleConsumerClient
+    watcher: LogWatcher
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+
+@dataclass
+class ChainsStack:
+    """Two fresh Anvils with the contracts, one DEV enclave answering both (registered on each), and the node
+    process once started: `--rpc --deployment` for one chain, or `--chains chains.toml` for both."""
+
+    folder: Path
+    chains: list[BenchChain]
+    median: Template
+    enclave: EnclaveClient
+    node: subprocess.Popen[bytes] | None = None
+    node_log: Path | None = None
+
+    def median_input(self) -> bytes:
+        return encode_args(self.median, [PRICES, MAX_DEVIATION_BPS])
+
+    def start_node(self, name: str, chains: list[str]) -> None:
+        """`coprocessor node` serving `chains`, with its own journal (`<name>.sqlite`) and log (`<name>.log`)."""
+        self.node_log = self.folder / f"{name}.log"
+        token = self.folder / "enclave.token"
+        self.node = start_node_process(chains, self.enclave.url, token, self.folder / f"{name}.sqlite", self.node_log)
+
+    def stop_node(self) -> None:
+        devnet.stop(self.node, timeout=10)
+        self.node = None
+
+    def node_alive(self) -> None:
+        if self.node is not None and self.node.poll() is not None:
+            tail = "\n".join(self.node_log.read_text(errors="replace").splitlines()[-30:]) if self.node_log else ""
+            raise BenchError(f"the node exited with code {self.node.returncode}; its log ends:\n{tail}")
+
+    def warm_up(self, chains: list[BenchChain], timeout: float = 90.0) -> float:
+        """One request answered on each of `chains`: the node serves them and the enclave has run the template."""
+        started = time.perf_counter()
+        for chain in chains:
+            rid, _ = chain.client.ask(self.median.template_id, self.median_input(), REQUEST_TIMEOUT)
+            if not chain.watcher.wait(lambda rid=rid, w=chain.watcher: rid in w.fulfilled, timeout, self.node_alive):
+                raise BenchError(f"chain {chain.chain_id}: warm-up request not answered within {timeout:g} s; see {self.node_log}")
+        return time.perf_counter() - started
+
+
+@contextmanager
+def two_chains(root: Path) -> Iterator[ChainsStack]:
+    """Two Anvils (chain ids 31337, 31338) with the contracts and the library published, their deployment records
+    and chains.toml in `root/chains`, and one DEV enclave answering both, registered on each; torn down after."""
+    folder = root / "chains"
+    folder.mkdir(parents=True)
+    templates = load_templates([TEMPLATES_DIR])
+    try:
+        running = dev_chains.start_chains(len(CHAIN_IDS), templates.values())
+    except ToolchainError as exc:
+        raise BenchError(f"chains phase: {exc}") from exc
+    enclave_process = None
+    stack = None
+    members: list[BenchChain] = []
+    try:
+        records = [folder / ("deployment.json" if i == 0 else f"deployment-{c.chain_id}.json") for i, c in enumerate(running)]
+        for chain, record in zip(running, records, strict=True):  # the names dev_chains.chains_file expects
+            chain.deployment.save(record)
+        (folder / "chains.toml").write_text(dev_chains.chains_file(running, folder))
+        enclave_process, enclave = dev_chains.start_enclave(running, [t.path for t in templates.values()], folder)
+        for chain, record in zip(running, records, strict=True):
+            watcher = LogWatcher(chain.rpc_url.replace("http://", "ws://", 1), chain.deployment.coprocessor)
+            w3 = connect(chain.rpc_url)
+            client = ExampleConsumerClient(w3, TxSender(w3, ANVIL_KEYS[devnet.USER]), chain.deployment.consumer)
+            members.append(BenchChain(chain, record, Rpc(chain.rpc_url), client, watcher))
+        stack = ChainsStack(folder, members, find_template(templates, "median-price"), enclave)
+        yield stack
+    finally:
+        if stack is not None:
+            stack.stop_node()
+        for member in members:
+            member.watcher.close()
+            member.rpc.close()
+        devnet.stop(enclave_process)
+        dev_chains.stop_chains(running)
+
+
+def _idle_rounds(stack: ChainsStack, chains: list[BenchChain], rounds: int, rng: random.Random, label: str) -> dict[int, list[float]]:
+    """`rounds` rounds of one request on each of `chains` in a random order, one request at a time: each sent after a
+    random 5-50 ms gap once the previous callback is seen. Each chain's latencies (ms), RequestSubmitted log to
+    RequestFulfilled log."""
+    latencies: dict[int, list[float]] = {c.chain_id: [] for c in chains}
+    last = time.perf_counter()
+    for i in range(rounds):
+        order = list(chains)
+        rng.shuffle(order)
+        for chain in order:
+            time.sleep(rng.uniform(0.005, 0.05))
+            rid, _ = chain.client.ask(stack.median.template_id, stack.median_input(), REQUEST_TIMEOUT)
+            watcher = chain.watcher
+            if not watcher.wait(lambda rid=rid, w=watcher: rid in w.fulfilled, 30.0, stack.node_alive):
+                _progress(f"{label}, chain {chain.chain_id}, request {i}: no callback within 30 s")
+                continue
+            latencies[chain.chain_id].append((watcher.fulfilled[rid] - watcher.submitted[rid]) * 1000)
+        if time.perf_counter() - last >= 3:
+            last = time.perf_counter()
+            _progress(f"{label}: {i + 1}/{rounds} rounds")
+    return latencies
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    """p50, p90, p99 and max of latencies in ms (nothing if there are none)."""
+    if not values:
+        return {}
+    return {
+        "p50_ms": round(statistics.median(values), 2),
+        "p90_ms": round(_pct(values, 0.9), 2),
+        "p99_ms": round(_pct(values, 0.99), 2),
+        "max_ms": round(max(values), 2),
+    }
+
+
+def _describe(values: list[float]) -> str:
+    if not values:
+        return "nothing answered"
+    return (
+        f"p50 {statistics.median(values):.1f} ms, p90 {_pct(values, 0.9):.1f} ms, p99 {_pct(values, 0.99):.1f} ms ({len(values)} requests)"
+    )
+
+
+def phase_chains(report: Report, settings: Settings, root: Path, seed: int) -> None:
+    n = settings.chains_requests
+    ids = " and ".join(str(c) for c in CHAIN_IDS)
+    with (
+        report.phase(
+            "chains",
+            f"{n} requests per chain one at a time, random 5-50 ms gaps: one node serving chains {ids} (requests"
+            " interleaved), against the node serving one chain (each in turn); one enclave answering both",
+        ) as record,
+        two_chains(root) as stack,
+    ):
+        runs: dict[str, Any] = {}
+        record.update(folder=str(stack.folder), requests_per_chain=n, runs=runs)
+        # Each Anvil's raw send+receipt, before any node runs on it.
+        for chain in stack.chains:
+            for _ in range(20):
+                chain.rpc.call("eth_blockNumber")
+            raw, _ = send_receipt_latencies(chain.rpc, settings.transfers)
+            report.baseline(
+                f"chains_{chain.chain_id}_send_receipt_p50_ms",
+                f"raw ETH transfer send+receipt p50, Anvil of chain {chain.chain_id}",
+                statistics.median(raw),
+                "ms",
+            )
+            record[f"send_receipt_{chain.chain_id}"] = {"transfers": len(raw), **_summary(raw)}
+
+        measured: dict[str, dict[int, list[float]]] = {}
+        for chain in stack.chains:  # the node serving one chain: `--rpc --deployment`
+            name = f"node-1-chain-{chain.chain_id}"
+            stack.start_node(name, ["--rpc", chain.chain.rpc_url, "--deployment", str(chain.deployment_file)])
+            assert stack.node is not None
+            warm = stack.warm_up([chain])
+            label = f"1 chain ({chain.chain_id})"
+            found = _idle_rounds(stack, [chain], n, random.Random(seed), label)
+            runs[f"1_chain_{chain.chain_id}"] = {
+                "command": f"coprocessor node --rpc {chain.chain.rpc_url} --deployment {chain.deployment_file.name}",
+                "warm_up_seconds": round(warm, 2),
+                "node_rss_mb": round(rss_kb(stack.node.pid) / MB, 1),
+                "node_log": str(stack.node_log),
+                **{str(c): {"answered": len(v), **_summary(v)} for c, v in found.items()},
+            }
+            stack.stop_node()
+            measured[f"1_{chain.chain_id}"] = found
+            _progress(f"{label}: {_describe(found[chain.chain_id])}")
+
+        stack.start_node("node-2-chains", ["--chains", str(stack.folder / "chains.toml")])  # one node, both chains
+        assert stack.node is not None
+        warm = stack.warm_up(stack.chains)
+        both = _idle_rounds(stack, stack.chains, n, random.Random(seed), "2 chains")
+        runs["2_chains"] = {
+            "command": "coprocessor node --chains chains.toml",
+            "warm_up_seconds": round(warm, 2),
+            "node_rss_mb": round(rss_kb(stack.node.pid) / MB, 1),
+            "node_log": str(stack.node_log),
+            **{str(c): {"answered": len(v), **_summary(v)} for c, v in both.items()},
+        }
+        for chain_id, values in both.items():
+            _progress(f"2 chains, chain {chain_id}: {_describe(values)}")
+        time.sleep(0.5)  # a duplicate delivery would show up here
+        stack.stop_node()
+
+        for size, label in ((1, "1 chain"), (2, "2 chains")):
+            for chain_id in CHAIN_IDS:
+                values = measured[f"1_{chain_id}"][chain_id] if size == 1 else both[chain_id]
+                if not values:
+                    raise BenchError(f"chains phase: no request on chain {chain_id} answered by the node serving {label}")
+                base = f"chains_{chain_id}_send_receipt_p50_ms"
+                key = f"chains_{size}_{chain_id}_latency"
+                report.figure(
+                    f"{key}_p50_ms", f"chain {chain_id}, node serving {label}: latency p50", statistics.median(values), "ms", base
+                )
+                report.figure(f"{key}_p90_ms", f"chain {chain_id}, node serving {label}: latency p90", _pct(values, 0.9), "ms", base)
+                report.figure(f"{key}_p99_ms", f"chain {chain_id}, node serving {label}: latency p99", _pct(values, 0.99), "ms", base)
+        for chain_id in CHAIN_IDS:
+            report.figure(
+                f"chains_2_vs_1_{chain_id}_p50",
+                f"  chain {chain_id} p50: node serving 2 chains against 1",
+                report.value_of(f"chains_2_{chain_id}_latency_p50_ms"),
+                "ms",
+                f"chains_1_{chain_id}_latency_p50_ms",
+            )
+
+        for chain in stack.chains:
+            expected = 2 * (n + 1)  # a warm-up and n requests from each node
+            answered = sum(len(v) for v in measured[f"1_{chain.chain_id}"].values()) + len(both[chain.chain_id])
+            report.data["checks"][f"chains_{chain.chain_id}"] = {
+                "requests": expected,
+                "answered_on_chain": chain.client.consumer.functions.callbackCount().call(),
+                "answered_seen": chain.watcher.answered_by[chain.chain.deployment.consumer],
+                **chain.watcher.exactly_once(),
+                "not_ok": chain.watcher.not_ok,
+                "callbacks_failed": chain.watcher.callback_failed,
+                "missing": 2 * n - answered,
+            }
+
+
 # ---------------------------------------------------------------------------- main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small feeds (~115 requests, 20 pending): a smoke run, not a measurement")
+    parser.add_argument("--quick", action="store_true", help="small feeds (~165 requests, 20 pending): a smoke run, not a measurement")
     parser.add_argument("--out", type=Path, default=Path(".coprocessor/bench-node.json"), help="JSON report path")
     parser.add_argument(
         "--work-dir",
@@ -1359,7 +1608,7 @@ def main() -> None:
         default=None,
         help="keep each phase's logs, journal and deployment here (default: a temporary folder, removed)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the idle phase's random gaps")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the idle and chains phases' random gaps")
     parser.add_argument("--no-build", action="store_true", help="skip `forge build` (the contracts are already built)")
     parser.add_argument(
         "--node-args", default="", help='extra options for `coprocessor node`, e.g. "--max-batch 25" (default: none, the node\'s defaults)'
@@ -1407,6 +1656,8 @@ def main() -> None:
                 phase_nodes(report, settings, root)
             if "pending" in phases:
                 phase_pending(report, settings, root)
+            if "chains" in phases:
+                phase_chains(report, settings, root, options.seed)
         except BenchError as exc:
             failure = str(exc)
             report.data["error"] = failure

@@ -1,5 +1,5 @@
 """The node benchmark runs end to end in quick mode (every phase, the nodes phase's 1-, 2- and 3-node clusters
-too): every figure reported, every request answered once."""
+and the chains phase's node serving one chain and two too): every figure reported, every request answered once."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ BASELINES = [
     "node_rss_idle_mb",
     "enclave_rss_idle_mb",
     "enclave_tree_pss_idle_mb",
+    "chains_31337_send_receipt_p50_ms",
+    "chains_31338_send_receipt_p50_ms",
 ]
 FIGURES = [
     "idle_latency_p50_ms",
@@ -46,6 +48,9 @@ FIGURES = [
     "nodes_2_responses_per_s",
     "nodes_3_responses_per_s",
     "nodes_1_postgres_vs_sqlite",
+    *(f"chains_{n}_{c}_latency_{p}_ms" for n in (1, 2) for c in (31337, 31338) for p in ("p50", "p90", "p99")),
+    "chains_2_vs_1_31337_p50",
+    "chains_2_vs_1_31338_p50",
 ]
 TIME_LIMIT = 90.0
 
@@ -69,7 +74,7 @@ def test_bench_node_quick(contracts_built: None, tmp_path: Path) -> None:
     assert report["mode"] == "quick"
     assert {"nproc", "python", "anvil"} <= set(report["machine"])
     assert report["started_at"] < report["finished_at"]
-    for name in ("baselines", "idle", "sustained", "nodes", "pending"):
+    for name in ("baselines", "idle", "sustained", "nodes", "pending", "chains"):
         assert report["phases"][name]["started_at"] < report["phases"][name]["finished_at"]
     for key in BASELINES:
         value = report["baselines"][key]["value"]
@@ -82,7 +87,7 @@ def test_bench_node_quick(contracts_built: None, tmp_path: Path) -> None:
     assert consumers == {"ExampleConsumer", "LoadConsumer"}
 
     # Exactly once: the consumers' own counters equal the requests fed; nothing settled or sent twice.
-    for name in ("idle", "sustained", "pending", "nodes_1", "nodes_2", "nodes_3"):
+    for name in ("idle", "sustained", "pending", "nodes_1", "nodes_2", "nodes_3", "chains_31337", "chains_31338"):
         check = report["checks"][name]
         assert check["answered_on_chain"] == check["requests"], (name, check)
         assert check["answered_seen"] == check["requests"], (name, check)
@@ -99,3 +104,8 @@ def test_bench_node_quick(contracts_built: None, tmp_path: Path) -> None:
         assert len(run["node_logs"]) == count, run
         assert set(run["responses_by_node"]) <= {str(i) for i in range(count)}, run
         assert sum(run["responses_by_node"].values()) == run["requests"] + 1, run  # the warm-up request too
+
+    # The chains phase: the node serving both chains answered every request on each.
+    runs = report["phases"]["chains"]["runs"]
+    per_chain = report["phases"]["chains"]["requests_per_chain"]
+    assert runs["2_chains"]["31337"]["answered"] == runs["2_chains"]["31338"]["answered"] == per_chain, runs
