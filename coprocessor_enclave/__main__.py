@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CHAIN_ID,COPROCESSOR,REGISTRY[,RPC_URL]",
         help="one more chain this enclave's key answers (its Coprocessor, its EnclaveRegistry, and where templates read it); repeatable",
     )
+    option(
+        "--forwarders",
+        action="append",
+        metavar="CHAIN_ID=ADDRESS[,ADDRESS...]",
+        help="contracts that request for others on a chain (Subscriptions, Sponsorships): inputs sealed to them are refused; repeatable",
+    )
     option("--payee", required=True, help="account credited with fees for this enclave's responses")
     option(
         "--backend",
@@ -110,6 +116,14 @@ def parse_binding(text: str) -> Binding:
     return Binding(int(parts[0]), parts[1].strip(), parts[2].strip(), parts[3].strip() if len(parts) == 4 else None)
 
 
+def parse_forwarders(text: str) -> list[tuple[int, str]]:
+    """`CHAIN_ID=ADDRESS[,ADDRESS...]` (--forwarders) as (chain id, address) pairs."""
+    chain, _, addresses = text.partition("=")
+    if not chain.strip().isdigit() or not addresses.strip():
+        raise EnclaveError(f"--forwarders {text!r}: give CHAIN_ID=ADDRESS[,ADDRESS...]")
+    return [(int(chain), a.strip()) for a in addresses.split(",") if a.strip()]
+
+
 def serve(args: argparse.Namespace) -> None:
     """Starts the key holder and serves it until SIGTERM or Ctrl-C."""
     backend: AttestationBackend
@@ -125,7 +139,12 @@ def serve(args: argparse.Namespace) -> None:
         allow_private_hosts=args.http_allow_private,
     )
     config = EnclaveConfig(
-        int(args.chain_id), args.coprocessor, args.registry, args.payee, others=tuple(map(parse_binding, args.also or ()))
+        int(args.chain_id),
+        args.coprocessor,
+        args.registry,
+        args.payee,
+        others=tuple(map(parse_binding, args.also or ())),
+        forwarders=tuple(f for text in args.forwarders or () for f in parse_forwarders(text)),
     )
     enclave = Enclave(config, load_templates(list(args.templates)), backend, int(args.concurrency), capabilities, int(args.warm_templates))
     token = write_token(args.token_file)

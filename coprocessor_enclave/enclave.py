@@ -58,6 +58,9 @@ class Binding:
     coprocessor: str
     registry: str
     chain_rpc: str | None = None  # where templates answering this chain's requests read it (untrusted, verified)
+    # Contracts that request for others (Subscriptions, Sponsorships): an input sealed to one of them is sealed to
+    # everyone who uses it, so the enclave opens none (docs/keys.md).
+    forwarders: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -79,14 +82,19 @@ class EnclaveConfig:
     cluster_images: frozenset[bytes] = frozenset()
     key_grace_seconds: float = 24 * 3600  # how long a rotated-out epoch still opens inputs and secrets
     others: tuple[Binding, ...] = ()
+    forwarders: tuple[tuple[int, str], ...] = ()  # (chain id, address) of each chain's forwarding contracts
 
     def bindings(self, home_rpc: str | None = None) -> dict[int, Binding]:
-        """Every deployment by chain id, home first; two on one chain are refused."""
+        """Every deployment by chain id, home first, each with its forwarders; two on one chain are refused."""
         found = {self.chain_id: Binding(self.chain_id, self.coprocessor, self.registry, home_rpc)}
         for binding in self.others:
             if binding.chain_id in found:
                 raise EnclaveError(f"chain {binding.chain_id} is served twice: one Coprocessor per chain")
             found[binding.chain_id] = binding
+        for chain, address in self.forwarders:
+            if chain not in found:
+                raise EnclaveError(f"forwarder {address} is on chain {chain}, which this enclave does not serve")
+            found[chain] = replace(found[chain], forwarders=found[chain].forwarders | {address.lower()})
         return found
 
 
@@ -207,7 +215,12 @@ class Enclave:
             "registry": to_checksum_address(self.config.registry),
             "payee": to_checksum_address(self.config.payee),
             "chains": [
-                {"chainId": b.chain_id, "coprocessor": to_checksum_address(b.coprocessor), "registry": to_checksum_address(b.registry)}
+                {
+                    "chainId": b.chain_id,
+                    "coprocessor": to_checksum_address(b.coprocessor),
+                    "registry": to_checksum_address(b.registry),
+                    "forwarders": sorted(to_checksum_address(f) for f in b.forwarders),
+                }
                 for b in self._bindings.values()
             ],
             # Other chains templates may read, and what makes a block of each trusted (docs/chains.md).
@@ -396,6 +409,11 @@ class Enclave:
         `EnclaveUnreachable`: not the input's fault, so nothing is signed and the run is retried (by this
         node once its enclave joined again, or by another node's)."""
         b = binding
+        if request.consumer.lower() in b.forwarders:
+            raise DecryptionFailed(
+                f"{request.consumer} requests for others: an input sealed to it is anyone's to copy, so none is opened"
+                " (seal to your own consumer contract)"
+            )
         try:
             return decrypt_input(self.keyring.epoch_secret, input_data, b.chain_id, b.coprocessor, request.consumer, template.template_id)
         except DecryptionFailed:

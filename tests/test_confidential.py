@@ -96,6 +96,22 @@ def test_run_inputSealedForAnotherBinding_signedInvalidInput(pair: tuple[Enclave
     assert b"encrypted input" in result.output
 
 
+def test_run_inputSealedToAForwardingContract_signedInvalidInputNeverOpened(pki: Path) -> None:
+    forwarder = "0x" + "66" * 20  # a Subscriptions or Sponsorships: it requests for everyone who uses it
+    config = EnclaveConfig(CHAIN, COPROCESSOR, REGISTRY, PAYEE, forwarders=((CHAIN, forwarder),))
+    enclave = Enclave(config, load_templates([TEST_TEMPLATES]), DevBackend(pki))
+    try:
+        enclave.keys_genesis()
+        template_id, sealed = _sealed_sum(enclave, [1, 2], consumer=forwarder)
+        result = enclave.run(_request(template_id, sealed, consumer=forwarder, n=99), sealed)
+        assert result.status == Status.INVALID_INPUT
+        assert b"requests for others" in result.output
+        template_id, sealed = _sealed_sum(enclave, [1, 2])  # sealed to its own consumer: opened as ever
+        assert enclave.run(_request(template_id, sealed, n=100), sealed).status == Status.OK
+    finally:
+        enclave.close()
+
+
 def test_run_plainInputToAnEncryptedTemplate_signedInvalidInput(pair: tuple[Enclave, Enclave]) -> None:
     holder, _ = pair
     template = find_template(holder.templates, "sealed-sum")

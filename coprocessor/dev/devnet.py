@@ -152,6 +152,8 @@ def start_enclave(
         command += ["--chain-rpc", chain_rpc]
     for other, other_rpc in also:
         command += ["--also", f"{other.chain_id},{other.coprocessor},{other.registry},{other_rpc}"]
+    for served in (deployment, *(other for other, _ in also)):  # they request for others: nothing is sealed to them
+        command += ["--forwarders", f"{served.chain_id}={served.subscriptions},{served.sponsorships}"]
     if secrets_file:
         command += ["--secrets", str(secrets_file)]
     if read_chains:
