@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FORGE := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
-# `make demo PORT=9545 STATE=/tmp/demo`: Anvil's port (the quote endpoint takes the next one) and the state dir.
+# `make demo PORT=9545 STATE=/tmp/demo`: Anvil's port (the quote and jobs endpoints take the next two, further
+# chains 10 ports apart) and the state dir.
 PORT ?= 8545
 STATE ?= .coprocessor
-DEV_ARGS = --state-dir $(STATE) dev --port $(PORT) --quote-port $(shell expr $(PORT) + 1)
+DEV_ARGS = --state-dir $(STATE) dev --port $(PORT) --quote-port $(shell expr $(PORT) + 1) --jobs-port $(shell expr $(PORT) + 2)
 
 .PHONY: setup demo dev test lint test-solidity test-python bench wheel clean
 

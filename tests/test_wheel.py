@@ -159,10 +159,23 @@ def test_installedWheel_devDemo_runsWithAnvilFromPath(installed: Path, tmp_path:
     anvil_dir = tool_path("anvil").parent
     env = {**_env(tmp_path / "cache"), "PATH": f"{installed / 'bin'}{os.pathsep}{anvil_dir}{os.pathsep}{os.environ['PATH']}"}
     port = devnet.free_port()
-    command = ["coprocessor", "--state-dir", str(tmp_path / "state"), "dev", "--demo", "--port", str(port), "--quote-port", "0"]
+    command = [
+        "coprocessor",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "dev",
+        "--demo",
+        "--port",
+        str(port),
+        "--quote-port",
+        "0",
+        "--jobs-port",
+        "0",
+    ]
     demo = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "next swap's Swap event fee" in demo.stdout  # the v4 stack from the shipped v4-core bytecode
+    assert "A cron job:" in demo.stdout and "A read across chains:" in demo.stdout  # issue 14's part of the demo
     assert (tmp_path / "state" / "deployment.json").is_file()
 
 
